@@ -1,0 +1,86 @@
+// Package natstest starts real in-process NATS servers with JetStream for
+// tests, in the spirit of net/http/httptest.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options tune RunServer. The zero value starts a JetStream server on a
+// random loopback port with its store in t.TempDir().
+type Options struct {
+	// StoreDir is the JetStream store directory; empty means t.TempDir().
+	StoreDir string
+	// Port is the client port; 0 means a random free port.
+	Port int
+}
+
+// RunServer starts an in-process NATS server with JetStream and stops it
+// when the test ends.
+func RunServer(t testing.TB, o Options) *server.Server {
+	t.Helper()
+	if o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+	if o.Port == 0 {
+		o.Port = server.RANDOM_PORT
+	}
+	s, err := server.NewServer(&server.Options{
+		Host:      "127.0.0.1",
+		Port:      o.Port,
+		JetStream: true,
+		StoreDir:  o.StoreDir,
+		NoLog:     true,
+		NoSigs:    true,
+	})
+	if err != nil {
+		t.Fatalf("natstest: new server: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("natstest: server not ready in 10s")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect connects to s and closes the connection when the test ends.
+func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// CheckFor calls f until it returns nil or timeout passes, then fails the
+// test with f's last error. It polls every interval.
+func CheckFor(t testing.TB, timeout, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		<-time.After(interval)
+	}
+}

@@ -1,0 +1,92 @@
+package events
+
+// DefaultLimit is the page size of a list when the request gives none.
+const DefaultLimit = 10
+
+// LimitAll as a query limit asks for every match (CCKM's limit=-1).
+const LimitAll = -1
+
+// KeyQuery filters and pages the key inventory. Zero fields do not filter.
+// It is the request body of the keys.list query endpoint.
+type KeyQuery struct {
+	// ID, if set, matches one key record id.
+	ID string `json:"id,omitempty"`
+	// VaultID matches keys of one vault by vault id.
+	VaultID string `json:"key_vault_id,omitempty"`
+	// KeyVault matches keys of one vault by "name::subscription" or, when
+	// it has no "::", by bare vault name.
+	KeyVault string `json:"key_vault,omitempty"`
+	// KeyName matches the key name exactly (case-insensitive).
+	KeyName string `json:"key_name,omitempty"`
+	// Kid matches the key identifier exactly, with or without version.
+	Kid string `json:"kid,omitempty"`
+	// Enabled and Gone, when non-nil, match the flag.
+	Enabled *bool `json:"enabled,omitempty"`
+	Gone    *bool `json:"gone,omitempty"`
+	// KeySize matches the key size in bits (0: any).
+	KeySize int `json:"key_size,omitempty"`
+	// Skip and Limit page the result; Limit LimitAll returns all, 0 means
+	// DefaultLimit.
+	Skip  int `json:"skip"`
+	Limit int `json:"limit"`
+	// Sort is a field name, "-" prefixed for descending: createdAt (the
+	// default is -createdAt), updatedAt, syncedAt, key_name.
+	Sort string `json:"sort,omitempty"`
+}
+
+// KeySortFields are the values KeyQuery.Sort accepts, without the "-".
+var KeySortFields = []string{"createdAt", "updatedAt", "syncedAt", "key_name"}
+
+// JobQuery filters and pages the jobs. Zero fields do not filter; jobs are
+// sorted newest first.
+type JobQuery struct {
+	ID            string    `json:"id,omitempty"`
+	OverallStatus JobStatus `json:"overall_status,omitempty"`
+	// KeyVaults matches jobs that include any of these vaults
+	// ("name::subscription", bare name, or vault id).
+	KeyVaults []string `json:"key_vaults,omitempty"`
+	Skip      int      `json:"skip"`
+	Limit     int      `json:"limit"`
+}
+
+// KeyPage is one page of keys in CCKM's list envelope.
+type KeyPage struct {
+	Skip      int         `json:"skip"`
+	Limit     int         `json:"limit"`
+	Total     int         `json:"total"`
+	Resources []KeyRecord `json:"resources"`
+}
+
+// JobPage is one page of jobs in CCKM's list envelope.
+type JobPage struct {
+	Skip      int   `json:"skip"`
+	Limit     int   `json:"limit"`
+	Total     int   `json:"total"`
+	Resources []Job `json:"resources"`
+}
+
+// GetRequest is the body of the keys.get and jobs.get query endpoints.
+type GetRequest struct {
+	ID string `json:"id"`
+}
+
+// QueryError is the body of a failed query reply. Code is one of the
+// QueryErr* codes so callers can branch on it.
+type QueryError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Query error codes.
+const (
+	QueryErrNotFound   = "not_found"
+	QueryErrBadRequest = "bad_request"
+	QueryErrInternal   = "internal"
+)
+
+// QueryReply wraps every query reply: exactly one of Error and the payload
+// is set.
+type QueryReply[T any] struct {
+	Error *QueryError `json:"error,omitempty"`
+	Data  *T          `json:"data,omitempty"`
+}

@@ -1,0 +1,103 @@
+package events
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Subject prefixes and names. Tokens such as job and vault ids are UUIDs and
+// key names match ^[0-9a-zA-Z-]{1,127}$, so none of them contains a '.', '*'
+// or '>' and every subject below is a valid literal subject.
+const (
+	// SubjectRoot is the first token of every akvsync subject.
+	SubjectRoot = "akvsync"
+
+	subjSyncRequested = "akvsync.sync.requested"
+	subjTaskVault     = "akvsync.task.vault"
+	subjEventJob      = "akvsync.event.job"
+	subjEventVault    = "akvsync.event.vault"
+	subjKey           = "akvsync.key"
+
+	// SubjectAllEvents matches every event dashboards may subscribe to.
+	SubjectAllEvents = "akvsync.event.>"
+
+	// QueryServiceName is the name of the NATS micro service that answers
+	// inventory queries; QueryGroup is its subject prefix.
+	QueryServiceName = "akvsync-query"
+	QueryGroup       = "akvsync.query"
+	// Query endpoint names under QueryGroup.
+	QueryKeysList = "keys.list"
+	QueryKeysGet  = "keys.get"
+	QueryJobsList = "jobs.list"
+	QueryJobsGet  = "jobs.get"
+	// QueryQueueGroup is the queue group every worker's query service joins.
+	QueryQueueGroup = "akvsync-query"
+)
+
+// SyncRequestedSubject is the subject of the sync-requested event of a job.
+func SyncRequestedSubject(jobID string) string { return subjSyncRequested + "." + jobID }
+
+// VaultTaskSubject is the subject of the task that syncs one vault for a job.
+func VaultTaskSubject(jobID, vaultID string) string {
+	return subjTaskVault + "." + jobID + "." + vaultID
+}
+
+// JobEventSubject is the subject of a job-level event of the given kind.
+func JobEventSubject(jobID string, kind EventKind) string {
+	return subjEventJob + "." + jobID + "." + string(kind)
+}
+
+// VaultEventSubject is the subject of a vault-level event of the given kind.
+func VaultEventSubject(jobID, vaultID string, kind EventKind) string {
+	return subjEventVault + "." + jobID + "." + vaultID + "." + string(kind)
+}
+
+// VaultResultFilter matches the terminal vault events of every job: the job
+// tracker consumes exactly these.
+func VaultResultFilters() []string {
+	return []string{
+		subjEventVault + ".*.*." + string(KindVaultCompleted),
+		subjEventVault + ".*.*." + string(KindVaultFailed),
+		subjEventVault + ".*.*." + string(KindVaultAborted),
+	}
+}
+
+// KeySubject is the subject of the inventory record of one key. The KEYS
+// stream keeps one message per subject, so the stream is a compacted log of
+// the latest state of every key.
+func KeySubject(vaultID, keyName string) string {
+	return subjKey + "." + vaultID + "." + keyName
+}
+
+// VaultKeysFilter matches the key records of one vault.
+func VaultKeysFilter(vaultID string) string { return subjKey + "." + vaultID + ".*" }
+
+// QuerySubject is the full subject of a query endpoint.
+func QuerySubject(endpoint string) string { return QueryGroup + "." + endpoint }
+
+// ParseVaultEventSubject splits a vault event subject into its job id, vault
+// id and kind.
+func ParseVaultEventSubject(subject string) (jobID, vaultID string, kind EventKind, err error) {
+	rest, ok := strings.CutPrefix(subject, subjEventVault+".")
+	parts := strings.Split(rest, ".")
+	if !ok || len(parts) != 3 {
+		return "", "", "", fmt.Errorf("%w: not a vault event subject: %q", ErrBadSubject, subject)
+	}
+	return parts[0], parts[1], EventKind(parts[2]), nil
+}
+
+// ValidToken reports whether s can be used as one subject token.
+func ValidToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '-' || r == '_':
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,254 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names.
+const (
+	StreamRequests = "AKVSYNC_REQUESTS"
+	StreamTasks    = "AKVSYNC_TASKS"
+	StreamEvents   = "AKVSYNC_EVENTS"
+	StreamKeys     = "AKVSYNC_KEYS"
+)
+
+// Durable consumer names. Every worker process binds to the same durable,
+// so the work is shared.
+const (
+	ConsumerPlanner     = "planner"
+	ConsumerVaultSyncer = "vault-syncer"
+	ConsumerJobTracker  = "job-tracker"
+)
+
+// Key-value bucket names.
+const (
+	BucketJobs          = "akvsync-jobs"
+	BucketVaults        = "akvsync-vaults"
+	BucketConnections   = "akvsync-connections"
+	BucketLocks         = "akvsync-locks"
+	BucketRefreshTokens = "akvsync-refresh-tokens"
+)
+
+// Defaults of [Topology].
+const (
+	DefaultReplicas        = 1
+	DefaultDuplicateWindow = 10 * time.Minute
+	DefaultEventsMaxAge    = 7 * 24 * time.Hour
+	DefaultRequestsMaxAge  = 7 * 24 * time.Hour
+	DefaultTaskAckWait     = 30 * time.Second
+	DefaultTaskMaxDeliver  = 5
+	DefaultRefreshTokenTTL = 24 * time.Hour
+	DefaultMaxAckPending   = 4096
+)
+
+// Topology is the configuration of akvsync's streams, consumers and
+// buckets. The zero value is replaced by the defaults above.
+type Topology struct {
+	// Replicas of every stream and bucket: 1 embedded, 3 in a cluster.
+	Replicas int
+	// Storage of every stream and bucket (file by default; memory for
+	// throwaway test servers).
+	Storage jetstream.StorageType
+	// DuplicateWindow is the dedupe window of the requests and tasks
+	// streams (Nats-Msg-Id); at least 2 minutes.
+	DuplicateWindow time.Duration
+	// EventsMaxAge is how long dashboards can replay events.
+	EventsMaxAge time.Duration
+	// RequestsMaxAge is how long sync-requested events are kept.
+	RequestsMaxAge time.Duration
+	// TaskAckWait is how long a vault task may go without an ack or a
+	// heartbeat before it is redelivered to another worker.
+	TaskAckWait time.Duration
+	// TaskMaxDeliver bounds the deliveries of one vault task; the job
+	// tracker fails a vault whose task ran out of deliveries.
+	TaskMaxDeliver int
+	// RefreshTokenTTL bounds the life of an API refresh token.
+	RefreshTokenTTL time.Duration
+}
+
+// WithDefaults returns t with zero fields replaced by defaults.
+func (t Topology) WithDefaults() Topology {
+	if t.Replicas == 0 {
+		t.Replicas = DefaultReplicas
+	}
+	if t.DuplicateWindow == 0 {
+		t.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if t.EventsMaxAge == 0 {
+		t.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if t.RequestsMaxAge == 0 {
+		t.RequestsMaxAge = DefaultRequestsMaxAge
+	}
+	if t.TaskAckWait == 0 {
+		t.TaskAckWait = DefaultTaskAckWait
+	}
+	if t.TaskMaxDeliver == 0 {
+		t.TaskMaxDeliver = DefaultTaskMaxDeliver
+	}
+	if t.RefreshTokenTTL == 0 {
+		t.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	return t
+}
+
+// Validate reports a configuration JetStream would refuse or that breaks
+// the pipeline's guarantees.
+func (t Topology) Validate() error {
+	t = t.WithDefaults()
+	switch {
+	case t.Replicas < 1 || t.Replicas > 5:
+		return fmt.Errorf("%w: replicas must be 1 to 5, got %d", ErrTopology, t.Replicas)
+	case t.DuplicateWindow < 2*time.Minute:
+		return fmt.Errorf("%w: duplicate window must be at least 2m, got %s", ErrTopology, t.DuplicateWindow)
+	case t.TaskAckWait < time.Second:
+		return fmt.Errorf("%w: task ack wait must be at least 1s, got %s", ErrTopology, t.TaskAckWait)
+	case t.TaskMaxDeliver < 1:
+		return fmt.Errorf("%w: task max deliver must be at least 1, got %d", ErrTopology, t.TaskMaxDeliver)
+	}
+	return nil
+}
+
+// Streams returns the configurations of akvsync's streams.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	t = t.WithDefaults()
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamRequests,
+			Description: "akvsync: accepted sync jobs (sync-requested events)",
+			Subjects:    []string{subjSyncRequested + ".*"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      t.RequestsMaxAge,
+			Duplicates:  t.DuplicateWindow,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+		},
+		{
+			Name:        StreamTasks,
+			Description: "akvsync: one task per vault to sync (work queue)",
+			Subjects:    []string{subjTaskVault + ".*.*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Duplicates:  t.DuplicateWindow,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+		},
+		{
+			Name:        StreamEvents,
+			Description: "akvsync: job and vault events (CloudEvents 1.0 JSON)",
+			Subjects:    []string{subjEventJob + ".*.*", subjEventVault + ".*.*.*"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      t.EventsMaxAge,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+		},
+		{
+			Name:              StreamKeys,
+			Description:       "akvsync: the key inventory, latest record per key",
+			Subjects:          []string{subjKey + ".*.*"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1,
+			Storage:           t.Storage,
+			Replicas:          t.Replicas,
+		},
+	}
+}
+
+// Buckets returns the configurations of akvsync's key-value buckets.
+func (t Topology) Buckets() []jetstream.KeyValueConfig {
+	t = t.WithDefaults()
+	kv := func(name, desc string, ttl time.Duration) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{
+			Bucket: name, Description: desc, History: 1, TTL: ttl,
+			Storage: t.Storage, Replicas: t.Replicas,
+		}
+	}
+	return []jetstream.KeyValueConfig{
+		kv(BucketJobs, "akvsync: job records (CAS-updated write model)", 0),
+		kv(BucketVaults, "akvsync: registered vaults", 0),
+		kv(BucketConnections, "akvsync: Azure connections (secrets sealed)", 0),
+		kv(BucketLocks, "akvsync: vault id -> job id holding the vault", 0),
+		kv(BucketRefreshTokens, "akvsync: API refresh tokens (hashed)", t.RefreshTokenTTL),
+	}
+}
+
+// Consumers returns the durable consumers of each stream, by stream name.
+func (t Topology) Consumers() map[string]jetstream.ConsumerConfig {
+	t = t.WithDefaults()
+	return map[string]jetstream.ConsumerConfig{
+		StreamRequests: {
+			Durable:       ConsumerPlanner,
+			Description:   "akvsync: expands a job into vault tasks",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       t.TaskAckWait,
+			MaxDeliver:    -1,
+			MaxAckPending: DefaultMaxAckPending,
+		},
+		StreamTasks: {
+			Durable:       ConsumerVaultSyncer,
+			Description:   "akvsync: syncs one vault per task",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       t.TaskAckWait,
+			MaxDeliver:    t.TaskMaxDeliver,
+			MaxAckPending: DefaultMaxAckPending,
+		},
+		StreamEvents: {
+			Durable:        ConsumerJobTracker,
+			Description:    "akvsync: folds terminal vault events into job records",
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        t.TaskAckWait,
+			MaxDeliver:     -1,
+			FilterSubjects: VaultResultFilters(),
+			MaxAckPending:  DefaultMaxAckPending,
+		},
+	}
+}
+
+// EnsureStreams creates or updates every stream and bucket. It is
+// idempotent and safe to call from every process at start.
+func (t Topology) EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	for _, sc := range t.Streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("%w: stream %s: %w", ErrTopology, sc.Name, err)
+		}
+	}
+	for _, kc := range t.Buckets() {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("%w: bucket %s: %w", ErrTopology, kc.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// EnsureConsumer creates or updates the durable consumer of stream and
+// returns it. Workers call it for the consumers they run.
+func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Consumer, error) {
+	cc, ok := t.Consumers()[stream]
+	if !ok {
+		return nil, fmt.Errorf("%w: stream %s has no durable consumer", ErrTopology, stream)
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, cc.Durable, stream, err)
+	}
+	return c, nil
+}
+
+// Bucket opens one of akvsync's buckets, which EnsureStreams created.
+func Bucket(ctx context.Context, js jetstream.JetStream, name string) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("%w: bucket %s does not exist (EnsureStreams not run?): %w", ErrTopology, name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: bucket %s: %w", ErrTopology, name, err)
+	}
+	return kv, nil
+}

@@ -1,0 +1,59 @@
+package events
+
+import "time"
+
+// QualifiedVaultName is CCKM's name of a vault: "name::subscription".
+func QualifiedVaultName(name, subscriptionID string) string { return name + "::" + subscriptionID }
+
+// Vault is a registered Azure Key Vault, stored in the vaults bucket under
+// its id.
+type Vault struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	AzureVaultID   string            `json:"azure_vault_id,omitempty"`
+	SubscriptionID string            `json:"subscription_id"`
+	Location       string            `json:"location,omitempty"`
+	VaultURI       string            `json:"vault_uri"`
+	Connection     string            `json:"connection"`
+	Cloud          string            `json:"cloud_name"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	UpdatedAt      time.Time         `json:"updatedAt"`
+}
+
+// QualifiedName is the vault's CCKM name, "name::subscription".
+func (v Vault) QualifiedName() string { return QualifiedVaultName(v.Name, v.SubscriptionID) }
+
+// VaultTask asks a vault syncer to sync one vault for one job. It is
+// published to the tasks work-queue stream with Nats-Msg-Id "<job>/<vault>".
+type VaultTask struct {
+	JobID string `json:"job_id"`
+	Vault Vault  `json:"vault"`
+}
+
+// SyncRequested is the data of the event the API publishes when it accepts
+// a job. The job record is already in the jobs bucket with its vaults
+// resolved and locked.
+type SyncRequested struct {
+	Job Job `json:"job"`
+}
+
+// VaultResult is the data of a vault event: what a vault syncer did.
+type VaultResult struct {
+	JobID      string      `json:"job_id"`
+	VaultID    string      `json:"vault_id"`
+	Vault      string      `json:"vault"` // name::subscription
+	Status     VaultStatus `json:"status"`
+	Error      string      `json:"error,omitempty"`
+	Listed     int         `json:"listed"`
+	Fetched    int         `json:"fetched"`
+	Unchanged  int         `json:"unchanged"`
+	Gone       int         `json:"gone"`
+	Attempt    int         `json:"attempt"`
+	StartedAt  time.Time   `json:"started_at"`
+	FinishedAt time.Time   `json:"finished_at,omitzero"`
+	// KeysSeq is the KEYS stream sequence of the last key record this sync
+	// published (0 if none): a reader whose inventory has applied it sees
+	// every key of this sync.
+	KeysSeq uint64 `json:"keys_seq,omitempty"`
+}
