@@ -39,11 +39,11 @@ func TestTopology(t *testing.T) {
 	t.Run("SubjectsLandInTheirStreams", func(t *testing.T) {
 		job, vault := events.NewID(), events.NewID()
 		cases := map[string]string{
-			events.SyncRequestedSubject(job):                                 events.StreamRequests,
-			events.VaultTaskSubject(job, vault):                              events.StreamTasks,
-			events.JobEventSubject(job, events.KindJobFinished):              events.StreamEvents,
+			events.SyncRequestedSubject(job):                                events.StreamRequests,
+			events.VaultTaskSubject(job, vault):                             events.StreamTasks,
+			events.JobEventSubject(job, events.KindJobFinished):             events.StreamEvents,
 			events.VaultEventSubject(job, vault, events.KindVaultCompleted): events.StreamEvents,
-			events.KeySubject(vault, "key-1"):                                events.StreamKeys,
+			events.KeySubject(vault, "key-1"):                               events.StreamKeys,
 		}
 		for subj, stream := range cases {
 			ack, err := js.Publish(ctx, subj, []byte("{}"))
