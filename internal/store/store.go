@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store is one worker's materialized inventory in a bbolt file. It is safe
+// for concurrent use: queries run in parallel read transactions, Apply
+// calls are serialized by bbolt's single writer.
+type Store struct {
+	db  *bolt.DB
+	cfg Config
+	log zerolog.Logger
+
+	mu     sync.RWMutex // guards closed; held shared by every operation
+	closed bool
+}
+
+// Batch is a set of changes Apply commits in one transaction: key records
+// upserted by id, jobs upserted by id, jobs deleted by id (after the
+// upserts), and the new stream positions (source name -> last applied
+// sequence) that this batch brings the store to.
+type Batch struct {
+	Keys        []events.KeyRecord
+	Jobs        []events.Job
+	DeletedJobs []string
+	Positions   map[string]uint64
+}
+
+// Len returns the number of records in the batch (keys, jobs, deletions).
+func (b *Batch) Len() int { return len(b.Keys) + len(b.Jobs) + len(b.DeletedJobs) }
+
+// Stats is a snapshot of the store's size.
+type Stats struct {
+	// Keys and Jobs count the records.
+	Keys int `json:"keys"`
+	Jobs int `json:"jobs"`
+	// FileSize is the size of the bbolt file in bytes.
+	FileSize int64 `json:"file_size"`
+}
+
+// Open opens (creating if needed) the bbolt file at cfg.Path and its
+// buckets. bbolt's copy-on-write pages and double meta page make reopening
+// after a crash safe: the store is the last committed transaction.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
+		Timeout:        cfg.OpenTimeout,
+		NoSync:         cfg.NoSync,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets() {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaSchema); v != nil {
+			if len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
+				return fmt.Errorf("%w: schema version %x, want %d", ErrCorrupt, v, schemaVersion)
+			}
+			return nil
+		}
+		return meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion))
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, cfg: cfg, log: cfg.Logger.With().Str("component", "store").Logger()}
+	st := s.Stats()
+	s.log.Info().Str("path", cfg.Path).Int("keys", st.Keys).Int("jobs", st.Jobs).Int64("file_size", st.FileSize).Msg("store opened")
+	return s, nil
+}
+
+// Close closes the file, waiting for running transactions. Later calls
+// return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Config returns the store's configuration with defaults applied.
+func (s *Store) Config() Config { return s.cfg }
+
+// view runs fn in a read transaction unless the store is closed.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+// update runs fn in a write transaction unless the store is closed.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.Update(fn)
+}
+
+// ctxCheckEvery is how many records a long loop handles between checks
+// of its context.
+const ctxCheckEvery = 256
+
+// Apply commits the batch in one bbolt transaction: key records (upsert
+// by id, moving their index entries), jobs (upsert by id), job deletions,
+// and the stream positions. Either all of it is applied or nothing is.
+// Applying the same batch twice leaves the same state.
+//
+// A position never moves backwards: the store keeps the larger of the
+// stored and the given sequence. Callers skip messages whose sequence is
+// at or below Position(source) before adding them to a batch; that and the
+// shared transaction make application exactly-once across restarts.
+//
+// A key's FirstSeenAt is the earliest non-zero one seen for its id.
+func (s *Store) Apply(ctx context.Context, b Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := applyKeys(ctx, tx, b.Keys); err != nil {
+			return err
+		}
+		if err := applyJobs(tx, b.Jobs, b.DeletedJobs); err != nil {
+			return err
+		}
+		return applyPositions(tx, b.Positions)
+	})
+	if err != nil {
+		return fmt.Errorf("store: apply: %w", err)
+	}
+	s.log.Debug().Int("keys", len(b.Keys)).Int("jobs", len(b.Jobs)).Int("deleted_jobs", len(b.DeletedJobs)).
+		Interface("positions", b.Positions).Dur("took", time.Since(start)).Msg("batch applied")
+	return nil
+}
+
+// applyPositions advances the stored positions to those given.
+func applyPositions(tx *bolt.Tx, pos map[string]uint64) error {
+	bk := tx.Bucket(bucketPositions)
+	for src, seq := range pos {
+		if src == "" {
+			return fmt.Errorf("%w: empty position source", ErrBadRecord)
+		}
+		if v := bk.Get([]byte(src)); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
+			continue
+		}
+		if err := bk.Put([]byte(src), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+			return fmt.Errorf("position %s: %w", src, err)
+		}
+	}
+	return nil
+}
+
+// Position returns the last applied sequence of a source (0 if none).
+func (s *Store) Position(source string) (uint64, error) {
+	var seq uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketPositions).Get([]byte(source)); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return seq, err
+}
+
+// Positions returns every source's last applied sequence.
+func (s *Store) Positions() (map[string]uint64, error) {
+	out := make(map[string]uint64)
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPositions).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				out[string(k)] = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Stats returns the record counts and file size; zero on a closed store.
+func (s *Store) Stats() Stats {
+	var st Stats
+	_ = s.view(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		st.Keys = int(getCounter(meta, metaKeys))
+		st.Jobs = int(getCounter(meta, metaJobs))
+		st.FileSize = tx.Size()
+		return nil
+	})
+	return st
+}
+
+// getCounter reads a uint64 counter (0 if absent).
+func getCounter(b *bolt.Bucket, k []byte) uint64 {
+	if v := b.Get(k); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// addCounter adds delta to a uint64 counter, not going below zero.
+func addCounter(b *bolt.Bucket, k []byte, delta int) error {
+	n := int64(getCounter(b, k)) + int64(delta)
+	if n < 0 {
+		n = 0
+	}
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
