@@ -52,10 +52,12 @@ func VaultEventSubject(jobID, vaultID string, kind EventKind) string {
 	return subjEventVault + "." + jobID + "." + vaultID + "." + string(kind)
 }
 
-// VaultResultFilter matches the terminal vault events of every job: the job
-// tracker consumes exactly these.
-func VaultResultFilters() []string {
+// TrackerFilters matches the vault events that move a job's state (started
+// and the terminal ones) for every job: the job tracker consumes exactly
+// these.
+func TrackerFilters() []string {
 	return []string{
+		subjEventVault + ".*.*." + string(KindVaultStarted),
 		subjEventVault + ".*.*." + string(KindVaultCompleted),
 		subjEventVault + ".*.*." + string(KindVaultFailed),
 		subjEventVault + ".*.*." + string(KindVaultAborted),

@@ -202,7 +202,7 @@ func (t Topology) Consumers() map[string]jetstream.ConsumerConfig {
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        t.TaskAckWait,
 			MaxDeliver:     -1,
-			FilterSubjects: VaultResultFilters(),
+			FilterSubjects: TrackerFilters(),
 			MaxAckPending:  DefaultMaxAckPending,
 		},
 	}

@@ -1,0 +1,264 @@
+package azure
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+)
+
+// Defaults of [Config]: azcore's own retry defaults, and a connection pool
+// large enough for the syncer's concurrency.
+const (
+	DefaultMaxRetries          = 3
+	DefaultRetryDelay          = 800 * time.Millisecond
+	DefaultMaxRetryDelay       = 60 * time.Second
+	DefaultTryTimeout          = 60 * time.Second
+	DefaultMaxConnsPerHost     = 64
+	DefaultDialTimeout         = 10 * time.Second
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+)
+
+// Config tunes the clients a [Factory] builds. Zero fields take the
+// defaults above.
+type Config struct {
+	// MaxRetries, RetryDelay and MaxRetryDelay are azcore's retry policy
+	// (429, 5xx and transport errors, honouring Retry-After).
+	MaxRetries    int32
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// TryTimeout bounds one HTTP attempt.
+	TryTimeout time.Duration
+	// MaxConnsPerHost bounds connections to one vault.
+	MaxConnsPerHost int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = DefaultRetryDelay
+	}
+	if c.MaxRetryDelay == 0 {
+		c.MaxRetryDelay = DefaultMaxRetryDelay
+	}
+	if c.TryTimeout == 0 {
+		c.TryTimeout = DefaultTryTimeout
+	}
+	if c.MaxConnsPerHost == 0 {
+		c.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.MaxRetries < 0 || c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay || c.TryTimeout < 0 || c.MaxConnsPerHost < 1 {
+		return fmt.Errorf("azure: invalid client config %+v", c)
+	}
+	return nil
+}
+
+// Throttle paces the requests to one vault. Wait blocks until a request
+// may be sent; Observe is told every response status (429 slows it down).
+type Throttle interface {
+	Wait(ctx context.Context) error
+	Observe(status int)
+}
+
+// Factory builds Key Vault clients. It caches one credential and one HTTP
+// transport per connection, so tokens and TLS connections are reused
+// across vaults and syncs. It is safe for concurrent use.
+type Factory struct {
+	cfg Config
+
+	mu    sync.Mutex
+	conns map[string]*connState
+}
+
+type connState struct {
+	conn      Connection
+	transport *http.Client
+	cred      azcore.TokenCredential
+}
+
+// NewFactory returns a factory with the given config.
+func NewFactory(cfg Config) (*Factory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Factory{cfg: cfg.withDefaults(), conns: map[string]*connState{}}, nil
+}
+
+// Forget drops the cached credential and transport of a connection, e.g.
+// after its settings changed.
+func (f *Factory) Forget(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st, ok := f.conns[name]; ok {
+		st.transport.CloseIdleConnections()
+		delete(f.conns, name)
+	}
+}
+
+// state returns the cached state of conn, building it on first use or when
+// the connection's settings differ from the cached ones.
+func (f *Factory) state(conn Connection) (*connState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st, ok := f.conns[conn.Name]; ok && sameConnection(st.conn, conn) {
+		return st, nil
+	}
+	if err := conn.Validate(); err != nil {
+		return nil, err
+	}
+	transport, err := f.httpClient(conn)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := newCredential(conn, transport)
+	if err != nil {
+		return nil, err
+	}
+	st := &connState{conn: conn, transport: transport, cred: cred}
+	f.conns[conn.Name] = st
+	return st, nil
+}
+
+func sameConnection(a, b Connection) bool {
+	return a.Name == b.Name && a.CredentialType == b.CredentialType && a.TenantID == b.TenantID &&
+		a.ClientID == b.ClientID && a.ClientSecret == b.ClientSecret && string(a.CertificatePEM) == string(b.CertificatePEM) &&
+		a.Cloud == b.Cloud && a.ActiveDirectoryEndpoint == b.ActiveDirectoryEndpoint && a.KeyVaultDNSSuffix == b.KeyVaultDNSSuffix &&
+		string(a.ExtraCAPEM) == string(b.ExtraCAPEM) && a.DisableChallengeResourceVerification == b.DisableChallengeResourceVerification
+}
+
+func (f *Factory) httpClient(conn Connection) (*http.Client, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if len(conn.ExtraCAPEM) > 0 && !roots.AppendCertsFromPEM(conn.ExtraCAPEM) {
+		return nil, fmt.Errorf("%w %q: the extra CA is not a PEM certificate", ErrInvalidConnection, conn.Name)
+	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: DefaultTLSHandshakeTimeout,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        4 * f.cfg.MaxConnsPerHost,
+		MaxIdleConnsPerHost: f.cfg.MaxConnsPerHost,
+		MaxConnsPerHost:     f.cfg.MaxConnsPerHost,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+func (f *Factory) clientOptions(st *connState) azcore.ClientOptions {
+	return azcore.ClientOptions{
+		Cloud:     st.conn.CloudConfig(),
+		Transport: st.transport,
+		Retry: policy.RetryOptions{
+			MaxRetries:    f.cfg.MaxRetries,
+			RetryDelay:    f.cfg.RetryDelay,
+			MaxRetryDelay: f.cfg.MaxRetryDelay,
+			TryTimeout:    f.cfg.TryTimeout,
+		},
+		Telemetry: policy.TelemetryOptions{ApplicationID: "akvsync"},
+	}
+}
+
+// KeysClient returns a Key Vault keys client for one vault of conn. A
+// non-nil throttle paces every attempt, retries included.
+func (f *Factory) KeysClient(conn Connection, vaultURI string, throttle Throttle) (*azkeys.Client, error) {
+	if err := CheckVaultURI(vaultURI); err != nil {
+		return nil, err
+	}
+	st, err := f.state(conn)
+	if err != nil {
+		return nil, err
+	}
+	opts := &azkeys.ClientOptions{
+		ClientOptions:                        f.clientOptions(st),
+		DisableChallengeResourceVerification: conn.DisableChallengeResourceVerification,
+	}
+	if throttle != nil {
+		opts.PerRetryPolicies = append(opts.PerRetryPolicies, throttlePolicy{throttle})
+	}
+	c, err := azkeys.NewClient(vaultURI, st.cred, opts)
+	if err != nil {
+		return nil, fmt.Errorf("azure: keys client for %s: %w", vaultURI, err)
+	}
+	return c, nil
+}
+
+// Credential returns the (cached) token credential of conn.
+func (f *Factory) Credential(conn Connection) (azcore.TokenCredential, error) {
+	st, err := f.state(conn)
+	if err != nil {
+		return nil, err
+	}
+	return st.cred, nil
+}
+
+func newCredential(conn Connection, transport *http.Client) (azcore.TokenCredential, error) {
+	opts := azcore.ClientOptions{Cloud: conn.CloudConfig(), Transport: transport}
+	// A custom authority (Azure Stack, an emulator) has no instance
+	// discovery endpoint.
+	disco := conn.ActiveDirectoryEndpoint != ""
+	switch conn.CredentialType {
+	case CredentialClientSecret:
+		c, err := azidentity.NewClientSecretCredential(conn.TenantID, conn.ClientID, conn.ClientSecret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disco})
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrInvalidConnection, conn.Name, err)
+		}
+		return c, nil
+	case CredentialClientCertificate:
+		certs, key, err := azidentity.ParseCertificates(conn.CertificatePEM, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: certificate: %w", ErrInvalidConnection, conn.Name, err)
+		}
+		c, err := azidentity.NewClientCertificateCredential(conn.TenantID, conn.ClientID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: disco, SendCertificateChain: true})
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrInvalidConnection, conn.Name, err)
+		}
+		return c, nil
+	case CredentialManagedIdentity:
+		var sources []azcore.TokenCredential
+		// Workload identity needs its environment (AKS injects it); skip
+		// it where it is absent.
+		if wi, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: opts, ClientID: conn.ClientID, TenantID: conn.TenantID, DisableInstanceDiscovery: disco,
+		}); err == nil {
+			sources = append(sources, wi)
+		}
+		miOpts := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+		if conn.ClientID != "" {
+			miOpts.ID = azidentity.ClientID(conn.ClientID)
+		}
+		mi, err := azidentity.NewManagedIdentityCredential(miOpts)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: managed identity: %w", ErrInvalidConnection, conn.Name, err)
+		}
+		sources = append(sources, mi)
+		c, err := azidentity.NewChainedTokenCredential(sources, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrInvalidConnection, conn.Name, err)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("%w %q: unknown credential type %q", ErrInvalidConnection, conn.Name, conn.CredentialType)
+}

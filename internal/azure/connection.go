@@ -1,0 +1,147 @@
+package azure
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+)
+
+// Cloud names, as CCKM spells them.
+const (
+	CloudPublic     = "AzureCloud"
+	CloudChina      = "AzureChinaCloud"
+	CloudGovernment = "AzureUSGovernment"
+	CloudStack      = "AzureStack"
+)
+
+// Credential types of a connection.
+const (
+	// CredentialClientSecret authenticates an app registration with a secret.
+	CredentialClientSecret = "client_secret"
+	// CredentialClientCertificate authenticates with a certificate and its
+	// private key (PEM).
+	CredentialClientCertificate = "client_certificate"
+	// CredentialManagedIdentity uses the ambient identity of the host:
+	// workload identity (AKS) first, then the managed identity endpoint.
+	CredentialManagedIdentity = "managed_identity"
+)
+
+// Connection is everything needed to reach a tenant's vaults. Secrets are
+// plain here: sealing them at rest is the registry's job.
+type Connection struct {
+	Name           string `json:"name"`
+	CredentialType string `json:"credential_type"`
+	TenantID       string `json:"tenant_id"`
+	ClientID       string `json:"client_id"`
+	ClientSecret   string `json:"-"`
+	// CertificatePEM holds the client certificate and its private key.
+	CertificatePEM []byte `json:"-"`
+	// Cloud is one of the Cloud* names; empty means CloudPublic.
+	Cloud string `json:"cloud_name"`
+	// ActiveDirectoryEndpoint overrides the cloud's Entra ID authority
+	// host (required for AzureStack).
+	ActiveDirectoryEndpoint string `json:"active_directory_endpoint,omitempty"`
+	// KeyVaultDNSSuffix overrides the cloud's vault DNS suffix, e.g.
+	// "vault.azure.net".
+	KeyVaultDNSSuffix string `json:"key_vault_dns_suffix,omitempty"`
+	// ExtraCAPEM is a CA (PEM) trusted in addition to the system roots,
+	// for Azure Stack or emulators (CCKM: azure_stack_server_cert).
+	ExtraCAPEM []byte `json:"-"`
+	// DisableChallengeResourceVerification lets a vault's 401 challenge
+	// name a resource its host does not end with: needed for private
+	// endpoints and vaults addressed by IP. Off by default.
+	DisableChallengeResourceVerification bool `json:"disable_challenge_resource_verification"`
+}
+
+// Validate reports a connection that cannot work.
+func (c Connection) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w %q: %s", ErrInvalidConnection, c.Name, fmt.Sprintf(format, a...))
+	}
+	switch c.CredentialType {
+	case CredentialClientSecret:
+		if c.ClientSecret == "" {
+			return bad("client_secret is required")
+		}
+	case CredentialClientCertificate:
+		if len(c.CertificatePEM) == 0 {
+			return bad("a certificate with its private key is required")
+		}
+	case CredentialManagedIdentity:
+	default:
+		return bad("credential type must be %s, %s or %s", CredentialClientSecret, CredentialClientCertificate, CredentialManagedIdentity)
+	}
+	if c.CredentialType != CredentialManagedIdentity && (c.TenantID == "" || c.ClientID == "") {
+		return bad("tenant_id and client_id are required")
+	}
+	switch c.Cloud {
+	case "", CloudPublic, CloudChina, CloudGovernment:
+	case CloudStack:
+		if c.ActiveDirectoryEndpoint == "" || c.KeyVaultDNSSuffix == "" {
+			return bad("AzureStack needs active_directory_endpoint and key_vault_dns_suffix")
+		}
+	default:
+		return bad("unknown cloud %q", c.Cloud)
+	}
+	if c.ActiveDirectoryEndpoint != "" {
+		if u, err := url.Parse(c.ActiveDirectoryEndpoint); err != nil || u.Scheme != "https" || u.Host == "" {
+			return bad("active_directory_endpoint must be an https URL")
+		}
+	}
+	if len(c.ExtraCAPEM) > 0 && !x509.NewCertPool().AppendCertsFromPEM(c.ExtraCAPEM) {
+		return bad("the extra CA is not a PEM certificate")
+	}
+	return nil
+}
+
+// CloudConfig is the azcore cloud configuration of the connection.
+func (c Connection) CloudConfig() cloud.Configuration {
+	var cfg cloud.Configuration
+	switch c.Cloud {
+	case CloudChina:
+		cfg = cloud.AzureChina
+	case CloudGovernment:
+		cfg = cloud.AzureGovernment
+	default:
+		cfg = cloud.AzurePublic
+	}
+	if c.ActiveDirectoryEndpoint != "" {
+		cfg.ActiveDirectoryAuthorityHost = strings.TrimSuffix(c.ActiveDirectoryEndpoint, "/") + "/"
+	}
+	return cfg
+}
+
+// VaultDNSSuffix is the DNS suffix of the connection's vaults.
+func (c Connection) VaultDNSSuffix() string {
+	if c.KeyVaultDNSSuffix != "" {
+		return strings.TrimPrefix(c.KeyVaultDNSSuffix, ".")
+	}
+	switch c.Cloud {
+	case CloudChina:
+		return "vault.azure.cn"
+	case CloudGovernment:
+		return "vault.usgovcloudapi.net"
+	default:
+		return "vault.azure.net"
+	}
+}
+
+// VaultURI is the URI of a vault of this connection when the registry
+// gives none: https://<name>.<suffix>.
+func (c Connection) VaultURI(name string) string {
+	return "https://" + name + "." + c.VaultDNSSuffix()
+}
+
+// CheckVaultURI reports a vault URI the SDK cannot use: it must be an
+// absolute https URL with no path (the SDK reads key names from the first
+// path segments of a kid).
+func CheckVaultURI(uri string) error {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+		return fmt.Errorf("%w: %q must be an https URL with no path", ErrInvalidVaultURI, uri)
+	}
+	return nil
+}

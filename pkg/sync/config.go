@@ -1,0 +1,110 @@
+package sync
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultVaultParallelism is how many vaults one worker syncs at once.
+	DefaultVaultParallelism = 16
+	// DefaultGetConcurrency is how many GetKey calls run at once per vault.
+	DefaultGetConcurrency = 16
+	// DefaultGlobalGetConcurrency bounds GetKey calls across all vaults of
+	// one worker.
+	DefaultGlobalGetConcurrency = 128
+	// DefaultVaultRate is the steady request rate per vault: 90% of Key
+	// Vault's 4,000 requests per 10 s for software-key vaults.
+	DefaultVaultRate = 360.0
+	// DefaultSubscriptionRate is the steady request rate per subscription
+	// (Azure allows 5x the per-vault limit).
+	DefaultSubscriptionRate = 5 * DefaultVaultRate
+	// DefaultHeartbeat is how often a running vault task tells JetStream
+	// it is still in progress; it must be well under the task AckWait.
+	DefaultHeartbeat = 5 * time.Second
+	// DefaultRetryDelay is the base delay before a vault task that failed
+	// transiently (throttled or unreachable after the SDK's retries) is
+	// delivered again; it grows with each attempt.
+	DefaultRetryDelay = 5 * time.Second
+	// DefaultCASRetries bounds compare-and-set retries on a job record.
+	DefaultCASRetries = 50
+)
+
+// Config tunes the planner, the syncer and the tracker. Zero fields take
+// the defaults above.
+type Config struct {
+	// Source names this process in the CloudEvents it publishes.
+	Source string
+	// VaultParallelism, GetConcurrency and GlobalGetConcurrency bound the
+	// work in flight; see the defaults.
+	VaultParallelism     int
+	GetConcurrency       int
+	GlobalGetConcurrency int
+	// VaultRate and SubscriptionRate are request rates per second, with a
+	// burst of one second's worth. Negative disables the limit.
+	VaultRate        float64
+	SubscriptionRate float64
+	// Heartbeat is the interval of InProgress acks on a running task.
+	Heartbeat time.Duration
+	// RetryDelay is the base redelivery delay of a transiently failed task.
+	RetryDelay time.Duration
+	// MaxDeliver must equal the task consumer's MaxDeliver: the last
+	// delivery of a failing task fails the vault instead of retrying.
+	MaxDeliver int
+	// Logger receives structured logs (job_id, vault, attempt).
+	Logger zerolog.Logger
+}
+
+// WithDefaults returns c with zero fields replaced by defaults.
+func (c Config) WithDefaults() Config {
+	if c.Source == "" {
+		c.Source = "akvsync/worker"
+	}
+	if c.VaultParallelism == 0 {
+		c.VaultParallelism = DefaultVaultParallelism
+	}
+	if c.GetConcurrency == 0 {
+		c.GetConcurrency = DefaultGetConcurrency
+	}
+	if c.GlobalGetConcurrency == 0 {
+		c.GlobalGetConcurrency = DefaultGlobalGetConcurrency
+	}
+	if c.VaultRate == 0 {
+		c.VaultRate = DefaultVaultRate
+	}
+	if c.SubscriptionRate == 0 {
+		c.SubscriptionRate = DefaultSubscriptionRate
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = DefaultRetryDelay
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	return c
+}
+
+// CASRetries bounds compare-and-set retries on a job record.
+func (c Config) CASRetries() int { return DefaultCASRetries }
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case c.VaultParallelism < 1, c.GetConcurrency < 1, c.GlobalGetConcurrency < 1:
+		return fmt.Errorf("%w: concurrency settings must be at least 1", ErrInvalidConfig)
+	case c.Heartbeat < 10*time.Millisecond:
+		return fmt.Errorf("%w: heartbeat %s is too short", ErrInvalidConfig, c.Heartbeat)
+	case c.RetryDelay < 0:
+		return fmt.Errorf("%w: negative retry delay", ErrInvalidConfig)
+	case c.MaxDeliver < 1:
+		return fmt.Errorf("%w: max deliver must be at least 1", ErrInvalidConfig)
+	}
+	return nil
+}

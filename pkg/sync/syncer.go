@@ -1,0 +1,252 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/pkg/events"
+)
+
+// Connections resolves a vault's connection name to its settings.
+type Connections interface {
+	Connection(ctx context.Context, name string) (azure.Connection, error)
+}
+
+// Clients builds Key Vault clients; *azure.Factory implements it.
+type Clients interface {
+	KeysClient(conn azure.Connection, vaultURI string, throttle azure.Throttle) (*azkeys.Client, error)
+}
+
+// Syncer consumes vault tasks: it pages through one vault with azkeys,
+// fetches the keys whose `updated` time changed since the last sync,
+// publishes their records to the KEYS stream, marks keys missing from a
+// completed listing gone, and publishes the vault's result event.
+//
+// Ack semantics: a task is acked after its result event is stored; it is
+// nacked with a growing delay on a transient failure (throttling or a vault
+// unreachable after the SDK's retries) until its last delivery, which fails
+// the vault; a task of a finished or aborted job is acked without Azure
+// traffic; an undecodable task is terminated. While it runs, the task is
+// kept alive with InProgress heartbeats.
+type Syncer struct {
+	cfg     Config
+	js      jetstream.JetStream
+	jobs    jetstream.KeyValue
+	conns   Connections
+	clients Clients
+	log     zerolog.Logger
+
+	aborts   *abortRegistry
+	global   chan struct{}
+	vaultLim *limiterSet
+	subLim   *limiterSet
+}
+
+// NewSyncer returns a syncer. jobs is the jobs bucket (read to honour
+// abort before and during a sync).
+func NewSyncer(cfg Config, js jetstream.JetStream, jobs jetstream.KeyValue, conns Connections, clients Clients) (*Syncer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	return &Syncer{
+		cfg: cfg, js: js, jobs: jobs, conns: conns, clients: clients,
+		log:      cfg.Logger.With().Str("component", "syncer").Logger(),
+		aborts:   newAbortRegistry(),
+		global:   make(chan struct{}, cfg.GlobalGetConcurrency),
+		vaultLim: newLimiterSet(cfg.VaultRate),
+		subLim:   newLimiterSet(cfg.SubscriptionRate),
+	}, nil
+}
+
+// Run consumes tasks from cons until ctx ends, and watches the jobs bucket
+// to abort running syncs of cancelled jobs.
+func (s *Syncer) Run(ctx context.Context, cons jetstream.Consumer) error {
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- s.watchAborts(ctx) }()
+	err := consume(ctx, cons, s.cfg.VaultParallelism, s.handle)
+	if werr := <-watchErr; err == nil && ctx.Err() == nil {
+		err = werr
+	}
+	return err
+}
+
+// watchAborts cancels the running syncs of every job whose record turns
+// abort: true.
+func (s *Syncer) watchAborts(ctx context.Context) error {
+	w, err := s.jobs.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("watch jobs: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var j events.Job
+			if json.Unmarshal(e.Value(), &j) == nil && j.Abort {
+				if n := s.aborts.abort(j.ID); n > 0 {
+					s.log.Info().Str("job_id", j.ID).Int("vaults", n).Msg("aborting running vault syncs")
+				}
+			}
+		}
+	}
+}
+
+func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
+	var task events.VaultTask
+	if err := json.Unmarshal(msg.Data(), &task); err != nil || task.JobID == "" || task.Vault.ID == "" {
+		s.log.Error().Err(err).Str("subject", msg.Subject()).Msg("dropping undecodable vault task")
+		_ = msg.Term()
+		return
+	}
+	attempt := 1
+	if md, err := msg.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	log := s.log.With().Str("job_id", task.JobID).Str("vault", task.Vault.QualifiedName()).Int("attempt", attempt).Logger()
+
+	// Register for abort before reading the job, so an abort between the
+	// read and the sync is not missed.
+	syncCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer s.aborts.add(task.JobID, cancel)()
+
+	job, _, err := getJob(ctx, s.jobs, task.JobID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		log.Warn().Msg("task of an unknown job; dropping")
+		_ = msg.Term()
+		return
+	} else if err != nil {
+		log.Warn().Err(err).Msg("cannot read job; will retry")
+		_ = msg.NakWithDelay(s.cfg.RetryDelay)
+		return
+	}
+	jv := job.Vault(task.Vault.ID)
+	if job.OverallStatus != events.JobInProgress || jv == nil || jv.Status.Terminal() {
+		log.Debug().Msg("task already done; acking")
+		_ = msg.Ack()
+		return
+	}
+	res := events.VaultResult{JobID: task.JobID, VaultID: task.Vault.ID, Vault: task.Vault.QualifiedName(), Attempt: attempt, StartedAt: time.Now().UTC()}
+	if job.Abort {
+		s.finish(ctx, msg, log, res, events.VaultAborted, nil)
+		return
+	}
+
+	stopBeat := s.heartbeat(syncCtx, msg)
+	s.event(ctx, res, events.KindVaultStarted, "")
+	err = s.syncVault(syncCtx, task, &res, log)
+	stopBeat()
+
+	switch {
+	case err == nil:
+		s.finish(ctx, msg, log, res, events.VaultCompleted, nil)
+	case errors.Is(context.Cause(syncCtx), ErrAborted):
+		s.finish(ctx, msg, log, res, events.VaultAborted, nil)
+	case ctx.Err() != nil:
+		// This worker is stopping: let another one take the task now.
+		_ = msg.Nak()
+	case errors.Is(err, ErrPermanent) || attempt >= s.cfg.MaxDeliver:
+		s.finish(ctx, msg, log, res, events.VaultFailed, err)
+	default:
+		delay := s.cfg.RetryDelay * time.Duration(attempt)
+		log.Warn().Err(err).Dur("retry_in", delay).Msg("vault sync failed transiently; will retry")
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// finish publishes the vault's terminal event and acks the task; if the
+// event cannot be stored the task is redelivered instead.
+func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, res events.VaultResult, status events.VaultStatus, cause error) {
+	res.Status = status
+	res.FinishedAt = time.Now().UTC()
+	if cause != nil {
+		res.Error = errorText(cause)
+	}
+	kind := map[events.VaultStatus]events.EventKind{
+		events.VaultCompleted: events.KindVaultCompleted, events.VaultFailed: events.KindVaultFailed, events.VaultAborted: events.KindVaultAborted,
+	}[status]
+	if err := s.event(ctx, res, kind, fmt.Sprintf("%s/%s/%s/%d", res.JobID, res.VaultID, kind, res.Attempt)); err != nil {
+		log.Warn().Err(err).Msg("cannot publish vault result; will retry the task")
+		_ = msg.NakWithDelay(s.cfg.RetryDelay)
+		return
+	}
+	ev := log.Info()
+	if cause != nil {
+		ev = log.Warn().Err(cause)
+	}
+	ev.Str("status", string(status)).Int("listed", res.Listed).Int("fetched", res.Fetched).
+		Int("unchanged", res.Unchanged).Int("gone", res.Gone).Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("vault sync finished")
+	_ = msg.DoubleAck(ctx)
+}
+
+func (s *Syncer) event(ctx context.Context, res events.VaultResult, kind events.EventKind, msgID string) error {
+	_, err := publishEvent(ctx, s.js, s.cfg.Source, events.VaultEventSubject(res.JobID, res.VaultID, kind),
+		kind.Type("vault"), res.VaultID, msgID, res)
+	return err
+}
+
+// heartbeat keeps msg from being redelivered while the sync runs.
+func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg gosync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// errorText is the message a user sees in detailed_status: Azure's own
+// error code and message when there is one.
+func errorText(err error) string {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return fmt.Sprintf("%d %s", re.StatusCode, re.ErrorCode)
+	}
+	return strings.TrimPrefix(err.Error(), ErrPermanent.Error()+": ")
+}
+
+// classify marks Azure errors that retrying the task cannot fix.
+func classify(err error) error {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		switch re.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusBadRequest:
+			return fmt.Errorf("%w: %w", ErrPermanent, err)
+		}
+	}
+	return err
+}

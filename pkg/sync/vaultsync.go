@@ -1,0 +1,360 @@
+package sync
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/pkg/events"
+)
+
+// syncVault syncs one vault into the KEYS stream and fills res. It returns
+// ctx's cause when cancelled.
+func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *events.VaultResult, log zerolog.Logger) error {
+	v := task.Vault
+	if v.VaultURI == "" {
+		return fmt.Errorf("%w: vault %s is no longer registered", ErrPermanent, v.QualifiedName())
+	}
+	conn, err := s.conns.Connection(ctx, v.Connection)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	th := throttles{s.vaultLim.get(v.ID), s.subLim.get(v.SubscriptionID)}
+	client, err := s.clients.KeysClient(conn, v.VaultURI, th)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	prev, err := s.previous(ctx, v.ID)
+	if err != nil {
+		return fmt.Errorf("read previous inventory: %w", err)
+	}
+
+	run := &vaultRun{s: s, ctx: ctx, task: task, client: client, prev: prev, now: time.Now().UTC(),
+		seen: make(map[string]bool, len(prev)), sem: make(chan struct{}, s.cfg.GetConcurrency)}
+	err = run.list()
+	run.wg.Wait()
+	if err == nil {
+		err = run.firstErr()
+	}
+	if err == nil {
+		err = run.markGone()
+	}
+	if werr := run.waitPublished(); err == nil {
+		err = werr
+	}
+	res.Listed, res.Fetched, res.Unchanged, res.Gone, res.KeysSeq = run.listed, run.fetched, run.unchanged, run.gone, run.maxSeq
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return classify(err)
+}
+
+// previous reads the vault's current records from the KEYS stream (the
+// replicated inventory), by lower-cased key name.
+func (s *Syncer) previous(ctx context.Context, vaultID string) (map[string]events.KeyRecord, error) {
+	out := map[string]events.KeyRecord{}
+	cons, err := s.js.OrderedConsumer(ctx, events.StreamKeys, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.VaultKeysFilter(vaultID)},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pending := info.NumPending
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var r events.KeyRecord
+			if err := json.Unmarshal(m.Data(), &r); err == nil {
+				out[strings.ToLower(r.Name)] = r
+			}
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			pending = md.NumPending
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, errors.New("inventory read stalled")
+		}
+	}
+	return out, nil
+}
+
+// vaultRun is the state of one vault sync.
+type vaultRun struct {
+	s      *Syncer
+	ctx    context.Context
+	task   events.VaultTask
+	client *azkeys.Client
+	prev   map[string]events.KeyRecord
+	now    time.Time
+	sem    chan struct{}
+	wg     gosync.WaitGroup
+
+	mu                               gosync.Mutex
+	seen                             map[string]bool
+	listed, fetched, unchanged, gone int
+	err                              error
+	acks                             []jetstream.PubAckFuture
+	maxSeq                           uint64
+}
+
+// list pages through the vault, starting a GetKey for every new or changed
+// key. Abort is checked before every page; a cancel also stops the GetKeys
+// in flight.
+func (r *vaultRun) list() error {
+	pager := r.client.NewListKeyPropertiesPager(nil)
+	for pager.More() {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.firstErr(); err != nil {
+			return err
+		}
+		page, err := pager.NextPage(r.ctx)
+		if err != nil {
+			return fmt.Errorf("list keys: %w", err)
+		}
+		for _, item := range page.Value {
+			if item == nil || item.KID == nil {
+				continue
+			}
+			name := item.KID.Name()
+			lower := strings.ToLower(name)
+			r.mu.Lock()
+			r.listed++
+			r.seen[lower] = true
+			p, had := r.prev[lower]
+			if had && !p.Gone && item.Attributes != nil && item.Attributes.Updated != nil && p.Updated == item.Attributes.Updated.Unix() {
+				r.unchanged++
+				r.mu.Unlock()
+				continue
+			}
+			r.mu.Unlock()
+			if err := r.acquire(); err != nil {
+				return err
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer r.release()
+				r.fetch(name, p, had)
+			}()
+		}
+	}
+	return nil
+}
+
+func (r *vaultRun) acquire() error {
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+	select {
+	case r.s.global <- struct{}{}:
+		return nil
+	case <-r.ctx.Done():
+		<-r.sem
+		return r.ctx.Err()
+	}
+}
+
+func (r *vaultRun) release() { <-r.s.global; <-r.sem }
+
+func (r *vaultRun) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *vaultRun) firstErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// fetch gets the latest version of one key and publishes its record.
+func (r *vaultRun) fetch(name string, prev events.KeyRecord, had bool) {
+	resp, err := r.client.GetKey(r.ctx, name, "", nil)
+	if err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			// Deleted between the listing and the get: not seen, so a
+			// completed listing marks it gone.
+			r.mu.Lock()
+			delete(r.seen, strings.ToLower(name))
+			r.mu.Unlock()
+			return
+		}
+		r.fail(fmt.Errorf("get key %s: %w", name, err))
+		return
+	}
+	rec := keyRecord(r.task, resp.KeyBundle, r.now)
+	if had {
+		rec.FirstSeenAt = prev.FirstSeenAt
+	}
+	r.mu.Lock()
+	r.fetched++
+	r.mu.Unlock()
+	r.publish(rec)
+}
+
+// markGone publishes a gone record for every key of the previous inventory
+// that the completed listing did not return.
+func (r *vaultRun) markGone() error {
+	for lower, p := range r.prev {
+		if r.seen[lower] || p.Gone {
+			continue
+		}
+		p.Gone, p.JobID, p.ChangedAt, p.SyncedAt = true, r.task.JobID, r.now, r.now
+		r.gone++
+		r.publish(p)
+	}
+	return r.firstErr()
+}
+
+func (r *vaultRun) publish(rec events.KeyRecord) {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	f, err := r.s.js.PublishAsync(events.KeySubject(rec.VaultID, rec.Name), raw)
+	if err != nil {
+		r.fail(fmt.Errorf("publish key %s: %w", rec.Name, err))
+		return
+	}
+	r.mu.Lock()
+	r.acks = append(r.acks, f)
+	r.mu.Unlock()
+}
+
+// waitPublished waits for every key record to be stored in the KEYS stream.
+func (r *vaultRun) waitPublished() error {
+	r.mu.Lock()
+	acks := r.acks
+	r.mu.Unlock()
+	var first error
+	timeout := time.After(30 * time.Second)
+	for _, f := range acks {
+		select {
+		case ack := <-f.Ok():
+			r.maxSeq = max(r.maxSeq, ack.Sequence)
+		case err := <-f.Err():
+			if first == nil {
+				first = fmt.Errorf("store key record: %w", err)
+			}
+		case <-timeout:
+			return errors.New("store key records: timed out")
+		}
+	}
+	return first
+}
+
+// keyRecord converts the SDK's key bundle to an inventory record.
+func keyRecord(task events.VaultTask, kb azkeys.KeyBundle, now time.Time) events.KeyRecord {
+	v := task.Vault
+	rec := events.KeyRecord{
+		VaultID: v.ID, VaultName: v.Name, SubscriptionID: v.SubscriptionID, Cloud: v.Cloud, Region: v.Location,
+		JobID: task.JobID, FirstSeenAt: now, ChangedAt: now, SyncedAt: now, Tags: map[string]string{},
+	}
+	if k := kb.Key; k != nil {
+		if k.KID != nil {
+			rec.Kid = string(*k.KID)
+			rec.Name, rec.Version = k.KID.Name(), k.KID.Version()
+		}
+		if k.Kty != nil {
+			rec.Kty = string(*k.Kty)
+		}
+		for _, op := range k.KeyOps {
+			if op != nil {
+				rec.KeyOps = append(rec.KeyOps, string(*op))
+			}
+		}
+		b64 := base64.RawURLEncoding.EncodeToString
+		rec.N, rec.E, rec.X, rec.Y = b64(k.N), b64(k.E), b64(k.X), b64(k.Y)
+		if k.Crv != nil {
+			rec.Curve = string(*k.Crv)
+		}
+		rec.KeySize = keySize(k)
+	}
+	if a := kb.Attributes; a != nil {
+		rec.Enabled = a.Enabled == nil || *a.Enabled
+		rec.NotBefore, rec.Expires, rec.Created, rec.Updated = unix(a.NotBefore), unix(a.Expires), unix(a.Created), unix(a.Updated)
+		if a.RecoveryLevel != nil {
+			rec.RecoveryLevel = string(*a.RecoveryLevel)
+		}
+		if a.RecoverableDays != nil {
+			rec.RecoverableDays = int(*a.RecoverableDays)
+		}
+		rec.Exportable = a.Exportable != nil && *a.Exportable
+		if a.HSMPlatform != nil {
+			rec.HSMPlatform = *a.HSMPlatform
+		}
+	}
+	rec.Managed = kb.Managed != nil && *kb.Managed
+	for k, val := range kb.Tags {
+		if val != nil {
+			rec.Tags[k] = *val
+		}
+	}
+	rec.ID = events.KeyID(v.ID, rec.Name)
+	return rec
+}
+
+func unix(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.Unix()
+}
+
+// keySize is the key size in bits: the modulus length for RSA, the curve
+// size for EC.
+func keySize(k *azkeys.JSONWebKey) int {
+	if len(k.N) > 0 {
+		n := k.N
+		for len(n) > 0 && n[0] == 0 {
+			n = n[1:]
+		}
+		return len(n) * 8
+	}
+	if k.Crv != nil {
+		switch *k.Crv {
+		case azkeys.CurveNameP256, azkeys.CurveNameP256K:
+			return 256
+		case azkeys.CurveNameP384:
+			return 384
+		case azkeys.CurveNameP521:
+			return 521
+		}
+	}
+	return 0
+}
