@@ -1,0 +1,214 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/internal/store"
+	"github.com/akvsync/akvsync/pkg/events"
+)
+
+// Sources the projector applies, by the stream they come from.
+const (
+	// SourceKeys is the KEYS stream.
+	SourceKeys = events.StreamKeys
+	// SourceJobs is the stream behind the jobs bucket.
+	SourceJobs = "KV_" + events.BucketJobs
+)
+
+// DefaultBatchLimit bounds the records applied in one bbolt transaction.
+const DefaultBatchLimit = 1000
+
+// Projector applies the KEYS stream and the jobs bucket to a store. Each
+// worker runs one over its own store; they all converge on the same state.
+type Projector struct {
+	st         *store.Store
+	js         jetstream.JetStream
+	log        zerolog.Logger
+	batchLimit int
+
+	mu      gosync.Mutex
+	applied map[string]uint64
+	changed chan struct{} // closed and replaced after every applied batch
+}
+
+// NewProjector returns a projector over st. batchLimit <= 0 takes
+// DefaultBatchLimit.
+func NewProjector(st *store.Store, js jetstream.JetStream, batchLimit int, log zerolog.Logger) (*Projector, error) {
+	if batchLimit <= 0 {
+		batchLimit = DefaultBatchLimit
+	}
+	applied, err := st.Positions()
+	if err != nil {
+		return nil, fmt.Errorf("inventory: read positions: %w", err)
+	}
+	return &Projector{st: st, js: js, batchLimit: batchLimit, applied: applied, changed: make(chan struct{}),
+		log: log.With().Str("component", "projector").Logger()}, nil
+}
+
+type item struct {
+	source string
+	msg    jetstream.Msg
+}
+
+// Run applies both sources until ctx ends.
+func (p *Projector) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan item, 4*p.batchLimit)
+	errc := make(chan error, 2)
+	for _, src := range []string{SourceKeys, SourceJobs} {
+		go func() { errc <- p.follow(ctx, src, ch) }()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case it := <-ch:
+			batch := []item{it}
+		drain:
+			for len(batch) < p.batchLimit {
+				select {
+				case it := <-ch:
+					batch = append(batch, it)
+				default:
+					break drain
+				}
+			}
+			if err := p.apply(ctx, batch); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// follow feeds the messages of one source after its applied position into ch.
+func (p *Projector) follow(ctx context.Context, source string, ch chan<- item) error {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if pos := p.Applied(source); pos > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
+	}
+	cons, err := p.js.OrderedConsumer(ctx, source, cfg)
+	if err != nil {
+		return fmt.Errorf("inventory: follow %s: %w", source, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(p.batchLimit))
+	if err != nil {
+		return fmt.Errorf("inventory: follow %s: %w", source, err)
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("inventory: follow %s: %w", source, err)
+		}
+		select {
+		case ch <- item{source, msg}:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// apply commits one batch and its positions in one transaction.
+func (p *Projector) apply(ctx context.Context, items []item) error {
+	b := store.Batch{Positions: map[string]uint64{}}
+	for _, it := range items {
+		md, err := it.msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("inventory: metadata: %w", err)
+		}
+		b.Positions[it.source] = max(b.Positions[it.source], md.Sequence.Stream)
+		switch it.source {
+		case SourceKeys:
+			var r events.KeyRecord
+			if err := json.Unmarshal(it.msg.Data(), &r); err != nil || r.ID == "" {
+				p.log.Warn().Err(err).Str("subject", it.msg.Subject()).Msg("skipping undecodable key record")
+				continue
+			}
+			b.Keys = append(b.Keys, r)
+		case SourceJobs:
+			id := it.msg.Subject()[strings.LastIndexByte(it.msg.Subject(), '.')+1:]
+			if op := it.msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+				b.DeletedJobs = append(b.DeletedJobs, id)
+				continue
+			}
+			var j events.Job
+			if err := json.Unmarshal(it.msg.Data(), &j); err != nil || j.ID == "" {
+				p.log.Warn().Err(err).Str("subject", it.msg.Subject()).Msg("skipping undecodable job record")
+				continue
+			}
+			b.Jobs = append(b.Jobs, j)
+		}
+	}
+	if err := p.st.Apply(ctx, b); err != nil {
+		return fmt.Errorf("inventory: apply: %w", err)
+	}
+	p.mu.Lock()
+	for src, seq := range b.Positions {
+		p.applied[src] = max(p.applied[src], seq)
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	return nil
+}
+
+// Applied is the last stream sequence of source in the store.
+func (p *Projector) Applied(source string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.applied[source]
+}
+
+// WaitFor blocks until source is applied up to seq, ctx ends, or timeout
+// passes; it reports whether the store caught up.
+func (p *Projector) WaitFor(ctx context.Context, source string, seq uint64, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		done, ch := p.applied[source] >= seq, p.changed
+		p.mu.Unlock()
+		if done {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// CatchUp waits until source is applied up to the stream's last sequence
+// at the time of the call.
+func (p *Projector) CatchUp(ctx context.Context, source string, timeout time.Duration) (bool, error) {
+	st, err := p.js.Stream(ctx, source)
+	if err != nil {
+		return false, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return p.WaitFor(ctx, source, info.State.LastSeq, timeout), nil
+}

@@ -1,0 +1,190 @@
+// Package worker assembles one worker process: the planner, the vault
+// syncer, the job tracker, the inventory projector and the query service,
+// over one NATS connection and one bbolt store.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	gosync "sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/inventory"
+	"github.com/akvsync/akvsync/internal/store"
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/sync"
+)
+
+// ErrUnknownConnection is returned for a vault whose connection is not
+// configured.
+var ErrUnknownConnection = sync.ErrUnknownConnection
+
+// Config is a worker's configuration.
+type Config struct {
+	// Topology must match the other processes'.
+	Topology events.Topology
+	// StorePath is this worker's bbolt file (one per worker process).
+	StorePath string
+	// StoreNoSync skips fsync (tests and benchmarks only).
+	StoreNoSync bool
+	// Sync tunes the planner, syncer and tracker.
+	Sync sync.Config
+	// Azure tunes the Azure clients.
+	Azure azure.Config
+	// Connections resolves vault connections.
+	Connections sync.Connections
+	// Logger receives the worker's logs.
+	Logger zerolog.Logger
+}
+
+// Validate reports an unusable configuration.
+func (c Config) Validate() error {
+	if c.StorePath == "" {
+		return errors.New("worker: StorePath is required")
+	}
+	if c.Connections == nil {
+		return errors.New("worker: Connections is required")
+	}
+	if err := c.Topology.Validate(); err != nil {
+		return err
+	}
+	if err := c.Azure.Validate(); err != nil {
+		return err
+	}
+	return c.Sync.Validate()
+}
+
+// Worker is a running worker.
+type Worker struct {
+	store  *store.Store
+	query  *inventory.QueryService
+	proj   *inventory.Projector
+	cancel context.CancelFunc
+	wg     gosync.WaitGroup
+
+	mu  gosync.Mutex
+	err error
+}
+
+// Start ensures the NATS topology, opens the store and starts every
+// component. It returns once they run; Close stops them.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	topo := cfg.Topology.WithDefaults()
+	cfg.Sync.MaxDeliver = topo.TaskMaxDeliver
+	log := cfg.Logger
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("worker: jetstream: %w", err)
+	}
+	if err := topo.EnsureStreams(ctx, js); err != nil {
+		return nil, err
+	}
+	buckets := map[string]jetstream.KeyValue{}
+	for _, b := range []string{events.BucketJobs, events.BucketVaults, events.BucketLocks} {
+		if buckets[b], err = events.Bucket(ctx, js, b); err != nil {
+			return nil, err
+		}
+	}
+	consumers := map[string]jetstream.Consumer{}
+	for _, s := range []string{events.StreamRequests, events.StreamTasks, events.StreamEvents} {
+		if consumers[s], err = topo.EnsureConsumer(ctx, js, s); err != nil {
+			return nil, err
+		}
+	}
+	factory, err := azure.NewFactory(cfg.Azure)
+	if err != nil {
+		return nil, err
+	}
+	planner, err := sync.NewPlanner(cfg.Sync, js, buckets[events.BucketVaults])
+	if err != nil {
+		return nil, err
+	}
+	syncer, err := sync.NewSyncer(cfg.Sync, js, buckets[events.BucketJobs], cfg.Connections, factory)
+	if err != nil {
+		return nil, err
+	}
+	tracker, err := sync.NewTracker(cfg.Sync, js, buckets[events.BucketJobs], buckets[events.BucketLocks])
+	if err != nil {
+		return nil, err
+	}
+
+	st, err := store.Open(store.Config{Path: cfg.StorePath, NoSync: cfg.StoreNoSync, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	proj, err := inventory.NewProjector(st, js, 0, log)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	query, err := inventory.StartQueryService(nc, st, proj, log)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("worker: query service: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	w := &Worker{store: st, query: query, proj: proj, cancel: cancel}
+	w.run(runCtx, "projector", proj.Run)
+	w.run(runCtx, "planner", func(ctx context.Context) error { return planner.Run(ctx, consumers[events.StreamRequests]) })
+	w.run(runCtx, "syncer", func(ctx context.Context) error { return syncer.Run(ctx, consumers[events.StreamTasks]) })
+	w.run(runCtx, "tracker", func(ctx context.Context) error { return tracker.Run(ctx, consumers[events.StreamEvents]) })
+	log.Info().Str("store", cfg.StorePath).Msg("worker started")
+	return w, nil
+}
+
+func (w *Worker) run(ctx context.Context, name string, fn func(context.Context) error) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = fmt.Errorf("worker: %s: %w", name, err)
+			}
+			w.mu.Unlock()
+		}
+	}()
+}
+
+// Err reports the first component failure, if any.
+func (w *Worker) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Store is the worker's inventory store.
+func (w *Worker) Store() *store.Store { return w.store }
+
+// Projector is the worker's inventory projector.
+func (w *Worker) Projector() *inventory.Projector { return w.proj }
+
+// Close stops every component, waits for them, and closes the store.
+func (w *Worker) Close() error {
+	w.cancel()
+	qerr := w.query.Stop()
+	w.wg.Wait()
+	return errors.Join(qerr, w.store.Close(), w.Err())
+}
+
+// StaticConnections resolves connections from a fixed map (configuration
+// given at start).
+type StaticConnections map[string]azure.Connection
+
+// Connection implements sync.Connections.
+func (s StaticConnections) Connection(_ context.Context, name string) (azure.Connection, error) {
+	c, ok := s[name]
+	if !ok {
+		return azure.Connection{}, fmt.Errorf("%w %q", ErrUnknownConnection, name)
+	}
+	return c, nil
+}
