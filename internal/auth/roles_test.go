@@ -1,0 +1,50 @@
+package auth
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestRolePermissions(t *testing.T) {
+	want := map[Role]map[Perm]bool{
+		RoleAdmin: {PermJobsRead: true, PermJobsWrite: true, PermVaultsRead: true, PermVaultsWrite: true,
+			PermKeysRead: true, PermConnectionsRead: true, PermConnectionsWrite: true, PermUsersAdmin: true},
+		RoleOperator: {PermJobsRead: true, PermJobsWrite: true, PermVaultsRead: true, PermKeysRead: true, PermConnectionsRead: true},
+		RoleViewer:   {PermJobsRead: true, PermVaultsRead: true, PermKeysRead: true, PermConnectionsRead: true},
+		"":           {},
+		"root":       {},
+	}
+	for role, perms := range want {
+		for _, perm := range AllPerms() {
+			p := Principal{Username: "u", Role: role}
+			if got := p.Can(perm); got != perms[perm] {
+				t.Errorf("role %q Can(%s) = %v, want %v", role, perm, got, perms[perm])
+			}
+			err := p.Require(perm)
+			if perms[perm] != (err == nil) || err != nil && !errors.Is(err, ErrForbidden) {
+				t.Errorf("role %q Require(%s) = %v", role, perm, err)
+			}
+		}
+	}
+}
+
+func TestForbiddenNamesRoleAndPermission(t *testing.T) {
+	err := Principal{Username: "v", Role: RoleViewer}.Require(PermJobsWrite)
+	if got, want := err.Error(), "forbidden: role viewer lacks permission jobs:write"; got != want {
+		t.Fatalf("%q, want %q", got, want)
+	}
+	if HTTPStatus(err) != 403 {
+		t.Fatal(HTTPStatus(err))
+	}
+}
+
+func TestParseRole(t *testing.T) {
+	for _, r := range Roles() {
+		if got, err := ParseRole(string(r)); err != nil || got != r {
+			t.Errorf("ParseRole(%s) = %v %v", r, got, err)
+		}
+	}
+	if _, err := ParseRole("Admin"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("ParseRole(Admin) = %v", err)
+	}
+}
