@@ -1,0 +1,121 @@
+// Command worker runs an akvsync worker: it plans jobs, syncs vaults with
+// the Azure SDK, tracks job state, and keeps its own bbolt inventory that
+// answers the API's queries. Run any number of them against one NATS
+// cluster; each needs its own --store file.
+//
+// Every flag has an AKVSYNC_* environment variable (flag name upper-cased,
+// dashes as underscores); a flag given on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/akvsync/akvsync/internal/app"
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/worker"
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/sync"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	natsCreds := fs.String("nats-creds", "", "NATS credentials file (user JWT and nkey seed)")
+	natsUser := fs.String("nats-user", "", "NATS user name")
+	natsPassword := fs.String("nats-password", "", "NATS password (prefer AKVSYNC_NATS_PASSWORD)")
+	store := fs.String("store", filepath.Join("data", "worker.db"), "this worker's bbolt inventory file (one per worker process)")
+	connFile := fs.String("connections", "", "JSON file of Azure connections (see docs/operations.md)")
+	manifest := fs.String("emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
+	replicas := fs.Int("replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
+	vaultPar := fs.Int("vault-parallelism", sync.DefaultVaultParallelism, "vaults synced at once by this worker")
+	getConc := fs.Int("get-concurrency", sync.DefaultGetConcurrency, "GetKey calls in flight per vault")
+	vaultRate := fs.Float64("vault-rate", sync.DefaultVaultRate, "Azure requests per second per vault (negative: unlimited)")
+	ackWait := fs.Duration("task-ack-wait", events.DefaultTaskAckWait, "redeliver a vault task after this long without a heartbeat")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := app.ParseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := app.NewLogger(os.Stderr, *logLevel, false, "akvsync-worker")
+	if err != nil {
+		return err
+	}
+	conns := worker.StaticConnections{}
+	if *connFile != "" {
+		m, err := app.LoadConnections(*connFile)
+		if err != nil {
+			return err
+		}
+		for k, v := range m {
+			conns[k] = v
+		}
+	}
+	if *manifest != "" {
+		m, err := app.ReadEmulatorManifest(*manifest)
+		if err != nil {
+			return err
+		}
+		c, err := app.EmulatorConnectionFrom(m)
+		if err != nil {
+			return err
+		}
+		conns[c.Name] = c
+	}
+	if len(conns) == 0 {
+		return errors.New("no Azure connection: give --connections or --emulator-manifest")
+	}
+
+	opts := []nats.Option{nats.Name("akvsync-worker"), nats.MaxReconnects(-1)}
+	switch {
+	case *natsCreds != "":
+		opts = append(opts, nats.UserCredentials(*natsCreds))
+	case *natsUser != "":
+		opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
+	}
+	nc, err := nats.Connect(*natsURL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	host, _ := os.Hostname()
+	w, err := worker.Start(ctx, nc, worker.Config{
+		Topology:    events.Topology{Replicas: *replicas, TaskAckWait: *ackWait},
+		StorePath:   *store,
+		Sync:        sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate, Logger: log},
+		Azure:       azure.Config{},
+		Connections: conns,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info().Msg("stopping")
+	done := make(chan error, 1)
+	go func() { done <- w.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		return errors.New("did not stop within 30s")
+	}
+}
