@@ -71,11 +71,11 @@ func makeKey(rng *rand.Rand, v testVault, name string) events.KeyRecord {
 		KeyOps:         []string{"sign", "verify"},
 		N:              "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw",
 		E:              "AQAB",
-		Enabled:        pick(4) != 0,
+		Enabled:        pick(4) != 3,
 		Created:        baseTime.Unix() - int64(pick(1000000)),
 		Updated:        baseTime.Unix(),
 		RecoveryLevel:  "Recoverable+Purgeable",
-		Gone:           pick(10) == 0,
+		Gone:           pick(10) == 9,
 		JobID:          "job-1",
 		// Few distinct times, so that sort ties (broken by id) occur.
 		FirstSeenAt: baseTime.Add(time.Duration(pick(50)) * time.Minute),
