@@ -1,0 +1,127 @@
+package control
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultCloud is the cloud name given to vaults and jobs (CCKM's
+	// cloud_name) until connections carry their own.
+	DefaultCloud = "AzureCloud"
+	// DefaultSource is the CloudEvents source of the events the API
+	// publishes.
+	DefaultSource = "akvsync/api"
+	// DefaultQueryTimeout bounds one request to the workers' query service.
+	DefaultQueryTimeout = 5 * time.Second
+	// DefaultCleanupTimeout bounds the undo of a failed request (releasing
+	// locks, deleting a half-created record), which runs even when the
+	// request's context is cancelled.
+	DefaultCleanupTimeout = 10 * time.Second
+	// DefaultMaxJobVaults bounds the vaults of one job. A job record and
+	// its sync-requested event carry every vault (about 300 bytes each) and
+	// must fit NATS's default 1 MiB message size.
+	DefaultMaxJobVaults = 2000
+	// DefaultMaxAddVaults bounds the vaults of one add-vaults request.
+	DefaultMaxAddVaults = 1000
+	// DefaultCASRetries bounds the compare-and-set attempts of a job
+	// update that races with the workers.
+	DefaultCASRetries = 20
+)
+
+// Config configures the control plane. Zero fields take the defaults
+// above; [Config.Validate] reports what is wrong.
+type Config struct {
+	// Connections names the Azure connections vaults may refer to. It is
+	// given by configuration until the connection registry exists; a vault
+	// whose connection is not listed is refused.
+	Connections []string
+	// Cloud is the cloud name of new vaults and jobs. Default [DefaultCloud].
+	Cloud string
+	// Source is the CloudEvents source of published events, e.g.
+	// "akvsync/api/<hostname>". Default [DefaultSource].
+	Source string
+	// QueryTimeout bounds one query to the workers. Default
+	// [DefaultQueryTimeout].
+	QueryTimeout time.Duration
+	// CleanupTimeout bounds the undo of a failed request. Default
+	// [DefaultCleanupTimeout].
+	CleanupTimeout time.Duration
+	// MaxJobVaults bounds the vaults of one job. Default [DefaultMaxJobVaults].
+	MaxJobVaults int
+	// MaxAddVaults bounds the vaults of one add-vaults request. Default
+	// [DefaultMaxAddVaults].
+	MaxAddVaults int
+	// CASRetries bounds compare-and-set attempts. Default [DefaultCASRetries].
+	CASRetries int
+	// Now is the clock; default time.Now. Tests may inject one.
+	Now func() time.Time
+}
+
+// WithDefaults returns c with zero fields replaced by their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Cloud == "" {
+		c.Cloud = DefaultCloud
+	}
+	if c.Source == "" {
+		c.Source = DefaultSource
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = DefaultQueryTimeout
+	}
+	if c.CleanupTimeout == 0 {
+		c.CleanupTimeout = DefaultCleanupTimeout
+	}
+	if c.MaxJobVaults == 0 {
+		c.MaxJobVaults = DefaultMaxJobVaults
+	}
+	if c.MaxAddVaults == 0 {
+		c.MaxAddVaults = DefaultMaxAddVaults
+	}
+	if c.CASRetries == 0 {
+		c.CASRetries = DefaultCASRetries
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first problem of c after defaults are applied.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	seen := make(map[string]bool, len(c.Connections))
+	for _, name := range c.Connections {
+		if name == "" {
+			return fmt.Errorf("control: config: empty connection name")
+		}
+		if seen[name] {
+			return fmt.Errorf("control: config: connection %q listed twice", name)
+		}
+		seen[name] = true
+	}
+	switch {
+	case c.QueryTimeout < 0:
+		return fmt.Errorf("control: config: query timeout %s is negative", c.QueryTimeout)
+	case c.CleanupTimeout < 0:
+		return fmt.Errorf("control: config: cleanup timeout %s is negative", c.CleanupTimeout)
+	case c.MaxJobVaults < 1:
+		return fmt.Errorf("control: config: max job vaults %d must be at least 1", c.MaxJobVaults)
+	case c.MaxAddVaults < 1:
+		return fmt.Errorf("control: config: max add vaults %d must be at least 1", c.MaxAddVaults)
+	case c.CASRetries < 1:
+		return fmt.Errorf("control: config: CAS retries %d must be at least 1", c.CASRetries)
+	}
+	return nil
+}
+
+// knownConnection reports whether name is a configured connection.
+func (c Config) knownConnection(name string) bool {
+	for _, n := range c.Connections {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,501 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Limits of vault fields.
+const (
+	// MaxTags bounds the tags of a vault.
+	MaxTags = 50
+	// MaxTagKeyLen and MaxTagValueLen bound a tag (Azure's limits).
+	MaxTagKeyLen   = 512
+	MaxTagValueLen = 256
+	// MaxFieldLen bounds free-text vault fields (azure_vault_id, location,
+	// vaultUri, connection).
+	MaxFieldLen = 1024
+	// MaxSubscriptionLen bounds a subscription id.
+	MaxSubscriptionLen = 64
+)
+
+// staleIndexAfter is how old a name index entry whose vault record does not
+// exist must be before an add may take it over (the adding process died
+// between writing the index and the record).
+const staleIndexAfter = 30 * time.Second
+
+// nameKeyPrefix prefixes the uniqueness index keys of the vaults bucket.
+const nameKeyPrefix = "byname."
+
+// vaultNameRE is the shape of an Azure Key Vault name.
+var vaultNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{3,24}$`)
+
+// AddVaultsRequest is the body of CCKM's POST /cckm/azure/add-vaults.
+type AddVaultsRequest struct {
+	Connection     string     `json:"connection"`
+	SubscriptionID string     `json:"subscription_id"`
+	Vaults         []AddVault `json:"vaults"`
+}
+
+// AddVault is one vault of an [AddVaultsRequest].
+type AddVault struct {
+	Name         string            `json:"name"`
+	AzureVaultID string            `json:"azure_vault_id,omitempty"`
+	Location     string            `json:"location,omitempty"`
+	Properties   VaultProperties   `json:"properties"`
+	Tags         map[string]string `json:"tags,omitempty"`
+}
+
+// VaultProperties are the Azure properties of a vault; only vaultUri is
+// used. Other properties Azure returns (sku, tenantId, …) are accepted and
+// ignored, so the output of a vault discovery can be posted as is.
+type VaultProperties struct {
+	VaultURI string `json:"vaultUri"`
+}
+
+// UnmarshalJSON decodes the properties object, keeping vaultUri and
+// ignoring the other Azure properties.
+func (p *VaultProperties) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*p = VaultProperties{}
+	if raw, ok := m["vaultUri"]; ok {
+		if err := json.Unmarshal(raw, &p.VaultURI); err != nil {
+			return fmt.Errorf("vaultUri: %w", err)
+		}
+	}
+	return nil
+}
+
+// VaultQuery filters and pages the vault list.
+type VaultQuery struct {
+	// Name matches the vault name (case-insensitive) or, with "::", the
+	// qualified name "name::subscription".
+	Name string
+	// Skip and Limit page the list; Limit [events.LimitAll] returns all, 0
+	// means [events.DefaultLimit].
+	Skip, Limit int
+}
+
+// VaultPage is one page of vaults in CCKM's list envelope.
+type VaultPage struct {
+	Skip      int            `json:"skip"`
+	Limit     int            `json:"limit"`
+	Total     int            `json:"total"`
+	Resources []events.Vault `json:"resources"`
+}
+
+// Registry is the vault registry over the akvsync-vaults bucket. It is
+// safe for concurrent use, also by several processes.
+type Registry struct {
+	kv    jetstream.KeyValue
+	locks jetstream.KeyValue
+	cfg   Config
+}
+
+// nameKey is the uniqueness index key of a vault.
+func nameKey(name, subscriptionID string) string {
+	return nameKeyPrefix + strings.ToLower(subscriptionID) + "." + strings.ToLower(name)
+}
+
+// ValidVaultName reports whether name has the shape of an Azure Key Vault
+// name (^[0-9a-zA-Z-]{3,24}$).
+func ValidVaultName(name string) bool { return vaultNameRE.MatchString(name) }
+
+// validSubscription reports whether s can be a subscription id (and a
+// subject token).
+func validSubscription(s string) bool {
+	return len(s) <= MaxSubscriptionLen && events.ValidToken(s)
+}
+
+// validate checks the request and builds the vault records it adds.
+func (r *Registry) validate(req AddVaultsRequest, now time.Time) ([]events.Vault, error) {
+	switch {
+	case req.Connection == "":
+		return nil, invalidf("connection is required")
+	case len(req.Connection) > MaxFieldLen:
+		return nil, invalidf("connection is longer than %d bytes", MaxFieldLen)
+	case !r.cfg.knownConnection(req.Connection):
+		return nil, invalidf("connection %q is not a known connection", req.Connection)
+	case req.SubscriptionID == "":
+		return nil, invalidf("subscription_id is required")
+	case !validSubscription(req.SubscriptionID):
+		return nil, invalidf("subscription_id %q is not a valid subscription id", req.SubscriptionID)
+	case len(req.Vaults) == 0:
+		return nil, invalidf("vaults must not be empty")
+	case len(req.Vaults) > r.cfg.MaxAddVaults:
+		return nil, invalidf("vaults has %d entries; at most %d may be added at once", len(req.Vaults), r.cfg.MaxAddVaults)
+	}
+	seen := make(map[string]int, len(req.Vaults))
+	out := make([]events.Vault, 0, len(req.Vaults))
+	for i, v := range req.Vaults {
+		field := fmt.Sprintf("vaults[%d]", i)
+		if err := validateAddVault(field, v); err != nil {
+			return nil, err
+		}
+		lower := strings.ToLower(v.Name)
+		if j, dup := seen[lower]; dup {
+			return nil, invalidf("%s.name %q duplicates vaults[%d].name", field, v.Name, j)
+		}
+		seen[lower] = i
+		out = append(out, events.Vault{
+			ID:             events.NewID(),
+			Name:           v.Name,
+			AzureVaultID:   v.AzureVaultID,
+			SubscriptionID: req.SubscriptionID,
+			Location:       v.Location,
+			VaultURI:       v.Properties.VaultURI,
+			Connection:     req.Connection,
+			Cloud:          r.cfg.Cloud,
+			Tags:           v.Tags,
+			CreatedAt:      now,
+			UpdatedAt:      now,
+		})
+	}
+	return out, nil
+}
+
+// validateAddVault checks one vault of an add-vaults request.
+func validateAddVault(field string, v AddVault) error {
+	if v.Name == "" {
+		return invalidf("%s.name is required", field)
+	}
+	if !ValidVaultName(v.Name) {
+		return invalidf("%s.name %q is not a valid vault name (3 to 24 letters, digits and hyphens)", field, v.Name)
+	}
+	if len(v.AzureVaultID) > MaxFieldLen || len(v.Location) > MaxFieldLen {
+		return invalidf("%s: azure_vault_id and location must be at most %d bytes", field, MaxFieldLen)
+	}
+	if err := validateVaultURI(v.Properties.VaultURI); err != nil {
+		return invalidf("%s.properties.vaultUri: %v", field, err)
+	}
+	if len(v.Tags) > MaxTags {
+		return invalidf("%s.tags has %d tags; at most %d are allowed", field, len(v.Tags), MaxTags)
+	}
+	for k, val := range v.Tags {
+		if k == "" || len(k) > MaxTagKeyLen || len(val) > MaxTagValueLen {
+			return invalidf("%s.tags: tag %q: keys must be 1 to %d bytes and values at most %d bytes", field, k, MaxTagKeyLen, MaxTagValueLen)
+		}
+	}
+	return nil
+}
+
+// validateVaultURI checks that s is an absolute https URL of a host.
+func validateVaultURI(s string) error {
+	if s == "" {
+		return errors.New("is required")
+	}
+	if len(s) > MaxFieldLen {
+		return fmt.Errorf("is longer than %d bytes", MaxFieldLen)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", s)
+	}
+	if u.Scheme != "https" || u.Host == "" || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an absolute https URL of a vault", s)
+	}
+	return nil
+}
+
+// AddVaults registers the vaults of req. Either every vault is registered
+// or none: on any error what was written is undone. A vault whose
+// "name::subscription" is already registered (by this or a concurrent
+// request, in any API process) makes the request fail with [ErrConflict].
+func (r *Registry) AddVaults(ctx context.Context, req AddVaultsRequest) (added []events.Vault, err error) {
+	now := r.cfg.Now().UTC().Truncate(time.Microsecond)
+	vaults, err := r.validate(req, now)
+	if err != nil {
+		return nil, err
+	}
+	var undo []func(context.Context)
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i](cctx)
+		}
+	}()
+	for _, v := range vaults {
+		key := nameKey(v.Name, v.SubscriptionID)
+		rev, err := r.claimName(ctx, key, v)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func(ctx context.Context) {
+			_ = r.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+		})
+	}
+	for _, v := range vaults {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("control: encode vault: %w", err)
+		}
+		rev, err := r.kv.Create(ctx, v.ID, data)
+		if err != nil {
+			return nil, unavailable("store vault "+v.QualifiedName(), err)
+		}
+		undo = append(undo, func(ctx context.Context) {
+			_ = r.kv.Delete(ctx, v.ID, jetstream.LastRevision(rev))
+		})
+	}
+	return vaults, nil
+}
+
+// claimName creates the uniqueness index entry of v. An entry left behind
+// by a process that died before writing the vault record is taken over
+// once it is older than staleIndexAfter.
+func (r *Registry) claimName(ctx context.Context, key string, v events.Vault) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		rev, err := r.kv.Create(ctx, key, []byte(v.ID))
+		if err == nil {
+			return rev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, unavailable("register vault "+v.QualifiedName(), err)
+		}
+		e, gerr := r.kv.Get(ctx, key)
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) && attempt == 0 {
+			continue
+		}
+		if gerr != nil {
+			return 0, conflictf("vault %s already exists", v.QualifiedName())
+		}
+		existing := string(e.Value())
+		_, verr := r.kv.Get(ctx, existing)
+		stale := errors.Is(verr, jetstream.ErrKeyNotFound) && r.cfg.Now().Sub(e.Created()) > staleIndexAfter
+		if !stale || attempt > 0 {
+			return 0, conflictf("vault %s already exists (id %s)", v.QualifiedName(), existing)
+		}
+		if err := r.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, unavailable("repair vault index", err)
+		}
+	}
+}
+
+// Get returns the vault with the given id.
+func (r *Registry) Get(ctx context.Context, id string) (events.Vault, error) {
+	v, _, err := r.get(ctx, id)
+	return v, err
+}
+
+// get returns a vault and its revision.
+func (r *Registry) get(ctx context.Context, id string) (events.Vault, uint64, error) {
+	nid, ok := normalizeID(id)
+	if !ok {
+		return events.Vault{}, 0, notFoundf("vault %q not found", id)
+	}
+	e, err := r.kv.Get(ctx, nid)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return events.Vault{}, 0, notFoundf("vault %q not found", id)
+	}
+	if err != nil {
+		return events.Vault{}, 0, unavailable("read vault", err)
+	}
+	var v events.Vault
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return events.Vault{}, 0, fmt.Errorf("control: decode vault %s: %w", nid, err)
+	}
+	return v, e.Revision(), nil
+}
+
+// All returns every registered vault, in no particular order.
+func (r *Registry) All(ctx context.Context) ([]events.Vault, error) {
+	// Vault records are single-token keys (UUIDs); index entries have dots.
+	w, err := r.kv.WatchFiltered(ctx, []string{"*"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, unavailable("list vaults", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []events.Vault
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, unavailable("list vaults", errors.New("watcher closed"))
+			}
+			if e == nil {
+				return out, nil
+			}
+			var v events.Vault
+			if err := json.Unmarshal(e.Value(), &v); err != nil {
+				return nil, fmt.Errorf("control: decode vault %s: %w", e.Key(), err)
+			}
+			out = append(out, v)
+		case <-ctx.Done():
+			return nil, unavailable("list vaults", ctx.Err())
+		}
+	}
+}
+
+// List returns one page of vaults matching q, newest first (then by
+// qualified name).
+func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
+	if q.Skip < 0 {
+		return VaultPage{}, invalidf("skip must not be negative")
+	}
+	if q.Limit < events.LimitAll {
+		return VaultPage{}, invalidf("limit must be -1 (all) or positive")
+	}
+	all, err := r.All(ctx)
+	if err != nil {
+		return VaultPage{}, err
+	}
+	match := all[:0]
+	for _, v := range all {
+		if q.Name == "" || strings.EqualFold(v.Name, q.Name) || strings.EqualFold(v.QualifiedName(), q.Name) {
+			match = append(match, v)
+		}
+	}
+	slices.SortFunc(match, func(a, b events.Vault) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.QualifiedName(), b.QualifiedName())
+	})
+	limit := q.Limit
+	if limit == 0 {
+		limit = events.DefaultLimit
+	}
+	return VaultPage{Skip: q.Skip, Limit: limit, Total: len(match), Resources: page(match, q.Skip, limit)}, nil
+}
+
+// page returns items[skip:skip+limit] within bounds (limit < 0: all from skip).
+func page[T any](items []T, skip, limit int) []T {
+	if skip >= len(items) {
+		return []T{}
+	}
+	items = items[skip:]
+	if limit >= 0 && limit < len(items) {
+		items = items[:limit]
+	}
+	return items
+}
+
+// Resolve finds a vault by reference: its id, "name::subscription", or a
+// bare name when exactly one subscription has a vault of that name. An
+// ambiguous bare name is [ErrInvalid] listing the candidates; an unknown
+// one is [ErrNotFound].
+func (r *Registry) Resolve(ctx context.Context, ref string) (events.Vault, error) {
+	if IsID(ref) {
+		return r.Get(ctx, ref)
+	}
+	if name, sub, ok := strings.Cut(ref, "::"); ok {
+		if !ValidVaultName(name) || !validSubscription(sub) {
+			return events.Vault{}, notFoundf("vault %q not found", ref)
+		}
+		return r.byIndex(ctx, nameKey(name, sub), ref)
+	}
+	if !ValidVaultName(ref) {
+		return events.Vault{}, notFoundf("vault %q not found", ref)
+	}
+	lister, err := r.kv.ListKeysFiltered(ctx, nameKeyPrefix+"*."+strings.ToLower(ref))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return events.Vault{}, notFoundf("vault %q not found", ref)
+		}
+		return events.Vault{}, unavailable("resolve vault", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	if err := ctx.Err(); err != nil {
+		return events.Vault{}, unavailable("resolve vault", err)
+	}
+	var found []events.Vault
+	for _, k := range keys {
+		v, err := r.byIndex(ctx, k, ref)
+		if errors.Is(err, ErrNotFound) {
+			continue // a dangling index entry
+		}
+		if err != nil {
+			return events.Vault{}, err
+		}
+		found = append(found, v)
+	}
+	switch len(found) {
+	case 0:
+		return events.Vault{}, notFoundf("vault %q not found", ref)
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, len(found))
+	for i, v := range found {
+		names[i] = v.QualifiedName()
+	}
+	slices.Sort(names)
+	return events.Vault{}, invalidf("vault name %q is ambiguous; use one of: %s", ref, strings.Join(names, ", "))
+}
+
+// byIndex reads the vault an index entry points to.
+func (r *Registry) byIndex(ctx context.Context, key, ref string) (events.Vault, error) {
+	e, err := r.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return events.Vault{}, notFoundf("vault %q not found", ref)
+	}
+	if err != nil {
+		return events.Vault{}, unavailable("resolve vault", err)
+	}
+	v, err := r.Get(ctx, string(e.Value()))
+	if errors.Is(err, ErrNotFound) {
+		return events.Vault{}, notFoundf("vault %q not found", ref)
+	}
+	return v, err
+}
+
+// Remove unregisters the vault with the given id and returns it. It
+// refuses with a [ConflictError] naming the job while an active job holds
+// the vault; it holds the vault's lock itself while it removes, so no job
+// can take the vault meanwhile.
+func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) {
+	v, rev, err := r.get(ctx, id)
+	if err != nil {
+		return events.Vault{}, err
+	}
+	lock, owner, ok, err := takeLock(ctx, r.locks, v.ID, RemoveLockHolder)
+	if err != nil {
+		return events.Vault{}, err
+	}
+	if !ok {
+		if owner == RemoveLockHolder {
+			owner = ""
+		}
+		return events.Vault{}, &ConflictError{Vault: v.QualifiedName(), JobID: owner}
+	}
+	defer func() {
+		cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+		defer cancel()
+		releaseLocks(cctx, r.locks, []heldLock{lock})
+	}()
+	if err := r.kv.Delete(ctx, v.ID, jetstream.LastRevision(rev)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return events.Vault{}, conflictf("vault %s changed while being removed; retry", v.QualifiedName())
+		}
+		return events.Vault{}, unavailable("remove vault", err)
+	}
+	key := nameKey(v.Name, v.SubscriptionID)
+	if e, err := r.kv.Get(ctx, key); err == nil && string(e.Value()) == v.ID {
+		// Best effort: a dangling index entry is repaired by the next add.
+		_ = r.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+	}
+	return v, nil
+}

@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"net/http"
+)
+
+// createJob handles POST /cckm/azure/synchronization-jobs: 201 with the job.
+func (a *api) createJob(w http.ResponseWriter, r *http.Request) {
+	req, err := ParseCreateJob(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), a.cfg.MaxBodyBytes)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	job, err := a.d.Jobs.Create(r.Context(), req, username(r))
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", r.URL.Path+"/"+job.ID)
+	writeJSON(w, http.StatusCreated, RenderJob(job))
+}
+
+// listJobs handles GET /cckm/azure/synchronization-jobs (from the workers'
+// inventory; 503 when no worker answers).
+func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseJobQuery(r.URL.Query())
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	page, err := a.d.Queries.Jobs(r.Context(), q)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Page[JobJSON]{
+		Skip: page.Skip, Limit: page.Limit, Total: page.Total,
+		Resources: renderAll(page.Resources, RenderJob),
+	})
+}
+
+// getJob handles GET /cckm/azure/synchronization-jobs/{id} (the
+// authoritative job record).
+func (a *api) getJob(w http.ResponseWriter, r *http.Request) {
+	job, err := a.d.Jobs.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RenderJob(job))
+}
+
+// cancelJob handles POST /cckm/azure/synchronization-jobs/{id}/cancel: 200
+// with the job, abort true. A body, if any, is ignored.
+func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) {
+	job, err := a.d.Jobs.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RenderJob(job))
+}

@@ -1,0 +1,342 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/pkg/events"
+)
+
+// Limits of query parameters.
+const (
+	// MaxParamLen bounds the value of one query parameter.
+	MaxParamLen = 2048
+	// MaxFilterVaults bounds the vaults of the jobs list's key_vaults filter.
+	MaxFilterVaults = 100
+	// MaxKeySize bounds the key_size filter (bits).
+	MaxKeySize = 16384
+)
+
+// invalid returns an error for a bad request, wrapping control.ErrInvalid.
+func invalid(format string, args ...any) error {
+	return &paramError{msg: fmt.Sprintf(format, args...)}
+}
+
+// paramError is a client error of a parser; it wraps control.ErrInvalid so
+// one mapping serves parsers and the control plane.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+func (e *paramError) Unwrap() error { return control.ErrInvalid }
+
+// ParseCreateJob decodes and validates the body of POST
+// /cckm/azure/synchronization-jobs, of at most max bytes (max <= 0:
+// [DefaultMaxBodyBytes]). The body must be one JSON object with only the
+// fields key_vaults, synchronize_all and take_cloud_key_backup, of the
+// right types; then [control.CreateJobRequest.Validate] applies. Errors
+// wrap [ErrBodyTooLarge], control.ErrInvalid or control.ErrUnprocessable.
+func ParseCreateJob(r io.Reader, max int64) (control.CreateJobRequest, error) {
+	var req control.CreateJobRequest
+	if err := decodeBody(r, max, &req); err != nil {
+		return control.CreateJobRequest{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return control.CreateJobRequest{}, err
+	}
+	return req, nil
+}
+
+// ParseAddVaults decodes the body of POST /cckm/azure/add-vaults, of at
+// most max bytes. Unknown fields are refused, except inside a vault's
+// properties (Azure's other vault properties are ignored). The registry
+// validates the values.
+func ParseAddVaults(r io.Reader, max int64) (control.AddVaultsRequest, error) {
+	var req control.AddVaultsRequest
+	if err := decodeBody(r, max, &req); err != nil {
+		return control.AddVaultsRequest{}, err
+	}
+	return req, nil
+}
+
+// decodeBody reads at most max bytes of one JSON object into v, strictly.
+func decodeBody(r io.Reader, max int64, v any) error {
+	if max <= 0 {
+		max = DefaultMaxBodyBytes
+	}
+	body, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, max)
+		}
+		return invalid("cannot read the request body: %v", err)
+	}
+	if int64(len(body)) > max {
+		return fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, max)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalid("a JSON request body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalid("%s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalid("the request body must be a single JSON object")
+	}
+	return nil
+}
+
+// describeJSONError turns a decoding error into a message naming the field.
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("the request body is not valid JSON (at byte %d)", syn.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the request body is truncated JSON"
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return "the request body must be a JSON object"
+		}
+		return fmt.Sprintf("%s must be %s, not %s", typ.Field, jsonTypeName(typ.Type), typ.Value)
+	}
+	msg := err.Error()
+	if _, field, ok := strings.Cut(msg, "unknown field "); ok {
+		return "unknown field " + field
+	}
+	return "the request body is not valid: " + strings.TrimPrefix(msg, "json: ")
+}
+
+// jsonTypeName names a Go type the way a JSON client thinks of it.
+func jsonTypeName(t reflect.Type) string {
+	if t == nil {
+		return "a value of another type"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonTypeName(t.Elem()), "a "), "an ") + "s"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a " + t.String()
+}
+
+// params reads query parameters strictly: only the allowed names, each at
+// most once (unless repeatable), of bounded length.
+type params struct {
+	v url.Values
+}
+
+// newParams checks that v has only the allowed parameters.
+func newParams(v url.Values, allowed ...string) (params, error) {
+	names := make([]string, 0, len(v))
+	for name := range v {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !slices.Contains(allowed, name) {
+			return params{}, invalid("unsupported query parameter %q (supported: %s)", name, strings.Join(allowed, ", "))
+		}
+		for _, val := range v[name] {
+			if len(val) > MaxParamLen {
+				return params{}, invalid("query parameter %s is longer than %d bytes", name, MaxParamLen)
+			}
+		}
+	}
+	return params{v: v}, nil
+}
+
+// str returns a single-valued parameter ("" when absent).
+func (p params) str(name string) (string, error) {
+	vals := p.v[name]
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+		return vals[0], nil
+	}
+	return "", invalid("query parameter %s is given %d times; give it once", name, len(vals))
+}
+
+// boolean returns a true/false parameter (nil when absent).
+func (p params) boolean(name string) (*bool, error) {
+	s, err := p.str(name)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	switch strings.ToLower(s) {
+	case "true":
+		b := true
+		return &b, nil
+	case "false":
+		b := false
+		return &b, nil
+	}
+	return nil, invalid("query parameter %s must be true or false, not %q", name, s)
+}
+
+// integer returns an integer parameter within [min, max] (def when absent).
+func (p params) integer(name string, def, min, max int) (int, error) {
+	s, err := p.str(name)
+	if err != nil || s == "" {
+		return def, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, invalid("query parameter %s must be an integer from %d to %d, not %q", name, min, max, s)
+	}
+	return n, nil
+}
+
+// paging returns skip and limit: skip >= 0; limit -1 (all) or >= 1,
+// default [events.DefaultLimit].
+func (p params) paging() (skip, limit int, err error) {
+	skip, err = p.integer("skip", 0, 0, 1<<31-1)
+	if err != nil {
+		return 0, 0, err
+	}
+	s, err := p.str("limit")
+	if err != nil {
+		return 0, 0, err
+	}
+	if s == "" {
+		return skip, events.DefaultLimit, nil
+	}
+	limit, err = strconv.Atoi(s)
+	if err != nil || limit < events.LimitAll || limit == 0 || limit > 1<<31-1 {
+		return 0, 0, invalid("query parameter limit must be -1 (all) or a positive integer, not %q", s)
+	}
+	return skip, limit, nil
+}
+
+// KeyParams are the query parameters of GET /cckm/azure/keys.
+var KeyParams = []string{"id", "key_vault", "key_vault_id", "key_name", "kid", "enabled", "gone", "key_size", "skip", "limit", "sort"}
+
+// ParseKeyQuery parses the query of GET /cckm/azure/keys. Unknown
+// parameters, repeated ones and bad values are errors wrapping
+// control.ErrInvalid that name the parameter.
+func ParseKeyQuery(v url.Values) (events.KeyQuery, error) {
+	p, err := newParams(v, KeyParams...)
+	if err != nil {
+		return events.KeyQuery{}, err
+	}
+	var q events.KeyQuery
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"id", &q.ID}, {"key_vault", &q.KeyVault}, {"key_vault_id", &q.VaultID},
+		{"key_name", &q.KeyName}, {"kid", &q.Kid}, {"sort", &q.Sort},
+	} {
+		if *f.dst, err = p.str(f.name); err != nil {
+			return events.KeyQuery{}, err
+		}
+	}
+	if q.Enabled, err = p.boolean("enabled"); err != nil {
+		return events.KeyQuery{}, err
+	}
+	if q.Gone, err = p.boolean("gone"); err != nil {
+		return events.KeyQuery{}, err
+	}
+	if q.KeySize, err = p.integer("key_size", 0, 1, MaxKeySize); err != nil {
+		return events.KeyQuery{}, err
+	}
+	if q.Skip, q.Limit, err = p.paging(); err != nil {
+		return events.KeyQuery{}, err
+	}
+	if q.Sort != "" && !slices.Contains(events.KeySortFields, strings.TrimPrefix(q.Sort, "-")) {
+		return events.KeyQuery{}, invalid("query parameter sort must be one of %s (prefix - for descending), not %q", strings.Join(events.KeySortFields, ", "), q.Sort)
+	}
+	return q, nil
+}
+
+// JobParams are the query parameters of GET /cckm/azure/synchronization-jobs.
+var JobParams = []string{"id", "overall_status", "key_vaults", "skip", "limit", "sort"}
+
+// ParseJobQuery parses the query of GET /cckm/azure/synchronization-jobs.
+// key_vaults may be comma-separated and/or repeated. sort accepts only
+// -createdAt (newest first, the only order). Errors wrap
+// control.ErrInvalid and name the parameter.
+func ParseJobQuery(v url.Values) (events.JobQuery, error) {
+	p, err := newParams(v, JobParams...)
+	if err != nil {
+		return events.JobQuery{}, err
+	}
+	var q events.JobQuery
+	if q.ID, err = p.str("id"); err != nil {
+		return events.JobQuery{}, err
+	}
+	status, err := p.str("overall_status")
+	if err != nil {
+		return events.JobQuery{}, err
+	}
+	switch st := events.JobStatus(status); st {
+	case "", events.JobInProgress, events.JobCompleted, events.JobFailed:
+		q.OverallStatus = st
+	default:
+		return events.JobQuery{}, invalid("query parameter overall_status must be in_progress, completed or failed, not %q", status)
+	}
+	for _, val := range v["key_vaults"] {
+		for _, ref := range strings.Split(val, ",") {
+			if ref = strings.TrimSpace(ref); ref != "" && !slices.Contains(q.KeyVaults, ref) {
+				q.KeyVaults = append(q.KeyVaults, ref)
+			}
+		}
+	}
+	if len(q.KeyVaults) > MaxFilterVaults {
+		return events.JobQuery{}, invalid("query parameter key_vaults names %d vaults; at most %d are allowed", len(q.KeyVaults), MaxFilterVaults)
+	}
+	sortBy, err := p.str("sort")
+	if err != nil {
+		return events.JobQuery{}, err
+	}
+	if sortBy != "" && sortBy != "-createdAt" {
+		return events.JobQuery{}, invalid("query parameter sort must be -createdAt (jobs are listed newest first), not %q", sortBy)
+	}
+	if q.Skip, q.Limit, err = p.paging(); err != nil {
+		return events.JobQuery{}, err
+	}
+	return q, nil
+}
+
+// VaultParams are the query parameters of GET /cckm/azure/vaults.
+var VaultParams = []string{"name", "skip", "limit"}
+
+// ParseVaultQuery parses the query of GET /cckm/azure/vaults.
+func ParseVaultQuery(v url.Values) (control.VaultQuery, error) {
+	p, err := newParams(v, VaultParams...)
+	if err != nil {
+		return control.VaultQuery{}, err
+	}
+	var q control.VaultQuery
+	if q.Name, err = p.str("name"); err != nil {
+		return control.VaultQuery{}, err
+	}
+	if q.Skip, q.Limit, err = p.paging(); err != nil {
+		return control.VaultQuery{}, err
+	}
+	return q, nil
+}

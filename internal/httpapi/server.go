@@ -1,0 +1,242 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// APIPrefix prefixes every CCKM route.
+const APIPrefix = "/api/v1"
+
+// JobService creates, reads and cancels jobs; *control.Jobs implements it.
+type JobService interface {
+	Create(ctx context.Context, req control.CreateJobRequest, createdBy string) (events.Job, error)
+	Get(ctx context.Context, id string) (events.Job, error)
+	Cancel(ctx context.Context, id string) (events.Job, error)
+}
+
+// VaultService is the vault registry; *control.Registry implements it.
+type VaultService interface {
+	AddVaults(ctx context.Context, req control.AddVaultsRequest) ([]events.Vault, error)
+	Get(ctx context.Context, id string) (events.Vault, error)
+	List(ctx context.Context, q control.VaultQuery) (control.VaultPage, error)
+	Remove(ctx context.Context, id string) (events.Vault, error)
+}
+
+// QueryService asks the workers' inventory; *control.Queries implements it.
+type QueryService interface {
+	Keys(ctx context.Context, q events.KeyQuery) (events.KeyPage, error)
+	Key(ctx context.Context, id string) (events.KeyRecord, error)
+	Jobs(ctx context.Context, q events.JobQuery) (events.JobPage, error)
+}
+
+// Authenticator issues and verifies tokens; *auth.Service implements it.
+type Authenticator interface {
+	IssueToken(ctx context.Context, req auth.TokenRequest, clientAddr string) (auth.TokenResponse, error)
+	Verify(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// Deps are the services the API is built on. All are required but Log
+// (default: no logging) and the metrics (default: none; /metrics answers
+// 404).
+type Deps struct {
+	Jobs    JobService
+	Vaults  VaultService
+	Queries QueryService
+	// Ready reports whether the process can serve (control.Plane.Ready).
+	Ready func(ctx context.Context) error
+	Auth  Authenticator
+	// Log receives one line per request and the errors behind 5xx answers.
+	Log zerolog.Logger
+	// Registry, when set (and Metrics is not), gets the HTTP metrics
+	// ([NewMetrics]) and is served on /metrics with whatever else the
+	// process registered on it.
+	Registry *prometheus.Registry
+	// Metrics, when set, records request metrics and serves /metrics
+	// instead of Registry.
+	Metrics Metrics
+}
+
+// DepsFromPlane fills Deps from a control plane.
+func DepsFromPlane(p *control.Plane, a Authenticator, log zerolog.Logger, reg *prometheus.Registry) Deps {
+	return Deps{Jobs: p.Jobs, Vaults: p.Vaults, Queries: p.Queries, Ready: p.Ready, Auth: a, Log: log, Registry: reg}
+}
+
+// api is the handler behind [New].
+type api struct {
+	cfg Config
+	d   Deps
+	mux *http.ServeMux
+}
+
+// route is one endpoint: its method and path (without trailing slash), the
+// permission it needs ("" for public endpoints) and its handler.
+type route struct {
+	method string
+	path   string
+	perm   auth.Perm
+	h      http.HandlerFunc
+}
+
+// New returns the API's http.Handler.
+func New(cfg Config, d Deps) (http.Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Jobs == nil || d.Vaults == nil || d.Queries == nil || d.Ready == nil || d.Auth == nil {
+		return nil, errors.New("httpapi: Jobs, Vaults, Queries, Ready and Auth are required")
+	}
+	switch {
+	case d.Metrics != nil:
+	case d.Registry != nil:
+		m, err := NewMetrics(d.Registry)
+		if err != nil {
+			return nil, err
+		}
+		d.Metrics = m
+	default:
+		d.Metrics = noMetrics{}
+	}
+	a := &api{cfg: cfg.WithDefaults(), d: d, mux: http.NewServeMux()}
+	for _, rt := range a.routes() {
+		h := a.guard(rt)
+		a.mux.Handle(rt.method+" "+rt.path, h)
+		if !strings.HasSuffix(rt.path, "/") {
+			a.mux.Handle(rt.method+" "+rt.path+"/{$}", h)
+		}
+	}
+	return a.instrument(http.HandlerFunc(a.dispatch)), nil
+}
+
+// routes lists every endpoint.
+func (a *api) routes() []route {
+	const azure = APIPrefix + "/cckm/azure"
+	return []route{
+		{"GET", "/healthz", "", a.healthz},
+		{"GET", "/readyz", "", a.readyz},
+		{"GET", "/metrics", auth.PermJobsRead, a.serveMetrics},
+		{"POST", APIPrefix + "/auth/tokens", "", a.issueToken},
+
+		{"POST", azure + "/synchronization-jobs", auth.PermJobsWrite, a.createJob},
+		{"GET", azure + "/synchronization-jobs", auth.PermJobsRead, a.listJobs},
+		{"GET", azure + "/synchronization-jobs/{id}", auth.PermJobsRead, a.getJob},
+		{"POST", azure + "/synchronization-jobs/{id}/cancel", auth.PermJobsWrite, a.cancelJob},
+
+		{"POST", azure + "/add-vaults", auth.PermVaultsWrite, a.addVaults},
+		{"GET", azure + "/vaults", auth.PermVaultsRead, a.listVaults},
+		{"GET", azure + "/vaults/{id}", auth.PermVaultsRead, a.getVault},
+		{"POST", azure + "/vaults/{id}/remove-vault", auth.PermVaultsWrite, a.removeVault},
+
+		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
+		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},
+	}
+}
+
+// dispatch serves a request with the mux, answering unknown routes with a
+// JSON 404 and a known path with a wrong method with a JSON 405 and Allow.
+func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := a.mux.Handler(r)
+	if pattern != "" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	// The mux's own 404/405 handler: learn which, keep its Allow header.
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	if probe.status >= 300 && probe.status < 400 { // a path-cleaning redirect
+		for k, v := range probe.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(probe.status)
+		return
+	}
+	writeError(w, http.StatusNotFound, "Resource not found")
+}
+
+// statusProbe is a ResponseWriter that only records the status and headers.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (p *statusProbe) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+// guard wraps a route's handler: it names the route for logs and metrics
+// and, unless the route is public, authenticates the caller and checks
+// the route's permission.
+func (a *api) guard(rt route) http.Handler {
+	name := rt.method + " " + rt.path
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := infoFrom(r.Context())
+		if info != nil {
+			info.route = name
+		}
+		if rt.perm == "" {
+			rt.h(w, r)
+			return
+		}
+		token, err := auth.FromRequest(r)
+		if err != nil {
+			a.unauthorized(w, r, err)
+			return
+		}
+		p, err := a.d.Auth.Verify(r.Context(), token)
+		if err != nil {
+			a.unauthorized(w, r, err)
+			return
+		}
+		if info != nil {
+			info.user = p.Username
+		}
+		if err := p.Require(rt.perm); err != nil {
+			fail(w, r, err)
+			return
+		}
+		rt.h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// unauthorized answers 401 in CCKM's words for a token error.
+func (a *api) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, auth.ErrInvalidToken) {
+		// Verify failed for another reason (e.g. a cancelled context).
+		fail(w, r, err)
+		return
+	}
+	if info := infoFrom(r.Context()); info != nil {
+		info.err = err
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="akvsync"`)
+	writeError(w, http.StatusUnauthorized, auth.UnauthorizedMessage(err))
+}
+
+// username returns the authenticated caller's name, or "".
+func username(r *http.Request) string {
+	p, _ := auth.PrincipalFrom(r.Context())
+	return p.Username
+}

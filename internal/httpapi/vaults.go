@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"net/http"
+)
+
+// addVaults handles POST /cckm/azure/add-vaults: 201 with the created
+// vaults in the list envelope.
+func (a *api) addVaults(w http.ResponseWriter, r *http.Request) {
+	req, err := ParseAddVaults(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), a.cfg.MaxBodyBytes)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	vaults, err := a.d.Vaults.AddVaults(r.Context(), req)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, Page[VaultJSON]{
+		Skip: 0, Limit: len(vaults), Total: len(vaults),
+		Resources: renderAll(vaults, RenderVault),
+	})
+}
+
+// listVaults handles GET /cckm/azure/vaults.
+func (a *api) listVaults(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseVaultQuery(r.URL.Query())
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	page, err := a.d.Vaults.List(r.Context(), q)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Page[VaultJSON]{
+		Skip: page.Skip, Limit: page.Limit, Total: page.Total,
+		Resources: renderAll(page.Resources, RenderVault),
+	})
+}
+
+// getVault handles GET /cckm/azure/vaults/{id}.
+func (a *api) getVault(w http.ResponseWriter, r *http.Request) {
+	v, err := a.d.Vaults.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RenderVault(v))
+}
+
+// removeVault handles POST /cckm/azure/vaults/{id}/remove-vault: 200 with
+// the removed vault; 409 naming the job while a job holds the vault.
+func (a *api) removeVault(w http.ResponseWriter, r *http.Request) {
+	v, err := a.d.Vaults.Remove(r.Context(), r.PathValue("id"))
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RenderVault(v))
+}
