@@ -1,0 +1,77 @@
+package akvemu
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FileSpec is the JSON/YAML spec file format (see docs/emulator.md). Durations are Go
+// duration strings ("15m") or milliseconds.
+type FileSpec struct {
+	TenantID          string          `json:"tenant_id"`
+	ClientID          string          `json:"client_id"`
+	ClientSecret      string          `json:"client_secret"`
+	TokenLifetime     json.RawMessage `json:"token_lifetime"`
+	ListenHost        string          `json:"listen_host"`
+	AdminListen       string          `json:"admin_listen"`
+	HostRouting       bool            `json:"host_routing"`
+	DisableThrottling bool            `json:"disable_throttling"`
+	Region            string          `json:"region"`
+	Seed              SeedSpec        `json:"seed"`
+	DefaultFaults     Faults          `json:"default_faults"`
+	Vaults            []VaultSpec     `json:"vaults"`
+	Principals        []Principal     `json:"principals"`
+}
+
+// LoadSpecFile reads a JSON (.json) or YAML (anything else) spec file into a Config.
+// Fields the file leaves out keep their zero value (so defaults apply).
+func LoadSpecFile(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read spec: %w", err)
+	}
+	return ParseSpec(b, strings.EqualFold(filepath.Ext(path), ".json"))
+}
+
+// ParseSpec parses a spec document; isJSON selects JSON, otherwise YAML (a superset).
+func ParseSpec(b []byte, isJSON bool) (Config, error) {
+	if !isJSON {
+		var doc any
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return Config{}, fmt.Errorf("%w: parse YAML spec: %w", ErrInvalidConfig, err)
+		}
+		if doc == nil {
+			doc = map[string]any{}
+		}
+		var err error
+		if b, err = json.Marshal(doc); err != nil {
+			return Config{}, fmt.Errorf("%w: YAML spec is not JSON-compatible: %w", ErrInvalidConfig, err)
+		}
+	}
+	var fs FileSpec
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fs); err != nil {
+		return Config{}, fmt.Errorf("%w: parse spec: %w", ErrInvalidConfig, err)
+	}
+	lifetime, err := parseDuration(fs.TokenLifetime)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: token_lifetime: %w", ErrInvalidConfig, err)
+	}
+	cfg := Config{
+		Seed: fs.Seed, Vaults: fs.Vaults, DefaultFaults: fs.DefaultFaults,
+		TenantID: fs.TenantID, ClientID: fs.ClientID, ClientSecret: fs.ClientSecret, Principals: fs.Principals,
+		TokenLifetime: lifetime, ListenHost: fs.ListenHost, AdminListen: fs.AdminListen, HostRouting: fs.HostRouting,
+		DisableThrottling: fs.DisableThrottling, Region: fs.Region,
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,563 @@
+package akvemu
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// VaultAudience is the audience (resource) of Key Vault access tokens.
+const VaultAudience = "https://vault.azure.net"
+
+// clientAssertionType is the only client_assertion_type Entra ID accepts.
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// TokenStats counts token endpoint requests.
+type TokenStats struct {
+	// Issued is the number of access tokens issued.
+	Issued int64 `json:"issued"`
+	// Failed is the number of rejected token requests.
+	Failed int64 `json:"failed"`
+}
+
+// principalRec is a registered application.
+type principalRec struct {
+	clientID string
+	secret   string
+	oid      string
+	certs    map[string]*x509.Certificate // by x5t#S256 and x5t (standard base64)
+}
+
+// tokenInfo is what a vault needs from a verified access token.
+type tokenInfo struct {
+	exp   int64
+	tid   string
+	appid string
+	oid   string
+	aud   string
+}
+
+// accessClaims are the claims of an issued access token (v1 shape, as Key Vault gets).
+type accessClaims struct {
+	Aud      string `json:"aud"`
+	Iss      string `json:"iss"`
+	Iat      int64  `json:"iat"`
+	Nbf      int64  `json:"nbf"`
+	Exp      int64  `json:"exp"`
+	Appid    string `json:"appid"`
+	Appidacr string `json:"appidacr"`
+	Azp      string `json:"azp"`
+	Idp      string `json:"idp"`
+	Idtyp    string `json:"idtyp"`
+	Oid      string `json:"oid"`
+	Sub      string `json:"sub"`
+	Tid      string `json:"tid"`
+	Uti      string `json:"uti"`
+	Ver      string `json:"ver"`
+}
+
+// tokenService is the emulated Entra ID: it registers principals, issues ES256 access
+// tokens and verifies them for the vaults.
+type tokenService struct {
+	key       *ecdsa.PrivateKey
+	kid       string
+	header    string // encoded JOSE header, identical for every token
+	tenant    string
+	lifetime  time.Duration
+	authority string // https://127.0.0.1:PORT (no trailing slash)
+
+	mu         sync.RWMutex
+	principals map[string]*principalRec
+	audiences  map[string]bool
+
+	cache      sync.Map // token string -> *tokenInfo
+	cacheSize  atomic.Int64
+	issued     atomic.Int64
+	failed     atomic.Int64
+	issueCount atomic.Uint64
+}
+
+func newTokenService(tenant string, lifetime time.Duration) (*tokenService, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate token signing key: %w", err)
+	}
+	kidSum := sha256.Sum256(keyID(&key.PublicKey))
+	kid := base64.RawURLEncoding.EncodeToString(kidSum[:12])
+	hdr, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "ES256", "kid": kid})
+	return &tokenService{
+		key: key, kid: kid, header: base64.RawURLEncoding.EncodeToString(hdr),
+		tenant: tenant, lifetime: lifetime,
+		principals: map[string]*principalRec{},
+		audiences:  map[string]bool{VaultAudience: true},
+	}, nil
+}
+
+func (ts *tokenService) stats() TokenStats {
+	return TokenStats{Issued: ts.issued.Load(), Failed: ts.failed.Load()}
+}
+
+// addPrincipal registers or extends a principal.
+func (ts *tokenService) addPrincipal(p Principal) error {
+	var certs []*x509.Certificate
+	rest := []byte(p.CertificatesPEM)
+	for len(rest) > 0 {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return fmt.Errorf("principal %s: parse certificate: %w", p.ClientID, err)
+		}
+		certs = append(certs, c)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	rec := ts.principals[lower(p.ClientID)]
+	if rec == nil {
+		rec = &principalRec{clientID: p.ClientID, oid: derivedUUID("oid", p.ClientID), certs: map[string]*x509.Certificate{}}
+		ts.principals[lower(p.ClientID)] = rec
+	}
+	if p.ClientSecret != "" {
+		rec.secret = p.ClientSecret
+	}
+	for _, c := range certs {
+		rec.addCert(c)
+	}
+	return nil
+}
+
+func (r *principalRec) addCert(c *x509.Certificate) {
+	s256 := sha256.Sum256(c.Raw)
+	s1 := sha1.Sum(c.Raw)
+	r.certs[base64.StdEncoding.EncodeToString(s256[:])] = c
+	r.certs[base64.StdEncoding.EncodeToString(s1[:])] = c
+}
+
+func (ts *tokenService) principal(clientID string) *principalRec {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	return ts.principals[lower(clientID)]
+}
+
+func (ts *tokenService) addAudience(aud string) {
+	ts.mu.Lock()
+	ts.audiences[aud] = true
+	ts.mu.Unlock()
+}
+
+func (ts *tokenService) knownAudience(aud string) bool {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	return ts.audiences[strings.TrimSuffix(aud, "/")]
+}
+
+func (ts *tokenService) issuer() string { return "https://sts.windows.net/" + ts.tenant + "/" }
+
+// issue signs an access token for a principal and audience.
+func (ts *tokenService) issue(rec *principalRec, aud string, acr string, lifetime time.Duration) (string, error) {
+	now := time.Now()
+	n := ts.issueCount.Add(1)
+	claims := accessClaims{
+		Aud: aud, Iss: ts.issuer(), Iat: now.Unix(), Nbf: now.Unix() - 300, Exp: now.Add(lifetime).Unix(),
+		Appid: rec.clientID, Appidacr: acr, Azp: rec.clientID, Idp: ts.issuer(), Idtyp: "app",
+		Oid: rec.oid, Sub: rec.oid, Tid: ts.tenant, Ver: "1.0",
+		Uti: base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(n, 36) + "akvemu")),
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encode claims: %w", err)
+	}
+	signing := ts.header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sum := sha256.Sum256([]byte(signing))
+	r, s, err := ecdsa.Sign(rand.Reader, ts.key, sum[:])
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// Token verification failures, answered 401 by the vaults.
+var (
+	errTokenMalformed = errors.New("AKV10001: Token is malformed or has an invalid format.")
+	errTokenSignature = errors.New("AKV10046: Unable to resolve the key used for signature validation.")
+	errTokenExpired   = errors.New("[TokenExpired] Error validating token: 'S2S12086'.")
+)
+
+// maxCachedTokens bounds the verified-token cache.
+const maxCachedTokens = 4096
+
+// verify checks signature and expiry, caching verified tokens so that the hot path
+// is one map lookup. Audience and tenant are checked by the caller.
+func (ts *tokenService) verify(tok string, now int64) (*tokenInfo, error) {
+	if v, ok := ts.cache.Load(tok); ok {
+		ti := v.(*tokenInfo)
+		if now >= ti.exp {
+			return nil, errTokenExpired
+		}
+		return ti, nil
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, errTokenMalformed
+	}
+	if parts[0] != ts.header {
+		return nil, errTokenSignature
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		return nil, errTokenMalformed
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if !ecdsa.Verify(&ts.key.PublicKey, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		return nil, errTokenSignature
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, errTokenMalformed
+	}
+	var c accessClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, errTokenMalformed
+	}
+	ti := &tokenInfo{exp: c.Exp, tid: c.Tid, appid: c.Appid, oid: c.Oid, aud: c.Aud}
+	if now >= ti.exp {
+		return nil, errTokenExpired
+	}
+	if ts.cacheSize.Add(1) > maxCachedTokens {
+		ts.cache.Range(func(k, v any) bool {
+			if now >= v.(*tokenInfo).exp || ts.cacheSize.Load() > maxCachedTokens {
+				ts.cache.Delete(k)
+				ts.cacheSize.Add(-1)
+			}
+			return true
+		})
+	}
+	ts.cache.Store(tok, ti)
+	return ti, nil
+}
+
+// ---- Entra ID endpoints ----
+
+// aadError is an OAuth error answer in Entra ID's shape.
+type aadError struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+	ErrorCodes       []int  `json:"error_codes"`
+	Timestamp        string `json:"timestamp"`
+	TraceID          string `json:"trace_id"`
+	CorrelationID    string `json:"correlation_id"`
+	ErrorURI         string `json:"error_uri"`
+}
+
+func (ts *tokenService) writeAADError(w http.ResponseWriter, status int, errCode string, aadsts int, desc string) {
+	ts.failed.Add(1)
+	now := time.Now().UTC()
+	trace := derivedUUID("trace", strconv.FormatInt(now.UnixNano(), 10))
+	body := aadError{
+		Error:            errCode,
+		ErrorDescription: fmt.Sprintf("AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s", aadsts, desc, trace, trace, now.Format("2006-01-02 15:04:05Z")),
+		ErrorCodes:       []int{aadsts},
+		Timestamp:        now.Format("2006-01-02 15:04:05Z"),
+		TraceID:          trace,
+		CorrelationID:    trace,
+		ErrorURI:         ts.authority + "/error?code=" + strconv.Itoa(aadsts),
+	}
+	writeJSON(w, status, body)
+}
+
+// handler serves the token, discovery and key endpoints under /{tenant}/…
+func (ts *tokenService) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", ts.serveToken)
+	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", ts.serveDiscovery)
+	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", ts.serveDiscovery)
+	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", ts.serveKeys)
+	mux.HandleFunc("GET /{tenant}/discovery/keys", ts.serveKeys)
+	mux.HandleFunc("GET /common/discovery/instance", ts.serveInstanceDiscovery)
+	return mux
+}
+
+func (ts *tokenService) tenantOK(w http.ResponseWriter, r *http.Request) bool {
+	t := r.PathValue("tenant")
+	if strings.EqualFold(t, ts.tenant) {
+		return true
+	}
+	ts.writeAADError(w, http.StatusBadRequest, "invalid_tenant", 90002,
+		fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", t))
+	return false
+}
+
+func (ts *tokenService) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	if !ts.tenantOK(w, r) {
+		return
+	}
+	base := ts.authority + "/" + ts.tenant
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token_endpoint":                        base + "/oauth2/v2.0/token",
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"jwks_uri":                              base + "/discovery/v2.0/keys",
+		"response_modes_supported":              []string{"query", "fragment", "form_post"},
+		"subject_types_supported":               []string{"pairwise"},
+		"id_token_signing_alg_values_supported": []string{"ES256"},
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
+		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
+		"issuer":                                base + "/v2.0",
+		"request_uri_parameter_supported":       false,
+		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
+		"device_authorization_endpoint":         base + "/oauth2/v2.0/devicecode",
+		"end_session_endpoint":                  base + "/oauth2/v2.0/logout",
+		"tenant_region_scope":                   "EU",
+		"cloud_instance_name":                   "akvemu",
+		"cloud_graph_host_name":                 "graph.windows.net",
+		"msgraph_host":                          "graph.microsoft.com",
+	})
+}
+
+func (ts *tokenService) serveInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
+	host := strings.TrimPrefix(ts.authority, "https://")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"tenant_discovery_endpoint": ts.authority + "/" + ts.tenant + "/v2.0/.well-known/openid-configuration",
+		"api-version":               "1.1",
+		"metadata":                  []map[string]any{{"preferred_network": host, "preferred_cache": host, "aliases": []string{host}}},
+	})
+}
+
+func (ts *tokenService) serveKeys(w http.ResponseWriter, r *http.Request) {
+	if !ts.tenantOK(w, r) {
+		return
+	}
+	pub := ts.key.PublicKey
+	x := make([]byte, 32)
+	y := make([]byte, 32)
+	pub.X.FillBytes(x)
+	pub.Y.FillBytes(y)
+	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]string{{
+		"kty": "EC", "use": "sig", "kid": ts.kid, "crv": "P-256", "x": b64(x), "y": b64(y), "alg": "ES256",
+	}}})
+}
+
+func (ts *tokenService) serveToken(w http.ResponseWriter, r *http.Request) {
+	if !ts.tenantOK(w, r) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		ts.writeAADError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
+		return
+	}
+	form := r.PostForm
+	if gt := form.Get("grant_type"); gt != "client_credentials" {
+		ts.writeAADError(w, http.StatusBadRequest, "unsupported_grant_type", 70003,
+			fmt.Sprintf("The app requested an unsupported grant type '%s'.", gt))
+		return
+	}
+	clientID := form.Get("client_id")
+	if clientID == "" {
+		ts.writeAADError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
+		return
+	}
+	aud, ok := ts.audienceFromScope(w, form.Get("scope"))
+	if !ok {
+		return
+	}
+	rec := ts.principal(clientID)
+	if rec == nil {
+		ts.writeAADError(w, http.StatusBadRequest, "unauthorized_client", 700016,
+			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, ts.tenant))
+		return
+	}
+	acr := "1"
+	switch {
+	case form.Get("client_assertion") != "":
+		if form.Get("client_assertion_type") != clientAssertionType {
+			ts.writeAADError(w, http.StatusBadRequest, "invalid_request", 50027, "Invalid client_assertion_type.")
+			return
+		}
+		if code, desc := ts.verifyAssertion(rec, form.Get("client_assertion")); code != 0 {
+			ts.writeAADError(w, http.StatusUnauthorized, "invalid_client", code, desc)
+			return
+		}
+		acr = "2"
+	case form.Get("client_secret") != "":
+		if rec.secret == "" || subtle.ConstantTimeCompare([]byte(rec.secret), []byte(form.Get("client_secret"))) != 1 {
+			ts.writeAADError(w, http.StatusUnauthorized, "invalid_client", 7000215,
+				fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", clientID))
+			return
+		}
+	default:
+		ts.writeAADError(w, http.StatusUnauthorized, "invalid_client", 7000218,
+			"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+		return
+	}
+	tok, err := ts.issue(rec, aud, acr, ts.lifetime)
+	if err != nil {
+		ts.writeAADError(w, http.StatusInternalServerError, "server_error", 90100, "Failed to issue a token.")
+		return
+	}
+	ts.issued.Add(1)
+	secs := int64(ts.lifetime / time.Second)
+	w.Header().Set("Cache-Control", "no-store, no-cache")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok,
+	})
+}
+
+// audienceFromScope maps "<resource>/.default" (plus OIDC scopes) to a known audience.
+func (ts *tokenService) audienceFromScope(w http.ResponseWriter, scope string) (string, bool) {
+	var resource string
+	for _, s := range strings.Fields(scope) {
+		switch s {
+		case "openid", "offline_access", "profile", "email":
+			continue
+		}
+		if !strings.HasSuffix(s, "/.default") {
+			ts.writeAADError(w, http.StatusBadRequest, "invalid_scope", 1002012,
+				fmt.Sprintf("The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", s))
+			return "", false
+		}
+		resource = strings.TrimSuffix(s, "/.default")
+	}
+	if resource == "" {
+		ts.writeAADError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
+		return "", false
+	}
+	if !ts.knownAudience(resource) {
+		ts.writeAADError(w, http.StatusBadRequest, "invalid_resource", 500011,
+			fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, ts.tenant))
+		return "", false
+	}
+	return strings.TrimSuffix(resource, "/"), true
+}
+
+// verifyAssertion checks a client assertion JWT signed with a registered certificate.
+// It returns an AADSTS code and description on failure, 0 on success.
+func (ts *tokenService) verifyAssertion(rec *principalRec, assertion string) (int, string) {
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 {
+		return 50027, "JWT token is invalid or malformed."
+	}
+	hdrJSON, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	payload, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 50027, "JWT token is invalid or malformed."
+	}
+	var hdr struct {
+		Alg     string `json:"alg"`
+		X5t     string `json:"x5t"`
+		X5tS256 string `json:"x5t#S256"`
+	}
+	var claims struct {
+		Aud any    `json:"aud"`
+		Iss string `json:"iss"`
+		Sub string `json:"sub"`
+		Exp int64  `json:"exp"`
+		Nbf int64  `json:"nbf"`
+	}
+	if json.Unmarshal(hdrJSON, &hdr) != nil || json.Unmarshal(payload, &claims) != nil {
+		return 50027, "JWT token is invalid or malformed."
+	}
+	ts.mu.RLock()
+	cert := rec.certs[hdr.X5tS256]
+	if cert == nil && hdr.X5t != "" {
+		cert = rec.certs[hdr.X5t]
+	}
+	ts.mu.RUnlock()
+	if cert == nil {
+		return 700027, fmt.Sprintf("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '%s']", hdr.X5tS256+hdr.X5t)
+	}
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	var ok bool
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		switch hdr.Alg {
+		case "PS256":
+			ok = rsa.VerifyPSS(pub, crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
+		case "RS256":
+			ok = rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) == nil
+		}
+	case *ecdsa.PublicKey:
+		if hdr.Alg == "ES256" && len(sig) == 64 {
+			ok = ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+		}
+	}
+	if !ok {
+		return 700027, "Client assertion failed signature validation."
+	}
+	if claims.Iss != rec.clientID || claims.Sub != rec.clientID {
+		return 700021, "Client assertion application identifier doesn't match 'client_id' parameter."
+	}
+	tokenEndpoint := ts.authority + "/" + ts.tenant + "/oauth2/v2.0/token"
+	audOK := false
+	check := func(a string) {
+		if strings.EqualFold(strings.TrimSuffix(a, "/"), tokenEndpoint) || strings.EqualFold(strings.TrimSuffix(a, "/"), ts.authority+"/"+ts.tenant+"/v2.0") {
+			audOK = true
+		}
+	}
+	switch a := claims.Aud.(type) {
+	case string:
+		check(a)
+	case []any:
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				check(s)
+			}
+		}
+	}
+	if !audOK {
+		return 700016, "Client assertion contains an invalid audience."
+	}
+	now := time.Now().Unix()
+	if claims.Exp != 0 && now > claims.Exp+300 || claims.Nbf != 0 && now+300 < claims.Nbf {
+		return 700024, "Client assertion is not within its valid time range."
+	}
+	return 0, ""
+}
+
+// derivedUUID returns a stable UUID-formatted id for a namespace and value.
+func derivedUUID(ns, value string) string {
+	sum := sha256.Sum256([]byte(ns + "\x00" + value))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"encoding failed"}`)
+	}
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
