@@ -2,9 +2,9 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
