@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/internal/app"
+	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/pkg/akvemu"
+	"github.com/akvsync/akvsync/pkg/events"
+)
+
+// demoMarker marks a data directory as a demo's: only such a directory is
+// wiped when a new demo starts.
+const demoMarker = "demo.json"
+
+// demoRun is the emulator of a --demo process and what the demo prints.
+type demoRun struct {
+	o    options
+	emu  *akvemu.Emulator
+	conn azure.Connection
+	log  zerolog.Logger
+}
+
+// prepareDemoDir gives the demo a clean data directory. The emulator's
+// vaults get new ports at every start, so the state of a previous demo
+// (registry, inventory) would point at vaults that no longer exist. A
+// directory that holds state but was not a demo's is refused, never wiped.
+func prepareDemoDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+		return fmt.Errorf("--demo needs an empty --data-dir or a previous demo's: %s has other files", dir)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func startDemo(ctx context.Context, o options, log zerolog.Logger) (*demoRun, error) {
+	emu, err := akvemu.Start(ctx, akvemu.Config{
+		Seed:    akvemu.SeedSpec{Vaults: o.demoVaults, KeysPerVault: o.demoKeys, Seed: 1},
+		DataDir: filepath.Join(o.dataDir, "emulator"),
+		Logger:  log.With().Str("component", "emulator").Logger().Level(zerolog.WarnLevel),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo emulator: %w", err)
+	}
+	mf := filepath.Join(o.dataDir, "emulator-manifest.json")
+	if err := emu.WriteManifest(mf); err != nil {
+		_ = emu.Close()
+		return nil, err
+	}
+	m, err := app.ReadEmulatorManifest(mf)
+	if err != nil {
+		_ = emu.Close()
+		return nil, err
+	}
+	conn, err := app.EmulatorConnectionFrom(m)
+	if err != nil {
+		_ = emu.Close()
+		return nil, err
+	}
+	return &demoRun{o: o, emu: emu, conn: conn, log: log}, nil
+}
+
+func (d *demoRun) close() { _ = d.emu.Close() }
+
+// demoFacts is what <data-dir>/demo.json holds for scripts.
+type demoFacts struct {
+	APIURL           string   `json:"api_url"`
+	Username         string   `json:"username"`
+	Password         string   `json:"password,omitempty"`
+	Token            string   `json:"token,omitempty"`
+	CACertFile       string   `json:"ca_cert_file,omitempty"`
+	Vaults           []string `json:"vaults"`
+	EmulatorManifest string   `json:"emulator_manifest"`
+	FirstJobID       string   `json:"first_job_id,omitempty"`
+}
+
+// run registers the emulator's vaults, prints how to use the API, and
+// runs a first sync of every vault, printing its progress.
+func (d *demoRun) run(ctx context.Context, out io.Writer, plane *control.Plane, authSvc *auth.Service, apiURL, certFile, password string) error {
+	m := d.emu.Manifest()
+	bySub := map[string][]control.AddVault{}
+	var order []string
+	for _, v := range m.Vaults {
+		if _, ok := bySub[v.SubscriptionID]; !ok {
+			order = append(order, v.SubscriptionID)
+		}
+		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Location: "westeurope", Properties: control.VaultProperties{VaultURI: v.URL}})
+	}
+	var names []string
+	for _, sub := range order {
+		added, err := plane.Vaults.AddVaults(ctx, control.AddVaultsRequest{Connection: d.conn.Name, SubscriptionID: sub, Vaults: bySub[sub]})
+		if err != nil {
+			return fmt.Errorf("demo: register vaults: %w", err)
+		}
+		for _, v := range added {
+			names = append(names, v.QualifiedName())
+		}
+	}
+	facts := demoFacts{APIURL: apiURL, Username: auth.DefaultBootstrapAdminUsername, Password: password, CACertFile: certFile,
+		Vaults: names, EmulatorManifest: filepath.Join(d.o.dataDir, "emulator-manifest.json")}
+	if password != "" {
+		tok, err := authSvc.IssueToken(ctx, auth.TokenRequest{Username: facts.Username, Password: password}, "127.0.0.1")
+		if err != nil {
+			return fmt.Errorf("demo: token: %w", err)
+		}
+		facts.Token = tok.JWT
+	}
+	k := ""
+	if certFile != "" {
+		k = " --cacert " + certFile
+	}
+	fmt.Fprintf(out, `
+akvsync demo — %d emulated vaults × %d keys, embedded NATS, one worker
+  API       %s
+  user      %s
+  password  %s   (shown once; also in %s, mode 0600)
+
+Try it (a token lives %s; get a new one with the first command):
+  TOKEN=$(curl -s%s -X POST %s/api/v1/auth/tokens -H 'Content-Type: application/json' \
+      -d '{"username":"%s","password":"%s"}' | sed 's/.*"jwt":"\([^"]*\)".*/\1/')
+  curl -s%s -H "Authorization: Bearer $TOKEN" %s/api/v1/cckm/azure/vaults?limit=3
+  curl -s%s -H "Authorization: Bearer $TOKEN" -X POST %s/api/v1/cckm/azure/synchronization-jobs \
+      -H 'Content-Type: application/json' -d '{"synchronize_all":true}'
+  curl -s%s -H "Authorization: Bearer $TOKEN" %s/api/v1/cckm/azure/synchronization-jobs?limit=1
+  curl -s%s -H "Authorization: Bearer $TOKEN" '%s/api/v1/cckm/azure/keys?limit=2&key_size=2048'
+
+`, d.o.demoVaults, d.o.demoKeys, apiURL, facts.Username, orDash(password), filepath.Join(d.o.dataDir, demoMarker),
+		authSvc.TokenLifetime(), k, apiURL, facts.Username, password, k, apiURL, k, apiURL, k, apiURL, k, apiURL)
+
+	start := time.Now()
+	job, err := plane.Jobs.Create(ctx, control.CreateJobRequest{SynchronizeAll: true}, facts.Username)
+	if err != nil {
+		return fmt.Errorf("demo: first sync: %w", err)
+	}
+	facts.FirstJobID = job.ID
+	if err := writeFacts(filepath.Join(d.o.dataDir, demoMarker), facts); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "First sync-all job %s started.\n", job.ID)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		j, err := plane.Jobs.Get(ctx, job.ID)
+		if err != nil {
+			return fmt.Errorf("demo: first sync: %w", err)
+		}
+		done, keys := 0, 0
+		for _, v := range j.Vaults {
+			if v.Status.Terminal() {
+				done++
+			}
+			keys += v.Fetched + v.Unchanged
+		}
+		if j.OverallStatus == events.JobInProgress {
+			fmt.Fprintf(out, "  … %d/%d vaults done\n", done, len(j.Vaults))
+			continue
+		}
+		took := time.Since(start)
+		fmt.Fprintf(out, "Sync-all job %s %s: %d vaults, %d keys in %s (%.0f keys/s).\nThe API keeps serving; Ctrl-C stops it.\n",
+			j.ID, j.OverallStatus, len(j.Vaults), keys, took.Round(time.Millisecond), float64(keys)/took.Seconds())
+		return nil
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "(from your users file)"
+	}
+	return s
+}
+
+func writeFacts(path string, f demoFacts) error {
+	raw, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o600)
+}

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/internal/app"
+	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/httpapi"
+	"github.com/akvsync/akvsync/internal/tlsconfig"
+	"github.com/akvsync/akvsync/internal/worker"
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/sync"
+)
+
+// options are the parsed flags.
+type options struct {
+	listen, dataDir                     string
+	embedded, demo, demoExit            bool
+	natsURL, natsListen, natsCreds      string
+	natsUser, natsPassword              string
+	replicas                            int
+	connections, manifest               string
+	usersFile, adminPassword, jwtKeys   string
+	tokenLifetime                       time.Duration
+	tlsCert, tlsKey                     string
+	tlsSelfSigned, insecureHTTP         bool
+	logLevel                            string
+	demoVaults, demoKeys                int
+	vaultParallelism, getConcurrency    int
+	vaultRate                           float64
+}
+
+func parse(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP(S) listen address; plain HTTP only on loopback unless --insecure-http")
+	fs.StringVar(&o.dataDir, "data-dir", "data", "directory for the embedded NATS store, the embedded worker's inventory and demo files")
+	fs.BoolVar(&o.embedded, "embedded", false, "run NATS and a worker in this process")
+	fs.BoolVar(&o.demo, "demo", false, "implies --embedded; add an emulator with seeded vaults and run a first sync-all job")
+	fs.BoolVar(&o.demoExit, "demo-exit", false, "with --demo: exit once the first sync-all job is done (for scripts)")
+	fs.IntVar(&o.demoVaults, "demo-vaults", 10, "with --demo: number of emulated vaults")
+	fs.IntVar(&o.demoKeys, "demo-keys", 200, "with --demo: keys per emulated vault")
+	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server URL(s); required unless --embedded")
+	fs.StringVar(&o.natsListen, "nats-listen", "", "with --embedded: also serve NATS clients on this host:port (needs --nats-user/--nats-password)")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&o.natsUser, "nats-user", "", "NATS user name")
+	fs.StringVar(&o.natsPassword, "nats-password", "", "NATS password (prefer AKVSYNC_NATS_PASSWORD)")
+	fs.IntVar(&o.replicas, "replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
+	fs.StringVar(&o.connections, "connections", "", "JSON file of Azure connections")
+	fs.StringVar(&o.manifest, "emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
+	fs.StringVar(&o.usersFile, "users-file", "", "users file (YAML or JSON, password hashes); see docs/security.md")
+	fs.StringVar(&o.adminPassword, "admin-password", "", "bootstrap admin password (set AKVSYNC_ADMIN_PASSWORD instead of this flag)")
+	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
+	fs.DurationVar(&o.tokenLifetime, "token-lifetime", auth.DefaultTokenLifetime, "access token lifetime")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a generated self-signed certificate (written to <data-dir>/tls-cert.pem)")
+	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&o.vaultParallelism, "vault-parallelism", sync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
+	fs.IntVar(&o.getConcurrency, "get-concurrency", sync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
+	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
+	if err := app.ParseFlags(fs, args); err != nil {
+		return o, err
+	}
+	if o.demo {
+		o.embedded = true
+	}
+	switch {
+	case !o.embedded && o.natsURL == "":
+		return o, errors.New("give --nats-url, or --embedded to run NATS in this process")
+	case o.embedded && o.natsURL != "":
+		return o, errors.New("--embedded and --nats-url are exclusive")
+	case o.natsListen != "" && !o.embedded:
+		return o, errors.New("--nats-listen needs --embedded")
+	case o.natsListen != "" && (o.natsUser == "" || o.natsPassword == ""):
+		return o, errors.New("--nats-listen needs --nats-user and --nats-password: the embedded server never listens without credentials")
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return o, errors.New("--tls-cert and --tls-key go together")
+	case o.tlsCert != "" && o.tlsSelfSigned:
+		return o, errors.New("--tls-cert and --tls-self-signed are exclusive")
+	}
+	tlsOn := o.tlsCert != "" || o.tlsSelfSigned
+	if err := tlsconfig.CheckListen(o.listen, tlsOn, o.insecureHTTP); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func run(args []string, stdout io.Writer) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	log, err := app.NewLogger(os.Stderr, o.logLevel, false, "akvsync-api")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.demo {
+		if err := prepareDemoDir(o.dataDir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return err
+	}
+
+	// NATS: embedded or external.
+	var ns *server.Server
+	connect := func(name string) (*nats.Conn, error) {
+		if ns != nil {
+			return app.ConnectInProcess(ns, name)
+		}
+		opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
+		switch {
+		case o.natsCreds != "":
+			opts = append(opts, nats.UserCredentials(o.natsCreds))
+		case o.natsUser != "":
+			opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
+		}
+		return nats.Connect(o.natsURL, opts...)
+	}
+	if o.embedded {
+		ns, err = app.StartEmbeddedNATS(app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword})
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	}
+	nc, err := connect("akvsync-api")
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	topo := events.Topology{Replicas: o.replicas}
+	if err := topo.EnsureStreams(ctx, js); err != nil {
+		return err
+	}
+
+	// Azure connections (by configuration, for now).
+	conns, err := loadConnections(o)
+	if err != nil {
+		return err
+	}
+	var demo *demoRun
+	if o.demo {
+		if demo, err = startDemo(ctx, o, log); err != nil {
+			return err
+		}
+		defer demo.close()
+		conns[demo.conn.Name] = demo.conn
+	}
+
+	// The embedded worker.
+	if o.embedded {
+		if len(conns) == 0 {
+			return errors.New("the embedded worker needs an Azure connection: give --connections or --emulator-manifest, or use --demo")
+		}
+		wnc, err := connect("akvsync-worker")
+		if err != nil {
+			return err
+		}
+		defer wnc.Close()
+		host, _ := os.Hostname()
+		w, err := worker.Start(ctx, wnc, worker.Config{
+			Topology:  topo,
+			StorePath: filepath.Join(o.dataDir, "inventory.db"),
+			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
+				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, Logger: log},
+			Connections: worker.StaticConnections(conns),
+			Logger:      log,
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := w.Close(); err != nil {
+				log.Warn().Err(err).Msg("worker stopped with an error")
+			}
+		}()
+	}
+
+	// Control plane, auth, HTTP.
+	names := make([]string, 0, len(conns))
+	for n := range conns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	plane, err := control.New(ctx, nc, js, control.Config{Connections: names})
+	if err != nil {
+		return err
+	}
+	authSvc, adminPassword, err := newAuth(ctx, o, js, log)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler, err := httpapi.New(httpapi.Config{}, httpapi.DepsFromPlane(plane, authSvc, log, reg))
+	if err != nil {
+		return err
+	}
+	srv := httpapi.NewServer(httpapi.Config{}, handler)
+	scheme := "http"
+	var certFile string
+	switch {
+	case o.tlsCert != "":
+		if srv.TLSConfig, err = tlsconfig.ServerConfig(o.tlsCert, o.tlsKey); err != nil {
+			return err
+		}
+		scheme = "https"
+	case o.tlsSelfSigned:
+		host, _, _ := net.SplitHostPort(o.listen)
+		var pem []byte
+		if srv.TLSConfig, pem, err = tlsconfig.SelfSigned([]string{host}); err != nil {
+			return err
+		}
+		certFile = filepath.Join(o.dataDir, "tls-cert.pem")
+		if err := tlsconfig.WriteCertPEM(certFile, pem); err != nil {
+			return err
+		}
+		scheme = "https"
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	if srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	apiURL := scheme + "://" + ln.Addr().String()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info().Str("url", apiURL).Bool("embedded", o.embedded).Msg("API listening")
+
+	if demo != nil {
+		if err := demo.run(ctx, stdout, plane, authSvc, apiURL, certFile, adminPassword); err != nil {
+			_ = srv.Close()
+			return err
+		}
+		if o.demoExit {
+			stop()
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	log.Info().Msg("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func loadConnections(o options) (map[string]azure.Connection, error) {
+	conns := map[string]azure.Connection{}
+	if o.connections != "" {
+		m, err := app.LoadConnections(o.connections)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			conns[k] = v
+		}
+	}
+	if o.manifest != "" {
+		m, err := app.ReadEmulatorManifest(o.manifest)
+		if err != nil {
+			return nil, err
+		}
+		c, err := app.EmulatorConnectionFrom(m)
+		if err != nil {
+			return nil, err
+		}
+		conns[c.Name] = c
+	}
+	return conns, nil
+}
+
+// newAuth builds the token service. Signing keys come from --jwt-keys; an
+// embedded process without them generates a key ring once and keeps it in
+// the data directory. In demo mode without any user, an admin password is
+// generated and returned so it can be printed once.
+func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog.Logger) (*auth.Service, string, error) {
+	var kid string
+	var keys map[string][]byte
+	var err error
+	switch {
+	case strings.HasPrefix(o.jwtKeys, "@"):
+		kid, keys, err = auth.LoadKeyRingFile(strings.TrimPrefix(o.jwtKeys, "@"))
+	case o.jwtKeys != "":
+		kid, keys, err = auth.ParseKeyRing(o.jwtKeys)
+	case o.embedded:
+		kid, keys, err = embeddedKeyRing(filepath.Join(o.dataDir, "jwt-keys"))
+	default:
+		err = errors.New("give --jwt-keys (or AKVSYNC_JWT_KEYS): every API process must share the signing keys")
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	adminPassword := o.adminPassword
+	generated := ""
+	if adminPassword == "" && o.usersFile == "" {
+		if !o.demo {
+			return nil, "", errors.New("no users: give --users-file or set AKVSYNC_ADMIN_PASSWORD")
+		}
+		if adminPassword, err = auth.GeneratePassword(); err != nil {
+			return nil, "", err
+		}
+		generated = adminPassword
+	}
+	kv, err := events.Bucket(ctx, js, events.BucketRefreshTokens)
+	if err != nil {
+		return nil, "", err
+	}
+	svc, err := auth.NewService(auth.Config{
+		TokenLifetime: o.tokenLifetime, SigningKeyID: kid, Keys: keys, UsersFile: o.usersFile,
+		BootstrapAdminUsername: auth.DefaultBootstrapAdminUsername, BootstrapAdminPassword: adminPassword,
+	}, auth.NewKVRefreshStore(kv), log)
+	if err != nil {
+		return nil, "", err
+	}
+	return svc, generated, nil
+}
+
+// embeddedKeyRing loads the key ring kept at path, creating it (0600) on
+// first start.
+func embeddedKeyRing(path string) (string, map[string][]byte, error) {
+	if _, err := os.Stat(path); err == nil {
+		return auth.LoadKeyRingFile(path)
+	}
+	key, err := auth.GenerateKey()
+	if err != nil {
+		return "", nil, err
+	}
+	kid := "k" + time.Now().UTC().Format("20060102")
+	if err := os.WriteFile(path, []byte(auth.FormatKeyRingEntry(kid, key)+"\n"), 0o600); err != nil {
+		return "", nil, err
+	}
+	return auth.LoadKeyRingFile(path)
+}

@@ -1,0 +1,466 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/worker"
+	"github.com/akvsync/akvsync/pkg/akvemu"
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/sync"
+)
+
+// env is one pipeline under test: a real JetStream server, the emulator
+// over HTTPS, the API's control plane, and workers started on demand.
+type env struct {
+	ctx    context.Context
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	emu    *akvemu.Emulator
+	plane  *control.Plane
+	conn   azure.Connection
+	vaults map[string]events.Vault // by emulator vault name
+	topo   events.Topology
+	dir    string
+}
+
+type envOptions struct {
+	vaults, keys int
+	maxDeliver   int
+}
+
+func setup(t *testing.T, o envOptions) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	srv := natstest.RunServer(t, natstest.Options{})
+	nc, js := natstest.Connect(t, srv)
+	topo := events.Topology{TaskAckWait: 5 * time.Second, TaskMaxDeliver: max(o.maxDeliver, 2)}
+	if err := topo.EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	emu, err := akvemu.Start(ctx, akvemu.Config{
+		Seed:    akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 7, VersionsPerKey: 1},
+		DataDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	m := emu.Manifest()
+	conn := azure.Connection{
+		Name: "emulator", CredentialType: azure.CredentialClientSecret,
+		TenantID: m.TenantID, ClientID: m.ClientID, ClientSecret: m.ClientSecret,
+		ActiveDirectoryEndpoint: m.AuthorityHost, ExtraCAPEM: m.CACertPEM, DisableChallengeResourceVerification: true,
+	}
+	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{ctx: ctx, nc: nc, js: js, emu: emu, plane: plane, conn: conn, vaults: map[string]events.Vault{}, topo: topo, dir: t.TempDir()}
+	bySub := map[string][]control.AddVault{}
+	for _, v := range m.Vaults {
+		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Properties: control.VaultProperties{VaultURI: v.URL}})
+	}
+	for sub, vs := range bySub {
+		added, err := plane.Vaults.AddVaults(ctx, control.AddVaultsRequest{Connection: "emulator", SubscriptionID: sub, Vaults: vs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range added {
+			e.vaults[v.Name] = v
+		}
+	}
+	return e
+}
+
+// startWorker starts a worker with its own store; tweak adjusts its sync
+// settings.
+func (e *env) startWorker(t *testing.T, name string, tweak func(*sync.Config)) *worker.Worker {
+	t.Helper()
+	cfg := sync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: time.Second, VaultRate: -1, SubscriptionRate: -1}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	w, err := worker.Start(e.ctx, e.nc, worker.Config{
+		Topology:    e.topo,
+		StorePath:   filepath.Join(e.dir, name+".db"),
+		StoreNoSync: true,
+		Sync:        cfg,
+		Azure:       azure.Config{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond, MaxRetries: 2},
+		Connections: worker.StaticConnections{"emulator": e.conn},
+		Logger:      zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+func (e *env) createJob(t *testing.T, req control.CreateJobRequest) events.Job {
+	t.Helper()
+	job, err := e.plane.Jobs.Create(e.ctx, req, "test")
+	if err != nil {
+		t.Fatalf("create job: %v", err)
+	}
+	return job
+}
+
+// waitJob polls the job record until it leaves in_progress.
+func (e *env) waitJob(t *testing.T, id string) events.Job {
+	t.Helper()
+	var job events.Job
+	natstest.CheckFor(t, 90*time.Second, 20*time.Millisecond, func() error {
+		var err error
+		if job, err = e.plane.Jobs.Get(e.ctx, id); err != nil {
+			return err
+		}
+		if job.OverallStatus == events.JobInProgress {
+			return fmt.Errorf("job still in progress: %v", job.DetailedStatus())
+		}
+		return nil
+	})
+	return job
+}
+
+// inventory lists a vault's keys through the API's query path.
+func (e *env) inventory(t *testing.T, vaultID string) map[string]events.KeyRecord {
+	t.Helper()
+	page, err := e.plane.Queries.Keys(e.ctx, events.KeyQuery{VaultID: vaultID, Limit: events.LimitAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]events.KeyRecord{}
+	for _, r := range page.Resources {
+		if _, dup := out[r.Name]; dup {
+			t.Fatalf("key %s listed twice", r.Name)
+		}
+		out[r.Name] = r
+	}
+	return out
+}
+
+func (e *env) vaultNames() []string {
+	var names []string
+	for n := range e.vaults {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// assertMatchesEmulator compares the inventory of a vault with the
+// emulator's keys field by field.
+func (e *env) assertMatchesEmulator(t *testing.T, name string) {
+	t.Helper()
+	v := e.vaults[name]
+	ev, ok := e.emu.Vault(name)
+	if !ok {
+		t.Fatalf("emulator has no vault %s", name)
+	}
+	inv := e.inventory(t, v.ID)
+	want := ev.Keys()
+	live := 0
+	b64 := base64.RawURLEncoding.EncodeToString
+	unix := func(tm *time.Time) int64 {
+		if tm == nil {
+			return 0
+		}
+		return tm.Unix()
+	}
+	for _, k := range want {
+		live++
+		got, ok := inv[k.Name]
+		if !ok {
+			t.Errorf("%s: key %s missing from the inventory", name, k.Name)
+			continue
+		}
+		wantSize := k.KeySize
+		if strings.HasPrefix(k.Kty, "oct") {
+			// Key Vault returns no material and no size for symmetric keys.
+			wantSize = 0
+		}
+		checks := []struct {
+			field    string
+			got, exp any
+		}{
+			{"kid", got.Kid, k.KID}, {"version", got.Version, k.Version}, {"kty", got.Kty, k.Kty},
+			{"key_size", got.KeySize, wantSize}, {"crv", got.Curve, k.Curve},
+			{"key_ops", strings.Join(got.KeyOps, ","), strings.Join(k.KeyOps, ",")},
+			{"n", got.N, b64(k.N)}, {"e", got.E, b64(k.E)}, {"x", got.X, b64(k.X)}, {"y", got.Y, b64(k.Y)},
+			{"enabled", got.Enabled, k.Enabled}, {"nbf", got.NotBefore, unix(k.NotBefore)}, {"exp", got.Expires, unix(k.Expires)},
+			{"created", got.Created, k.Created.Unix()}, {"updated", got.Updated, k.Updated.Unix()},
+			{"recoveryLevel", got.RecoveryLevel, k.RecoveryLevel}, {"recoverableDays", got.RecoverableDays, k.RecoverableDays},
+			{"exportable", got.Exportable, k.Exportable}, {"hsmPlatform", got.HSMPlatform, k.HSMPlatform},
+			{"managed", got.Managed, k.Managed}, {"tags", fmt.Sprint(got.Tags), fmt.Sprint(nonNil(k.Tags))},
+			{"vault", got.KeyVault(), v.QualifiedName()}, {"gone", got.Gone, false},
+			{"id", got.ID, events.KeyID(v.ID, k.Name)},
+		}
+		for _, c := range checks {
+			if c.got != c.exp {
+				t.Errorf("%s/%s: %s = %v, want %v", name, k.Name, c.field, c.got, c.exp)
+			}
+		}
+	}
+	notGone := 0
+	for _, r := range inv {
+		if !r.Gone {
+			notGone++
+		}
+	}
+	if notGone != live {
+		t.Errorf("%s: inventory has %d live keys, emulator %d", name, notGone, live)
+	}
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func TestPipeline(t *testing.T) {
+	e := setup(t, envOptions{vaults: 4, keys: 60})
+	e.startWorker(t, "w1", nil)
+	names := e.vaultNames()
+
+	t.Run("SyncOfNamedVaultsSyncsOnlyThose", func(t *testing.T) {
+		v0, v1 := e.vaults[names[0]], e.vaults[names[1]]
+		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{v0.QualifiedName(), v1.ID}})
+		done := e.waitJob(t, job.ID)
+		if done.OverallStatus != events.JobCompleted || done.Abort {
+			t.Fatalf("job ended %s abort=%v: %v", done.OverallStatus, done.Abort, done.DetailedStatus())
+		}
+		for _, n := range names[:2] {
+			e.assertMatchesEmulator(t, n)
+		}
+		if inv := e.inventory(t, e.vaults[names[2]].ID); len(inv) != 0 {
+			t.Fatalf("a vault outside the job was synced: %d keys", len(inv))
+		}
+		if done.CompletedAt == nil || done.Vaults[0].Listed == 0 {
+			t.Fatalf("finished job lacks completion facts: %+v", done)
+		}
+	})
+
+	t.Run("SyncAllSyncsEveryVaultAndSkipsUnchangedKeys", func(t *testing.T) {
+		before := e.emu.Counters(names[0])
+		job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
+		done := e.waitJob(t, job.ID)
+		if done.OverallStatus != events.JobCompleted || len(done.Vaults) != len(names) {
+			t.Fatalf("job ended %s with %d vaults: %v", done.OverallStatus, len(done.Vaults), done.DetailedStatus())
+		}
+		for _, n := range names {
+			e.assertMatchesEmulator(t, n)
+		}
+		// names[0] was synced before: delta sync lists it but gets nothing.
+		after := e.emu.Counters(names[0])
+		if got := after.Total(akvemu.OpGetKey) - before.Total(akvemu.OpGetKey); got != 0 {
+			t.Fatalf("re-sync of an unchanged vault made %d GetKey calls, want 0", got)
+		}
+		jv := done.Vault(e.vaults[names[0]].ID)
+		if jv.Unchanged != 60 || jv.Fetched != 0 {
+			t.Fatalf("unchanged vault: fetched %d unchanged %d, want 0/60", jv.Fetched, jv.Unchanged)
+		}
+	})
+
+	t.Run("SecondSyncReflectsAddUpdateDelete", func(t *testing.T) {
+		name := names[3]
+		ev, _ := e.emu.Vault(name)
+		keys := ev.Keys()
+		if _, err := ev.CreateKey("added-key", akvemu.KeySpec{Kty: akvemu.KtyEC, Curve: "P-256"}); err != nil {
+			t.Fatal(err)
+		}
+		off := false
+		updated, err := ev.UpdateKey(keys[0].Name, "", akvemu.KeyUpdate{Enabled: &off, Tags: map[string]string{"owner": "sec"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ev.DeleteKey(keys[1].Name); err != nil {
+			t.Fatal(err)
+		}
+		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{name}})
+		done := e.waitJob(t, job.ID)
+		if done.OverallStatus != events.JobCompleted {
+			t.Fatalf("job ended %s: %v", done.OverallStatus, done.DetailedStatus())
+		}
+		e.assertMatchesEmulator(t, name)
+		inv := e.inventory(t, e.vaults[name].ID)
+		if k := inv["added-key"]; k.Kty != "EC" || k.Gone {
+			t.Fatalf("added key = %+v", k)
+		}
+		if k := inv[keys[0].Name]; k.Enabled || k.Tags["owner"] != "sec" || k.Updated != updated.Updated.Unix() {
+			t.Fatalf("updated key = %+v, want disabled, tagged, updated %d", k, updated.Updated.Unix())
+		}
+		if k := inv[keys[1].Name]; !k.Gone {
+			t.Fatalf("deleted key not gone: %+v", k)
+		}
+		jv := done.Vault(e.vaults[name].ID)
+		if jv.Fetched != 2 || jv.Gone != 1 {
+			t.Fatalf("delta: fetched %d gone %d, want 2 and 1", jv.Fetched, jv.Gone)
+		}
+	})
+
+	t.Run("ActiveVaultIsLockedAndReleasedAtTheEnd", func(t *testing.T) {
+		name := names[0]
+		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{name}})
+		_, err := e.plane.Jobs.Create(e.ctx, control.CreateJobRequest{KeyVaults: []string{name}}, "test")
+		var ce *control.ConflictError
+		if done, _ := e.plane.Jobs.Get(e.ctx, job.ID); done.OverallStatus == events.JobInProgress {
+			if !asConflict(err, &ce) || ce.JobID != job.ID {
+				t.Fatalf("second job on a locked vault: err = %v, want a conflict naming %s", err, job.ID)
+			}
+		}
+		e.waitJob(t, job.ID)
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			_, err := e.plane.Jobs.Create(e.ctx, control.CreateJobRequest{KeyVaults: []string{name}}, "test")
+			return err
+		})
+	})
+}
+
+func asConflict(err error, target **control.ConflictError) bool {
+	ce, ok := err.(*control.ConflictError)
+	if !ok {
+		return false
+	}
+	*target = ce
+	return true
+}
+
+func TestPermanentlyFailingVaultFailsAlone(t *testing.T) {
+	e := setup(t, envOptions{vaults: 3, keys: 30})
+	names := e.vaultNames()
+	bad, _ := e.emu.Vault(names[1])
+	if err := bad.SetAccess(e.conn.ClientID, akvemu.PermList); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker(t, "w1", nil)
+	job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
+	done := e.waitJob(t, job.ID)
+	if done.OverallStatus != events.JobFailed {
+		t.Fatalf("job ended %s, want failed: %v", done.OverallStatus, done.DetailedStatus())
+	}
+	for _, n := range names {
+		v := e.vaults[n]
+		status := done.DetailedStatus()[v.QualifiedName()]
+		if n == names[1] {
+			if !strings.HasPrefix(status, "failed: 403") {
+				t.Errorf("denied vault status = %q, want failed: 403 …", status)
+			}
+			if inv := e.inventory(t, v.ID); len(inv) != 0 {
+				t.Errorf("failed vault has %d keys in the inventory", len(inv))
+			}
+			continue
+		}
+		if status != "completed" {
+			t.Errorf("vault %s status = %q, want completed", n, status)
+		}
+		e.assertMatchesEmulator(t, n)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Run("BeforeTasksStartSkipsThemWithoutAzureCalls", func(t *testing.T) {
+		e := setup(t, envOptions{vaults: 3, keys: 10})
+		job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
+		cancelled, err := e.plane.Jobs.Cancel(e.ctx, job.ID)
+		if err != nil || !cancelled.Abort || cancelled.OverallStatus != events.JobInProgress {
+			t.Fatalf("cancel: %+v, %v", cancelled, err)
+		}
+		e.startWorker(t, "w1", nil)
+		done := e.waitJob(t, job.ID)
+		if done.OverallStatus != events.JobCompleted || !done.Abort {
+			t.Fatalf("job ended %s abort=%v, want completed with abort", done.OverallStatus, done.Abort)
+		}
+		for _, n := range e.vaultNames() {
+			if s := done.DetailedStatus()[e.vaults[n].QualifiedName()]; s != string(events.VaultAborted) {
+				t.Errorf("vault %s = %q, want aborted", n, s)
+			}
+			c := e.emu.Counters(n)
+			if c.Total(akvemu.OpListKeys)+c.Total(akvemu.OpGetKey) != 0 {
+				t.Errorf("vault %s got Azure calls after an early cancel: %+v", n, c)
+			}
+		}
+		if _, err := e.plane.Jobs.Cancel(e.ctx, job.ID); err == nil {
+			t.Fatal("cancel of a finished job succeeded")
+		}
+	})
+
+	t.Run("MidJobStopsAzureTrafficWithinOnePage", func(t *testing.T) {
+		const keys, getConc = 400, 4
+		e := setup(t, envOptions{vaults: 1, keys: keys})
+		name := e.vaultNames()[0]
+		if err := e.emu.SetFaults(name, akvemu.Faults{Latency: 20 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		e.startWorker(t, "w1", func(c *sync.Config) { c.GetConcurrency = getConc })
+		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{name}})
+		natstest.CheckFor(t, 30*time.Second, 5*time.Millisecond, func() error {
+			if n := e.emu.Counters(name).Total(akvemu.OpGetKey); n < 30 {
+				return fmt.Errorf("%d gets so far", n)
+			}
+			return nil
+		})
+		if _, err := e.plane.Jobs.Cancel(e.ctx, job.ID); err != nil {
+			t.Fatal(err)
+		}
+		atCancel := e.emu.Counters(name)
+		done := e.waitJob(t, job.ID)
+		final := e.emu.Counters(name)
+		if done.OverallStatus != events.JobCompleted || !done.Abort {
+			t.Fatalf("job ended %s abort=%v, want completed with abort", done.OverallStatus, done.Abort)
+		}
+		calls := func(c akvemu.Counters) int64 { return c.Total(akvemu.OpListKeys) + c.Total(akvemu.OpGetKey) }
+		// After the cancel: at most the requests in flight (GetKeys and one
+		// list page) and the rest of one page's worth of gets.
+		if extra := calls(final) - calls(atCancel); extra > akvemu.MaxPageSize+getConc+1 {
+			t.Fatalf("%d Azure calls after the cancel, want at most one page's worth", extra)
+		}
+		if got := final.Total(akvemu.OpGetKey); got >= keys {
+			t.Fatalf("every key was fetched (%d): the cancel stopped nothing", got)
+		}
+		jv := done.Vaults[0]
+		if jv.Status != events.VaultAborted {
+			t.Fatalf("vault status %s, want aborted", jv.Status)
+		}
+		// An aborted listing marks nothing gone.
+		for _, r := range e.inventory(t, e.vaults[name].ID) {
+			if r.Gone {
+				t.Fatalf("aborted sync marked %s gone", r.Name)
+			}
+		}
+	})
+}
+
+func TestWorkersShareTheWorkAndBothHoldTheInventory(t *testing.T) {
+	e := setup(t, envOptions{vaults: 6, keys: 40})
+	w1 := e.startWorker(t, "w1", nil)
+	w2 := e.startWorker(t, "w2", nil)
+	job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
+	if done := e.waitJob(t, job.ID); done.OverallStatus != events.JobCompleted {
+		t.Fatalf("job ended %s: %v", done.OverallStatus, done.DetailedStatus())
+	}
+	for _, w := range []*worker.Worker{w1, w2} {
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			if n := w.Store().Stats().Keys; n != 6*40 {
+				return fmt.Errorf("worker store has %d keys, want %d", n, 6*40)
+			}
+			return nil
+		})
+	}
+}
