@@ -37,20 +37,20 @@ import (
 
 // options are the parsed flags.
 type options struct {
-	listen, dataDir                     string
-	embedded, demo, demoExit            bool
-	natsURL, natsListen, natsCreds      string
-	natsUser, natsPassword              string
-	replicas                            int
-	connections, manifest               string
-	usersFile, adminPassword, jwtKeys   string
-	tokenLifetime                       time.Duration
-	tlsCert, tlsKey                     string
-	tlsSelfSigned, insecureHTTP         bool
-	logLevel                            string
-	demoVaults, demoKeys                int
-	vaultParallelism, getConcurrency    int
-	vaultRate                           float64
+	listen, dataDir                   string
+	embedded, demo, demoExit          bool
+	natsURL, natsListen, natsCreds    string
+	natsUser, natsPassword            string
+	replicas                          int
+	connections, manifest             string
+	usersFile, adminPassword, jwtKeys string
+	tokenLifetime                     time.Duration
+	tlsCert, tlsKey                   string
+	tlsSelfSigned, insecureHTTP       bool
+	logLevel                          string
+	demoVaults, demoKeys              int
+	vaultParallelism, getConcurrency  int
+	vaultRate                         float64
 }
 
 func parse(args []string) (options, error) {
