@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 )
 
@@ -56,13 +57,19 @@ type TokenResponse struct {
 // ParseTokenRequest decodes and validates a token request body of at most
 // maxBytes bytes (use [DefaultMaxTokenRequestBytes] when unsure). The JSON
 // must be a single object with known fields of the right types. Errors wrap
-// [ErrBadRequest] (or [ErrBodyTooLarge]) and say what is wrong without
+// [ErrBadRequest] (or [ErrBodyTooLarge], also when r is an
+// http.MaxBytesReader that hit its limit) and say what is wrong without
 // echoing secrets.
 func ParseTokenRequest(r io.Reader, maxBytes int64) (TokenRequest, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxTokenRequestBytes
 	}
 	body, err := io.ReadAll(io.LimitReader(r, maxBytes+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		// The caller wrapped the body in http.MaxBytesReader.
+		return TokenRequest{}, fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, tooLarge.Limit)
+	}
 	if err != nil {
 		return TokenRequest{}, fmt.Errorf("%w: reading body: %w", ErrBadRequest, err)
 	}

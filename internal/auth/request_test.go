@@ -2,6 +2,9 @@ package auth
 
 import (
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -60,6 +63,16 @@ func TestParseTokenRequest(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseTokenRequestBehindMaxBytesReader(t *testing.T) {
+	body := `{"username":"a","password":"` + strings.Repeat("x", 200) + `"}`
+	rec := httptest.NewRecorder()
+	r := http.MaxBytesReader(rec, io.NopCloser(strings.NewReader(body)), 64)
+	_, err := ParseTokenRequest(r, 64)
+	if !errors.Is(err, ErrBodyTooLarge) || HTTPStatus(err) != http.StatusRequestEntityTooLarge {
+		t.Fatalf("err = %v (status %d)", err, HTTPStatus(err))
 	}
 }
 
