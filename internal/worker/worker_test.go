@@ -38,11 +38,14 @@ type env struct {
 }
 
 type envOptions struct {
-	vaults, keys int
-	maxDeliver   int
+	vaults, keys   int
+	maxDeliver     int
+	noThrottling   bool
+	subscriptions  int
+	versionsPerKey int
 }
 
-func setup(t *testing.T, o envOptions) *env {
+func setup(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -53,8 +56,9 @@ func setup(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	emu, err := akvemu.Start(ctx, akvemu.Config{
-		Seed:    akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 7, VersionsPerKey: 1},
-		DataDir: t.TempDir(),
+		Seed:              akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 7, VersionsPerKey: max(o.versionsPerKey, 1), Subscriptions: o.subscriptions},
+		DataDir:           t.TempDir(),
+		DisableThrottling: o.noThrottling,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +93,7 @@ func setup(t *testing.T, o envOptions) *env {
 
 // startWorker starts a worker with its own store; tweak adjusts its sync
 // settings.
-func (e *env) startWorker(t *testing.T, name string, tweak func(*sync.Config)) *worker.Worker {
+func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config)) *worker.Worker {
 	t.Helper()
 	cfg := sync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: time.Second, VaultRate: -1, SubscriptionRate: -1}
 	if tweak != nil {
@@ -111,7 +115,7 @@ func (e *env) startWorker(t *testing.T, name string, tweak func(*sync.Config)) *
 	return w
 }
 
-func (e *env) createJob(t *testing.T, req control.CreateJobRequest) events.Job {
+func (e *env) createJob(t testing.TB, req control.CreateJobRequest) events.Job {
 	t.Helper()
 	job, err := e.plane.Jobs.Create(e.ctx, req, "test")
 	if err != nil {
@@ -121,10 +125,10 @@ func (e *env) createJob(t *testing.T, req control.CreateJobRequest) events.Job {
 }
 
 // waitJob polls the job record until it leaves in_progress.
-func (e *env) waitJob(t *testing.T, id string) events.Job {
+func (e *env) waitJob(t testing.TB, id string) events.Job {
 	t.Helper()
 	var job events.Job
-	natstest.CheckFor(t, 90*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 10*time.Minute, 10*time.Millisecond, func() error {
 		var err error
 		if job, err = e.plane.Jobs.Get(e.ctx, id); err != nil {
 			return err
