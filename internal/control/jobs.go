@@ -85,7 +85,7 @@ type Jobs struct {
 // the sync-requested event with Nats-Msg-Id = job id. On any error it
 // undoes what it did, so nothing is half-created. A vault held by another
 // job yields a [ConflictError] naming that job.
-func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy string) (job events.Job, err error) {
+func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy string) (_ events.Job, err error) {
 	if err := req.Validate(); err != nil {
 		return events.Job{}, err
 	}
@@ -94,8 +94,9 @@ func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy strin
 		return events.Job{}, err
 	}
 	now := j.cfg.Now().UTC().Truncate(time.Microsecond)
-	job = events.Job{
-		ID:             events.NewID(),
+	jobID := events.NewID()
+	job := events.Job{
+		ID:             jobID,
 		CreatedAt:      now,
 		UpdatedAt:      now,
 		OverallStatus:  events.JobInProgress,
@@ -118,7 +119,7 @@ func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy strin
 		cctx, cancel := cleanupContext(ctx, j.cfg.CleanupTimeout)
 		defer cancel()
 		if jobRev != 0 {
-			_ = j.kv.Delete(cctx, job.ID, jetstream.LastRevision(jobRev))
+			_ = j.kv.Delete(cctx, jobID, jetstream.LastRevision(jobRev))
 		}
 		releaseLocks(cctx, j.locks, held)
 	}()

@@ -179,7 +179,7 @@ func validateAddVault(field string, v AddVault) error {
 		return invalidf("%s: azure_vault_id and location must be at most %d bytes", field, MaxFieldLen)
 	}
 	if err := validateVaultURI(v.Properties.VaultURI); err != nil {
-		return invalidf("%s.properties.vaultUri: %v", field, err)
+		return invalidf("%s.properties.vaultUri %v", field, err)
 	}
 	if len(v.Tags) > MaxTags {
 		return invalidf("%s.tags has %d tags; at most %d are allowed", field, len(v.Tags), MaxTags)
@@ -205,7 +205,7 @@ func validateVaultURI(s string) error {
 		return fmt.Errorf("%q is not a URL", s)
 	}
 	if u.Scheme != "https" || u.Host == "" || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return fmt.Errorf("%q is not an absolute https URL of a vault", s)
+		return fmt.Errorf("%q is not an absolute https URL", s)
 	}
 	return nil
 }

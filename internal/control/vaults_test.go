@@ -1,0 +1,279 @@
+package control_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/pkg/events"
+)
+
+func TestAddVaults(t *testing.T) {
+	e := setup(t)
+	vs := e.addVaults(t, testSub, "vault-a", "vault-b")
+	if len(vs) != 2 {
+		t.Fatalf("added %d vaults, want 2", len(vs))
+	}
+	for _, v := range vs {
+		if !control.IsID(v.ID) || v.SubscriptionID != testSub || v.Connection != testConn || v.Cloud != control.DefaultCloud {
+			t.Errorf("vault = %+v", v)
+		}
+		got, err := e.plane.Vaults.Get(testCtx(t), v.ID)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if got.QualifiedName() != v.QualifiedName() || got.VaultURI != "https://"+v.Name+".vault.azure.net/" || got.Tags["env"] != "test" {
+			t.Errorf("Get = %+v, want %+v", got, v)
+		}
+	}
+}
+
+func TestAddVaultsRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*control.AddVaultsRequest)
+		wantMsg string
+	}{
+		{"unknown connection", func(r *control.AddVaultsRequest) { r.Connection = "nope" }, `connection "nope" is not a known connection`},
+		{"missing connection", func(r *control.AddVaultsRequest) { r.Connection = "" }, "connection is required"},
+		{"missing subscription", func(r *control.AddVaultsRequest) { r.SubscriptionID = "" }, "subscription_id is required"},
+		{"bad subscription", func(r *control.AddVaultsRequest) { r.SubscriptionID = "a.b" }, "subscription_id"},
+		{"no vaults", func(r *control.AddVaultsRequest) { r.Vaults = nil }, "vaults must not be empty"},
+		{"short name", func(r *control.AddVaultsRequest) { r.Vaults[1].Name = "ab" }, "vaults[1].name"},
+		{"long name", func(r *control.AddVaultsRequest) { r.Vaults[0].Name = strings.Repeat("a", 25) }, "vaults[0].name"},
+		{"bad characters", func(r *control.AddVaultsRequest) { r.Vaults[0].Name = "vault_a" }, "vaults[0].name"},
+		{"missing name", func(r *control.AddVaultsRequest) { r.Vaults[0].Name = "" }, "vaults[0].name is required"},
+		{"http uri", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.VaultURI = "http://x.vault.azure.net/" }, "vaults[0].properties.vaultUri"},
+		{"relative uri", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.VaultURI = "/x" }, "vaults[0].properties.vaultUri"},
+		{"missing uri", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.VaultURI = "" }, "vaults[0].properties.vaultUri is required"},
+		{"duplicate in request", func(r *control.AddVaultsRequest) { r.Vaults[1].Name = "VAULT-A" }, "duplicates vaults[0].name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t)
+			req := vaultReq(testSub, "vault-a", "vault-b")
+			tt.mod(&req)
+			_, err := e.plane.Vaults.AddVaults(testCtx(t), req)
+			wantErr(t, err, control.ErrInvalid)
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("error %q does not mention %q", err, tt.wantMsg)
+			}
+			if keys := e.keys(t, events.BucketVaults); len(keys) != 0 {
+				t.Errorf("vaults bucket has %v after a refused add", keys)
+			}
+		})
+	}
+}
+
+func TestAddVaultsIsAllOrNothing(t *testing.T) {
+	e := setup(t)
+	existing := e.addVaults(t, testSub, "vault-b")[0]
+	_, err := e.plane.Vaults.AddVaults(testCtx(t), vaultReq(testSub, "vault-a", "Vault-B", "vault-c"))
+	wantErr(t, err, control.ErrConflict)
+	if !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("error %q does not say the vault exists", err)
+	}
+	keys := e.keys(t, events.BucketVaults)
+	if len(keys) != 2 { // the existing record and its index entry
+		t.Fatalf("vaults bucket = %v, want only %s and its index", keys, existing.ID)
+	}
+	// The names of the failed request are free again.
+	e.addVaults(t, testSub, "vault-a", "vault-c")
+}
+
+func TestAddVaultsSameNameInOtherSubscription(t *testing.T) {
+	e := setup(t)
+	e.addVaults(t, testSub, "vault-a")
+	e.addVaults(t, otherSub, "vault-a")
+}
+
+func TestAddVaultsConcurrentSameNameOneWins(t *testing.T) {
+	e := setup(t)
+	planes := []*control.Plane{e.plane, e.newPlane(t)} // two API processes
+	const racers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = planes[i%2].Vaults.AddVaults(testCtx(t), vaultReq(testSub, "contested", "other-"+string(rune('a'+i))+"-vault"))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, control.ErrConflict):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d adds won, want exactly 1 (errors: %v)", wins, errs)
+	}
+	all, err := e.plane.Vaults.All(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 { // "contested" and the winner's other vault
+		t.Fatalf("registry has %d vaults, want 2: %+v", len(all), all)
+	}
+}
+
+func TestAddVaultsRepairsStaleIndex(t *testing.T) {
+	later := func(c *control.Config) { c.Now = func() time.Time { return time.Now().Add(time.Hour) } }
+	e := setup(t, later)
+	kv, err := e.js.KeyValue(testCtx(t), events.BucketVaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A process died after claiming the name and before writing the record.
+	if _, err := kv.Create(testCtx(t), "byname."+testSub+".vault-a", []byte(events.NewID())); err != nil {
+		t.Fatal(err)
+	}
+	e.addVaults(t, testSub, "vault-a")
+
+	// Without the clock in the future, the same dangling entry is young and
+	// is respected (its owner may still be writing the record).
+	e2 := setup(t)
+	kv2, _ := e2.js.KeyValue(testCtx(t), events.BucketVaults)
+	if _, err := kv2.Create(testCtx(t), "byname."+testSub+".vault-a", []byte(events.NewID())); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e2.plane.Vaults.AddVaults(testCtx(t), vaultReq(testSub, "vault-a"))
+	wantErr(t, err, control.ErrConflict)
+}
+
+func TestResolve(t *testing.T) {
+	e := setup(t)
+	a := e.addVaults(t, testSub, "vault-a", "shared")
+	b := e.addVaults(t, otherSub, "shared")
+	tests := []struct {
+		ref     string
+		wantID  string
+		wantErr error
+		wantMsg string
+	}{
+		{ref: a[0].ID, wantID: a[0].ID},
+		{ref: strings.ToUpper(a[0].ID), wantID: a[0].ID},
+		{ref: "vault-a::" + testSub, wantID: a[0].ID},
+		{ref: "VAULT-A::" + testSub, wantID: a[0].ID},
+		{ref: "vault-a", wantID: a[0].ID},
+		{ref: "shared::" + otherSub, wantID: b[0].ID},
+		{ref: "shared", wantErr: control.ErrInvalid, wantMsg: "shared::" + otherSub},
+		{ref: "nope", wantErr: control.ErrNotFound},
+		{ref: "vault-a::" + otherSub, wantErr: control.ErrNotFound},
+		{ref: events.NewID(), wantErr: control.ErrNotFound},
+		{ref: "not a name!", wantErr: control.ErrNotFound},
+		{ref: "::", wantErr: control.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ref, func(t *testing.T) {
+			v, err := e.plane.Vaults.Resolve(testCtx(t), tt.ref)
+			wantErr(t, err, tt.wantErr)
+			if tt.wantErr == nil && v.ID != tt.wantID {
+				t.Errorf("Resolve(%q) = %s, want %s", tt.ref, v.ID, tt.wantID)
+			}
+			if tt.wantMsg != "" && !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("error %q does not list %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestListVaults(t *testing.T) {
+	e := setup(t)
+	e.addVaults(t, testSub, "vault-a", "vault-b", "vault-c")
+	e.addVaults(t, otherSub, "vault-a")
+	tests := []struct {
+		name      string
+		q         control.VaultQuery
+		wantTotal int
+		wantLen   int
+	}{
+		{"default page", control.VaultQuery{}, 4, 4},
+		{"limit", control.VaultQuery{Limit: 2}, 4, 2},
+		{"skip", control.VaultQuery{Skip: 3}, 4, 1},
+		{"skip past end", control.VaultQuery{Skip: 10}, 4, 0},
+		{"all", control.VaultQuery{Limit: events.LimitAll}, 4, 4},
+		{"by name", control.VaultQuery{Name: "VAULT-A"}, 2, 2},
+		{"by qualified name", control.VaultQuery{Name: "vault-a::" + otherSub}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := e.plane.Vaults.List(testCtx(t), tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Total != tt.wantTotal || len(p.Resources) != tt.wantLen {
+				t.Errorf("total %d, %d resources; want %d, %d", p.Total, len(p.Resources), tt.wantTotal, tt.wantLen)
+			}
+		})
+	}
+	empty := setup(t)
+	p, err := empty.plane.Vaults.List(testCtx(t), control.VaultQuery{})
+	if err != nil || p.Total != 0 || p.Resources == nil || p.Limit != events.DefaultLimit {
+		t.Errorf("empty list = %+v, %v", p, err)
+	}
+}
+
+func TestRemoveVault(t *testing.T) {
+	e := setup(t)
+	v := e.addVaults(t, testSub, "vault-a")[0]
+	got, err := e.plane.Vaults.Remove(testCtx(t), v.ID)
+	if err != nil || got.ID != v.ID {
+		t.Fatalf("Remove = %+v, %v", got, err)
+	}
+	_, err = e.plane.Vaults.Get(testCtx(t), v.ID)
+	wantErr(t, err, control.ErrNotFound)
+	_, err = e.plane.Vaults.Remove(testCtx(t), v.ID)
+	wantErr(t, err, control.ErrNotFound)
+	if keys := e.keys(t, events.BucketLocks); len(keys) != 0 {
+		t.Errorf("locks left behind: %v", keys)
+	}
+	// The name can be registered again.
+	e.addVaults(t, testSub, "vault-a")
+}
+
+func TestRemoveVaultLockedByJob(t *testing.T) {
+	e := setup(t)
+	v := e.addVaults(t, testSub, "vault-a")[0]
+	job, err := e.plane.Jobs.Create(testCtx(t), control.CreateJobRequest{KeyVaults: []string{"vault-a"}}, "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.plane.Vaults.Remove(testCtx(t), v.ID)
+	var ce *control.ConflictError
+	if !errors.As(err, &ce) || ce.JobID != job.ID {
+		t.Fatalf("Remove of a locked vault = %v, want a conflict naming job %s", err, job.ID)
+	}
+	if !strings.Contains(err.Error(), job.ID) {
+		t.Errorf("error %q does not name the job", err)
+	}
+	if _, err := e.plane.Vaults.Get(testCtx(t), v.ID); err != nil {
+		t.Errorf("vault gone after a refused remove: %v", err)
+	}
+	if got := e.get(t, events.BucketLocks, v.ID); got != job.ID {
+		t.Errorf("lock = %q, want the job's %q", got, job.ID)
+	}
+}
+
+func TestMalformedIDsAreNotFound(t *testing.T) {
+	e := setup(t)
+	for _, id := range []string{"", "x", "../../etc", "11111111-2222-3333-4444-55555555555z", "byname.x.y", "*", ">"} {
+		_, err := e.plane.Vaults.Get(testCtx(t), id)
+		wantErr(t, err, control.ErrNotFound)
+		_, err = e.plane.Jobs.Get(testCtx(t), id)
+		wantErr(t, err, control.ErrNotFound)
+		_, err = e.plane.Jobs.Cancel(testCtx(t), id)
+		wantErr(t, err, control.ErrNotFound)
+	}
+}
