@@ -1,0 +1,18 @@
+// Package connections is the registry of Azure connections: CCKM's
+// /connectionmgmt/services/azure/connections resource, stored in the
+// akvsync-connections JetStream key-value bucket.
+//
+// A connection record carries every CCKM field (tenant, client id, cloud,
+// custom endpoints, Azure Stack CA, labels, products, …) and its secrets —
+// the client secret, or the client certificate with its private key — only
+// in sealed form ([secrets.Sealer], associated data = connection id and
+// field name). Secrets leave the package only inside the [azure.Connection]
+// that [Registry.Connection] hands to the vault syncer (it implements
+// sync.Connections) and that [Registry.Test] uses; the API view
+// [Connection] has no secret fields.
+//
+// Bucket layout: the record under the connection id (a UUID), and a
+// uniqueness index "byname.<hex of the lower-case name>" → id written with
+// kv.Create, so names are unique across API processes (case-insensitively).
+// Updates are compare-and-set on the record's revision.
+package connections

@@ -1,0 +1,179 @@
+package connections
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/secrets"
+)
+
+// URIPrefix prefixes the CCKM uri of a connection, which ends with
+// "<name>-<id>".
+const URIPrefix = "kylo:kylo:connectionmgmt:connections:"
+
+// DefaultProducts are the products of a connection created without any.
+var DefaultProducts = []string{"cckm"}
+
+// Names of the sealed fields; with the connection id they form the
+// associated data of the sealed value.
+const (
+	fieldClientSecret = "client_secret"
+	fieldCertificate  = "certificate"
+)
+
+// Settings are the non-secret fields of a connection that a client sets.
+type Settings struct {
+	Name                                 string            `json:"name"`
+	Description                          string            `json:"description"`
+	Labels                               map[string]string `json:"labels"`
+	Products                             []string          `json:"products"`
+	ClientID                             string            `json:"client_id"`
+	TenantID                             string            `json:"tenant_id"`
+	CloudName                            string            `json:"cloud_name"`
+	ActiveDirectoryEndpoint              string            `json:"active_directory_endpoint"`
+	KeyVaultDNSSuffix                    string            `json:"key_vault_dns_suffix"`
+	VaultResourceURL                     string            `json:"vault_resource_url"`
+	ManagementURL                        string            `json:"management_url"`
+	ResourceManagerURL                   string            `json:"resource_manager_url"`
+	CredentialType                       string            `json:"credential_type"`
+	DisableChallengeResourceVerification bool              `json:"disable_challenge_resource_verification"`
+	// AzureStackServerCert is a CA certificate (PEM) trusted in addition
+	// to the system roots: not a secret.
+	AzureStackServerCert string `json:"azure_stack_server_cert"`
+}
+
+// Connection is the API view of a connection, in CCKM's shape. It has no
+// secret: only whether one is set.
+type Connection struct {
+	ID  string `json:"id"`
+	URI string `json:"uri"`
+	Settings
+	// ClientSecretSet reports that a client secret is stored.
+	ClientSecretSet bool `json:"client_secret_set"`
+	// CertificateSet reports that a client certificate and key are stored.
+	CertificateSet bool      `json:"certificate_set"`
+	Service        string    `json:"service"`
+	Category       string    `json:"category"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+// record is what the bucket stores under the connection id. The secret
+// fields hold [secrets.Sealer] output only.
+type record struct {
+	ID  string `json:"id"`
+	URI string `json:"uri"`
+	Settings
+	ClientSecret string    `json:"client_secret,omitempty"`
+	Certificate  string    `json:"certificate,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// plainSecrets are the opened secrets of a record, only ever held in
+// memory.
+type plainSecrets struct {
+	ClientSecret string
+	Certificate  []byte
+}
+
+// aad is the associated data of a sealed field: it binds the sealed value
+// to its connection and field.
+func aad(id, field string) []byte { return []byte("akvsync/connection/" + id + "/" + field) }
+
+// view returns the API view of r.
+func (r record) view() Connection {
+	s := r.Settings
+	s.Labels = cloneMap(s.Labels)
+	s.Products = slices.Clone(s.Products)
+	return Connection{
+		ID: r.ID, URI: r.URI, Settings: s,
+		ClientSecretSet: r.ClientSecret != "", CertificateSet: r.Certificate != "",
+		Service: "azure", Category: "cloud",
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// decodeRecord parses a stored record.
+func decodeRecord(key string, b []byte) (record, error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return record{}, corrupt(key, "decode", err)
+	}
+	return r, nil
+}
+
+// seal seals the secrets p into r under the sealer's current key.
+func (r *record) seal(s *secrets.Sealer, p plainSecrets) error {
+	r.ClientSecret, r.Certificate = "", ""
+	if p.ClientSecret != "" {
+		v, err := s.Seal([]byte(p.ClientSecret), aad(r.ID, fieldClientSecret))
+		if err != nil {
+			return fmt.Errorf("connections: seal %s: %w", fieldClientSecret, err)
+		}
+		r.ClientSecret = v
+	}
+	if len(p.Certificate) > 0 {
+		v, err := s.Seal(p.Certificate, aad(r.ID, fieldCertificate))
+		if err != nil {
+			return fmt.Errorf("connections: seal %s: %w", fieldCertificate, err)
+		}
+		r.Certificate = v
+	}
+	return nil
+}
+
+// open opens the secrets of r.
+func (r record) open(s *secrets.Sealer) (plainSecrets, error) {
+	var p plainSecrets
+	if r.ClientSecret != "" {
+		b, err := s.Open(r.ClientSecret, aad(r.ID, fieldClientSecret))
+		if err != nil {
+			return plainSecrets{}, corrupt(r.ID, "open "+fieldClientSecret, err)
+		}
+		p.ClientSecret = string(b)
+		clear(b)
+	}
+	if r.Certificate != "" {
+		b, err := s.Open(r.Certificate, aad(r.ID, fieldCertificate))
+		if err != nil {
+			return plainSecrets{}, corrupt(r.ID, "open "+fieldCertificate, err)
+		}
+		p.Certificate = b
+	}
+	return p, nil
+}
+
+// azureConnection is the connection the Azure adapter uses.
+func azureConnection(s Settings, p plainSecrets) azure.Connection {
+	c := azure.Connection{
+		Name:                                 s.Name,
+		CredentialType:                       s.CredentialType,
+		TenantID:                             s.TenantID,
+		ClientID:                             s.ClientID,
+		ClientSecret:                         p.ClientSecret,
+		CertificatePEM:                       p.Certificate,
+		Cloud:                                s.CloudName,
+		ActiveDirectoryEndpoint:              s.ActiveDirectoryEndpoint,
+		KeyVaultDNSSuffix:                    s.KeyVaultDNSSuffix,
+		DisableChallengeResourceVerification: s.DisableChallengeResourceVerification,
+	}
+	if s.AzureStackServerCert != "" {
+		c.ExtraCAPEM = []byte(s.AzureStackServerCert)
+	}
+	return c
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
