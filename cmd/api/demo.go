@@ -159,7 +159,7 @@ Try it (a token lives %s; get a new one with the first command):
 		return err
 	}
 	fmt.Fprintf(out, "First sync-all job %s started.\n", job.ID)
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -183,8 +183,11 @@ Try it (a token lives %s; get a new one with the first command):
 			continue
 		}
 		took := time.Since(start)
-		fmt.Fprintf(out, "Sync-all job %s %s: %d vaults, %d keys in %s (%.0f keys/s).\nThe API keeps serving; Ctrl-C stops it.\n",
+		fmt.Fprintf(out, "Sync-all job %s %s: %d vaults, %d keys in %s (%.0f keys/s).\n",
 			j.ID, j.OverallStatus, len(j.Vaults), keys, took.Round(time.Millisecond), float64(keys)/took.Seconds())
+		if !d.o.demoExit {
+			fmt.Fprintln(out, "The API keeps serving; Ctrl-C stops it.")
+		}
 		return nil
 	}
 }
