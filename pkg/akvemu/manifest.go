@@ -121,6 +121,11 @@ func (m Manifest) Transport() (*http.Transport, error) {
 	return newClientTransport(pool, u.Hostname()), nil
 }
 
+// Cloud returns the cloud configuration pointing azidentity at the emulated authority.
+func (m Manifest) Cloud() cloud.Configuration {
+	return cloud.Configuration{ActiveDirectoryAuthorityHost: m.AuthorityHost}
+}
+
 // Credential returns a client-secret credential for the manifest's principal.
 func (m Manifest) Credential() (azcore.TokenCredential, error) {
 	t, err := m.Transport()
@@ -129,7 +134,7 @@ func (m Manifest) Credential() (azcore.TokenCredential, error) {
 	}
 	cred, err := azidentity.NewClientSecretCredential(m.TenantID, m.ClientID, m.ClientSecret, &azidentity.ClientSecretCredentialOptions{
 		ClientOptions: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: m.AuthorityHost},
+			Cloud:     m.Cloud(),
 			Transport: &http.Client{Transport: t},
 		},
 		DisableInstanceDiscovery: true,

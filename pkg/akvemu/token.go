@@ -210,6 +210,11 @@ var (
 	errTokenExpired   = errors.New("[TokenExpired] Error validating token: 'S2S12086'.")
 )
 
+// TokenClockSkew is how long past its exp claim a vault still honours a token. The
+// service allows minutes; the emulator keeps it short so expiry can be tested with
+// short lifetimes, yet long enough that a client refreshing at expires_in never races.
+const TokenClockSkew = 2 * time.Second
+
 // maxCachedTokens bounds the verified-token cache.
 const maxCachedTokens = 4096
 
@@ -218,7 +223,7 @@ const maxCachedTokens = 4096
 func (ts *tokenService) verify(tok string, now int64) (*tokenInfo, error) {
 	if v, ok := ts.cache.Load(tok); ok {
 		ti := v.(*tokenInfo)
-		if now >= ti.exp {
+		if now > ti.exp+int64(TokenClockSkew/time.Second) {
 			return nil, errTokenExpired
 		}
 		return ti, nil
@@ -247,12 +252,12 @@ func (ts *tokenService) verify(tok string, now int64) (*tokenInfo, error) {
 		return nil, errTokenMalformed
 	}
 	ti := &tokenInfo{exp: c.Exp, tid: c.Tid, appid: c.Appid, oid: c.Oid, aud: c.Aud}
-	if now >= ti.exp {
+	if now > ti.exp+int64(TokenClockSkew/time.Second) {
 		return nil, errTokenExpired
 	}
 	if ts.cacheSize.Add(1) > maxCachedTokens {
 		ts.cache.Range(func(k, v any) bool {
-			if now >= v.(*tokenInfo).exp || ts.cacheSize.Load() > maxCachedTokens {
+			if now > v.(*tokenInfo).exp+int64(TokenClockSkew/time.Second) || ts.cacheSize.Load() > maxCachedTokens {
 				ts.cache.Delete(k)
 				ts.cacheSize.Add(-1)
 			}
