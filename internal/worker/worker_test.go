@@ -47,7 +47,11 @@ type envOptions struct {
 
 func setup(t testing.TB, o envOptions) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	timeout := 2 * time.Minute
+	if _, bench := t.(*testing.B); bench {
+		timeout = 30 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	srv := natstest.RunServer(t, natstest.Options{})
 	nc, js := natstest.Connect(t, srv)
