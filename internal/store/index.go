@@ -8,28 +8,35 @@ package store
 //	                "jobs"   -> uint64 BE number of job records
 //	positions       source name -> uint64 BE last applied stream sequence
 //
-//	keys            id -> key record (JSON of events.KeyRecord)
-//	key_meta        id -> the record's indexed fields in a compact binary
+//	keys            id -> uvarint(len(meta)) || meta || JSON of events.KeyRecord.
+//	                meta is the record's indexed fields in a compact binary
 //	                tuple (see encodeMeta): vault id, vault name,
 //	                subscription, lowercased key name, kid, flags, key size
 //	                and the three sortable times. Queries filter and sort
-//	                candidates on this tuple and decode only the records of
-//	                the page; upserts read it to find the old index entries.
+//	                candidates on meta and decode the JSON only for the
+//	                records of the page; upserts read meta to find the old
+//	                index entries.
 //
-//	filter indexes, key = uvarint(len(v)) || v || id, value empty; all ids
-//	with value v are the keys under the prefix uvarint(len(v)) || v:
-//	ix_vault_id     v = vault id
-//	ix_vault_qn     v = "name::subscription"
-//	ix_vault_name   v = bare vault name
-//	ix_key_name     v = lowercased key name
-//	ix_kid          v = versionless kid ("https://host/keys/name")
-//	ix_enabled      v = 0x00 | 0x01
-//	ix_gone         v = 0x00 | 0x01
-//	ix_key_size     v = uint64 BE key size
+//	filter indexes, value empty; p(v) = uvarint(len(v)) || v, so all ids
+//	with value v are the keys under the prefix p(v):
+//	ix_vault_id     p(vault id) || id
+//	ix_vault_qn     p("name::subscription") || id
+//	ix_kid          p(versionless kid "https://host/keys/name") || id
+//	ix_key_name     p(lowercased key name) || id
+//	the low-cardinality indexes are clustered by vault after the value, so
+//	that a batch of one vault's keys dirties few pages:
+//	ix_vault_name   p(bare vault name) || p(vault id) || id
+//	ix_enabled      p(0x00 | 0x01)     || p(vault id) || id
+//	ix_gone         p(0x00 | 0x01)     || p(vault id) || id
+//	ix_key_size     p(uint64 BE size)  || p(vault id) || id
 //
-//	ix_counts       filter index name || 0x00 || uvarint(len(v)) || v ->
-//	                uint64 BE number of ids under that prefix (absent = 0).
-//	                The planner reads these to pick the most selective index.
+//	ix_counts       index bucket name || 0x00 || p(v) -> uint64 BE number of
+//	                ids with value v, for the indexes with few distinct
+//	                values (vault id, vault names, enabled, gone, key size;
+//	                absent = 0). The planner reads these to pick the most
+//	                selective index; for kid and key name (nearly unique
+//	                values) it counts entries under the prefix, stopping at
+//	                the best count so far.
 //
 //	sort indexes, value empty, walked forward (ascending) or backward
 //	(descending); ties are in id order in the direction of the walk:
@@ -64,7 +71,6 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketPositions = []byte("positions")
 	bucketKeys      = []byte("keys")
-	bucketKeyMeta   = []byte("key_meta")
 	bucketCounts    = []byte("ix_counts")
 	bucketJobs      = []byte("jobs")
 	bucketJobIdx    = []byte("job_created")
@@ -77,6 +83,9 @@ var (
 // filterIndex is a secondary index from one field value to key ids.
 type filterIndex struct {
 	bucket []byte
+	// counted indexes keep per-value counts in ix_counts; clustered ones
+	// have the vault id between value and id.
+	counted, clustered bool
 	// value appends the indexed value of m to dst.
 	value func(dst []byte, m *keyMeta) []byte
 }
@@ -95,14 +104,14 @@ const (
 )
 
 var filterIndexes = [numFilterIndexes]filterIndex{
-	ixVaultID:   {[]byte("ix_vault_id"), func(d []byte, m *keyMeta) []byte { return append(d, m.vaultID...) }},
-	ixVaultQN:   {[]byte("ix_vault_qn"), func(d []byte, m *keyMeta) []byte { return append(append(append(d, m.vaultName...), "::"...), m.sub...) }},
-	ixVaultName: {[]byte("ix_vault_name"), func(d []byte, m *keyMeta) []byte { return append(d, m.vaultName...) }},
-	ixKeyName:   {[]byte("ix_key_name"), func(d []byte, m *keyMeta) []byte { return append(d, m.lname...) }},
-	ixKid:       {[]byte("ix_kid"), func(d []byte, m *keyMeta) []byte { return append(d, versionlessKid(m.kid)...) }},
-	ixEnabled:   {[]byte("ix_enabled"), func(d []byte, m *keyMeta) []byte { return append(d, boolByte(m.enabled)) }},
-	ixGone:      {[]byte("ix_gone"), func(d []byte, m *keyMeta) []byte { return append(d, boolByte(m.gone)) }},
-	ixKeySize:   {[]byte("ix_key_size"), func(d []byte, m *keyMeta) []byte { return binary.BigEndian.AppendUint64(d, uint64(m.keySize)) }},
+	ixVaultID:   {[]byte("ix_vault_id"), true, false, func(d []byte, m *keyMeta) []byte { return append(d, m.vaultID...) }},
+	ixVaultQN:   {[]byte("ix_vault_qn"), true, false, func(d []byte, m *keyMeta) []byte { return append(append(append(d, m.vaultName...), "::"...), m.sub...) }},
+	ixVaultName: {[]byte("ix_vault_name"), true, true, func(d []byte, m *keyMeta) []byte { return append(d, m.vaultName...) }},
+	ixKeyName:   {[]byte("ix_key_name"), false, false, func(d []byte, m *keyMeta) []byte { return append(d, m.lname...) }},
+	ixKid:       {[]byte("ix_kid"), false, false, func(d []byte, m *keyMeta) []byte { return append(d, versionlessKid(m.kid)...) }},
+	ixEnabled:   {[]byte("ix_enabled"), true, true, func(d []byte, m *keyMeta) []byte { return append(d, boolByte(m.enabled)) }},
+	ixGone:      {[]byte("ix_gone"), true, true, func(d []byte, m *keyMeta) []byte { return append(d, boolByte(m.gone)) }},
+	ixKeySize:   {[]byte("ix_key_size"), true, true, func(d []byte, m *keyMeta) []byte { return binary.BigEndian.AppendUint64(d, uint64(m.keySize)) }},
 }
 
 // The sort indexes, by position in sortIndexes; the order of
@@ -174,7 +183,7 @@ func idFromSortKey(i int, k []byte) []byte {
 
 // allBuckets lists every bucket Open creates.
 func allBuckets() [][]byte {
-	bs := [][]byte{bucketMeta, bucketPositions, bucketKeys, bucketKeyMeta, bucketCounts, bucketJobs, bucketJobIdx}
+	bs := [][]byte{bucketMeta, bucketPositions, bucketKeys, bucketCounts, bucketJobs, bucketJobIdx}
 	for _, ix := range filterIndexes {
 		bs = append(bs, ix.bucket)
 	}
@@ -184,7 +193,7 @@ func allBuckets() [][]byte {
 	return bs
 }
 
-// keyMeta is a decoded key_meta tuple. Its slices alias the buffer it was
+// keyMeta is a decoded meta tuple. Its slices alias the buffer it was
 // decoded from (bbolt memory: valid only within the transaction).
 type keyMeta struct {
 	vaultID, vaultName, sub, lname, kid []byte
@@ -195,7 +204,7 @@ type keyMeta struct {
 
 const metaVersion = 1
 
-// encodeMeta appends the key_meta tuple of r to dst:
+// encodeMeta appends the meta tuple of r to dst:
 // version byte, five uvarint-length-prefixed strings (vault id, vault name,
 // subscription, lowercased name, kid), a flags byte (1 enabled, 2 gone), a
 // varint key size and three time12 (first seen, changed, synced).
@@ -219,7 +228,7 @@ func encodeMeta(dst []byte, r *events.KeyRecord) []byte {
 	return appendTime12(dst, r.SyncedAt)
 }
 
-// decodeMeta decodes a key_meta tuple; the result aliases b.
+// decodeMeta decodes a meta tuple; the result aliases b.
 func decodeMeta(b []byte) (keyMeta, error) {
 	var m keyMeta
 	if len(b) == 0 || b[0] != metaVersion {
@@ -334,11 +343,11 @@ func (w *indexWriter) update(id []byte, old, m *keyMeta) error {
 			if bytes.Equal(oldv, newv) {
 				continue
 			}
-			if err := w.filter(i, oldv, id, false); err != nil {
+			if err := w.filter(i, oldv, old.vaultID, id, false); err != nil {
 				return err
 			}
 		}
-		if err := w.filter(i, newv, id, true); err != nil {
+		if err := w.filter(i, newv, m.vaultID, id, true); err != nil {
 			return err
 		}
 	}
@@ -360,13 +369,17 @@ func (w *indexWriter) update(id []byte, old, m *keyMeta) error {
 	return nil
 }
 
-// filter adds (add) or removes the entry v||id of filter index i and
-// adjusts its count.
-func (w *indexWriter) filter(i int, v, id []byte, add bool) error {
+// filter adds (add) or removes the entry of (v, vid, id) in filter index
+// i and adjusts its count.
+func (w *indexWriter) filter(i int, v, vid, id []byte, add bool) error {
+	ix := &filterIndexes[i]
 	w.pbuf = indexPrefix(w.pbuf[:0], v)
 	plen := len(w.pbuf)
-	k := append(w.pbuf, id...)
-	w.pbuf = k
+	if ix.clustered {
+		w.pbuf = indexPrefix(w.pbuf, vid)
+	}
+	w.pbuf = append(w.pbuf, id...)
+	k := w.pbuf
 	b := w.filters[i]
 	var err error
 	if add {
@@ -375,7 +388,10 @@ func (w *indexWriter) filter(i int, v, id []byte, add bool) error {
 		err = b.Delete(k)
 	}
 	if err != nil {
-		return fmt.Errorf("store: index %s: %w", filterIndexes[i].bucket, err)
+		return fmt.Errorf("store: index %s: %w", ix.bucket, err)
+	}
+	if !ix.counted {
+		return nil
 	}
 	w.cbuf = countKey(w.cbuf[:0], i, k[:plen])
 	var n uint64
@@ -399,8 +415,17 @@ func (w *indexWriter) filter(i int, v, id []byte, add bool) error {
 	return nil
 }
 
-// indexCount returns the number of ids under value v of filter index i.
-func indexCount(tx *bolt.Tx, i int, v []byte) uint64 {
+// indexCount returns the number of ids with value v in filter index i,
+// or, for an index without counts, that number capped at bound+1.
+func indexCount(tx *bolt.Tx, i int, v []byte, bound uint64) uint64 {
+	if !filterIndexes[i].counted {
+		var n uint64
+		scanIndex(tx, i, v, func([]byte) bool {
+			n++
+			return n <= bound
+		})
+		return n
+	}
 	c := tx.Bucket(bucketCounts).Get(countKey(nil, i, indexPrefix(nil, v)))
 	if len(c) != 8 {
 		return 0
@@ -408,14 +433,32 @@ func indexCount(tx *bolt.Tx, i int, v []byte) uint64 {
 	return binary.BigEndian.Uint64(c)
 }
 
-// scanIndex calls fn with each id under value v of filter index i, in id
-// order, until fn returns false.
+// scanIndex calls fn with each id with value v in filter index i, until fn
+// returns false.
 func scanIndex(tx *bolt.Tx, i int, v []byte, fn func(id []byte) bool) {
+	clustered := filterIndexes[i].clustered
 	p := indexPrefix(nil, v)
 	c := tx.Bucket(filterIndexes[i].bucket).Cursor()
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		if !fn(k[len(p):]) {
+		id := k[len(p):]
+		if clustered {
+			n, w := binary.Uvarint(id)
+			if w <= 0 || uint64(len(id)-w) < n {
+				continue // malformed entry: cannot name a key
+			}
+			id = id[w+int(n):]
+		}
+		if !fn(id) {
 			return
 		}
 	}
+}
+
+// splitKeyValue splits a keys bucket value into its meta and JSON parts.
+func splitKeyValue(v []byte) (meta, body []byte, err error) {
+	n, w := binary.Uvarint(v)
+	if w <= 0 || uint64(len(v)-w) < n {
+		return nil, nil, fmt.Errorf("%w: key value header", ErrCorrupt)
+	}
+	return v[w : w+int(n)], v[w+int(n):], nil
 }

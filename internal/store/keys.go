@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -10,19 +11,26 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// encodeKey encodes a key record for the keys bucket.
-func encodeKey(r *events.KeyRecord) ([]byte, error) {
-	b, err := json.Marshal(r)
+// encodeKey appends the keys bucket value of r, whose meta tuple is
+// meta, to dst.
+func encodeKey(dst []byte, r *events.KeyRecord, meta []byte) ([]byte, error) {
+	body, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode key %s: %w", r.ID, err)
 	}
-	return b, nil
+	dst = binary.AppendUvarint(dst, uint64(len(meta)))
+	dst = append(dst, meta...)
+	return append(dst, body...), nil
 }
 
 // decodeKey decodes a keys bucket value.
-func decodeKey(b []byte) (events.KeyRecord, error) {
+func decodeKey(v []byte) (events.KeyRecord, error) {
 	var r events.KeyRecord
-	if err := json.Unmarshal(b, &r); err != nil {
+	_, body, err := splitKeyValue(v)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
 		return r, fmt.Errorf("%w: key record: %v", ErrCorrupt, err)
 	}
 	return r, nil
@@ -34,7 +42,6 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 		return nil
 	}
 	keys := tx.Bucket(bucketKeys)
-	metas := tx.Bucket(bucketKeyMeta)
 	w := newIndexWriter(tx)
 	added := 0
 	var mbuf, obuf []byte
@@ -50,44 +57,40 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 		}
 		id := []byte(r.ID)
 		var old *keyMeta
-		if ob := metas.Get(id); ob != nil {
-			obuf = append(obuf[:0], ob...)
-			om, err := decodeMeta(obuf)
+		if ov := keys.Get(id); ov != nil {
+			om, _, err := splitKeyValue(ov)
 			if err != nil {
 				return fmt.Errorf("key %s: %w", r.ID, err)
 			}
-			old = &om
-			if first := time12(om.first); !first.IsZero() && (r.FirstSeenAt.IsZero() || r.FirstSeenAt.After(first)) {
+			obuf = append(obuf[:0], om...)
+			m, err := decodeMeta(obuf)
+			if err != nil {
+				return fmt.Errorf("key %s: %w", r.ID, err)
+			}
+			old = &m
+			if first := time12(m.first); !first.IsZero() && (r.FirstSeenAt.IsZero() || r.FirstSeenAt.After(first)) {
 				r.FirstSeenAt = first
 			}
 		} else {
 			added++
 		}
-		enc, err := encodeKey(&r)
-		if err != nil {
-			return err
-		}
 		mbuf = encodeMeta(mbuf[:0], &r)
-		if old != nil && bytes.Equal(obuf, mbuf) {
-			// Indexed fields unchanged: only the record body may differ.
-			if err := keys.Put(id, enc); err != nil {
-				return fmt.Errorf("put key %s: %w", r.ID, err)
+		if old == nil || !bytes.Equal(obuf, mbuf) {
+			m, err := decodeMeta(mbuf)
+			if err != nil {
+				return err
 			}
-			continue
+			if err := w.update(id, old, &m); err != nil {
+				return err
+			}
 		}
-		m, err := decodeMeta(mbuf)
+		// bbolt keeps the value slice until commit: a fresh one per key.
+		v, err := encodeKey(make([]byte, 0, len(mbuf)+1200), &r, mbuf)
 		if err != nil {
 			return err
 		}
-		if err := w.update(id, old, &m); err != nil {
-			return err
-		}
-		if err := keys.Put(id, enc); err != nil {
+		if err := keys.Put(id, v); err != nil {
 			return fmt.Errorf("put key %s: %w", r.ID, err)
-		}
-		// Values are not copied by bbolt: give it its own slice.
-		if err := metas.Put(id, bytes.Clone(mbuf)); err != nil {
-			return fmt.Errorf("put key meta %s: %w", r.ID, err)
 		}
 	}
 	if added > 0 {
@@ -130,7 +133,7 @@ func (s *Store) VaultKeys(ctx context.Context, vaultID string, fn func(events.Ke
 		}
 		chunk := make([]events.KeyRecord, 0, vaultKeysChunk)
 		err := s.view(func(tx *bolt.Tx) error {
-			p := indexPrefix(nil, []byte(vaultID))
+			p := indexPrefix(nil, []byte(vaultID)) // ix_vault_id is not clustered
 			keys := tx.Bucket(bucketKeys)
 			c := tx.Bucket(filterIndexes[ixVaultID].bucket).Cursor()
 			k, _ := c.Seek(append(bytes.Clone(p), after...))

@@ -41,7 +41,7 @@ func parseKeySort(s string) (int, bool, error) {
 		ErrBadQuery, field, strings.Join(events.KeySortFields, ", "))
 }
 
-// keyFilter is a KeyQuery's filters, prepared for matching key_meta.
+// keyFilter is a KeyQuery's filters, prepared for matching meta tuples.
 type keyFilter struct {
 	q        events.KeyQuery
 	lname    []byte
@@ -104,7 +104,7 @@ func (f *keyFilter) empty() bool {
 		q.Enabled == nil && q.Gone == nil && q.KeySize == 0
 }
 
-// match reports whether a key (its id and key_meta) passes every filter.
+// match reports whether a key (its id and meta tuple) passes every filter.
 func (f *keyFilter) match(id []byte, m *keyMeta) bool {
 	q := f.q
 	switch {
@@ -153,7 +153,7 @@ type candidate struct {
 // (Total from the key counter). Otherwise it takes the candidates of the
 // most selective filter (an id lookup, or the filter index with the
 // smallest maintained count), checks every filter on each candidate's
-// compact key_meta tuple, sorts the matches on the same tuple, and decodes
+// compact meta tuple, sorts the matches on the same tuple, and decodes
 // only the records of the page.
 func (s *Store) ListKeys(ctx context.Context, q events.KeyQuery) (events.KeyPage, error) {
 	page := events.KeyPage{Skip: q.Skip, Resources: []events.KeyRecord{}}
@@ -229,9 +229,9 @@ func walkSorted(tx *bolt.Tx, si int, desc bool, skip, take int) (int, [][]byte) 
 }
 
 // planFiltered runs a filtered query: the candidates of the most
-// selective index, filtered and sorted on key_meta, paged.
+// selective index, filtered and sorted on their meta tuples, paged.
 func planFiltered(ctx context.Context, tx *bolt.Tx, f *keyFilter, si int, desc bool, skip, take int) (int, [][]byte, error) {
-	metas := tx.Bucket(bucketKeyMeta)
+	keys := tx.Bucket(bucketKeys)
 	var matches []candidate
 	var ferr error
 	n := 0
@@ -241,9 +241,14 @@ func planFiltered(ctx context.Context, tx *bolt.Tx, f *keyFilter, si int, desc b
 				return false
 			}
 		}
-		mb := metas.Get(id)
-		if mb == nil {
+		v := keys.Get(id)
+		if v == nil {
 			return true
+		}
+		mb, _, err := splitKeyValue(v)
+		if err != nil {
+			ferr = fmt.Errorf("key %q: %w", id, err)
+			return false
 		}
 		m, err := decodeMeta(mb)
 		if err != nil {
@@ -258,16 +263,28 @@ func planFiltered(ctx context.Context, tx *bolt.Tx, f *keyFilter, si int, desc b
 	if f.q.ID != "" {
 		consider([]byte(f.q.ID))
 	} else {
-		best, bestN := -1, uint64(0)
+		// Counted indexes first: their O(1) counts bound the prefix
+		// counting of the others.
 		ls := f.lookups()
+		slices.SortStableFunc(ls, func(a, b lookup) int {
+			return boolCmp(!filterIndexes[a.index].counted, !filterIndexes[b.index].counted)
+		})
+		best, bestN := -1, uint64(0)
 		for i, l := range ls {
-			c := indexCount(tx, l.index, l.value)
+			bound := bestN
+			if best < 0 {
+				bound = ^uint64(0) - 1
+			}
+			c := indexCount(tx, l.index, l.value, bound)
 			if best < 0 || c < bestN {
 				best, bestN = i, c
 			}
+			if bestN == 0 {
+				break
+			}
 		}
 		if bestN > 0 {
-			matches = make([]candidate, 0, bestN)
+			matches = make([]candidate, 0, min(bestN, 1<<16))
 			scanIndex(tx, ls[best].index, ls[best].value, consider)
 		}
 	}
@@ -297,4 +314,15 @@ func planFiltered(ctx context.Context, tx *bolt.Tx, f *keyFilter, si int, desc b
 		ids[i] = m.id
 	}
 	return total, ids, nil
+}
+
+// boolCmp orders false before true.
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
