@@ -60,6 +60,13 @@ func verifyJWT(token string, keys func(kid string) ([]byte, bool), issuer string
 	if len(token) > maxTokenLen {
 		return claims{}, fmt.Errorf("%w: token too long", ErrTokenMalformed)
 	}
+	// base64 decoders skip '\r' and '\n'; refuse anything outside the JWT
+	// alphabet so a token has a single accepted spelling.
+	for i := 0; i < len(token); i++ {
+		if !isJWTChar(token[i]) {
+			return claims{}, fmt.Errorf("%w: invalid character in token", ErrTokenMalformed)
+		}
+	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return claims{}, fmt.Errorf("%w: want 3 dot-separated parts", ErrTokenMalformed)

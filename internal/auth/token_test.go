@@ -137,6 +137,8 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "four parts", token: good + ".x", want: ErrTokenMalformed},
 		{name: "empty", token: "", want: ErrTokenMalformed},
 		{name: "padded base64", token: good + "=", want: ErrTokenMalformed},
+		{name: "newline inside the signature", token: good[:len(good)-5] + "\n" + good[len(good)-5:], want: ErrTokenMalformed},
+		{name: "carriage return inside the payload", token: strings.Replace(good, ".", ".\r", 1), want: ErrTokenMalformed},
 		{name: "truncated signature", token: good[:len(good)-2], want: ErrTokenMalformed},
 		{name: "header not json", token: b64.EncodeToString([]byte("nope")) + "." + strings.SplitN(good, ".", 2)[1], want: ErrTokenMalformed},
 	}

@@ -152,6 +152,14 @@ func parse(sealed string) (kid string, blob []byte, err error) {
 	if !ok || validateKID(kid) != nil {
 		return "", nil, fmt.Errorf("%w: bad key id", ErrMalformed)
 	}
+	// base64 decoders skip '\r' and '\n'; only the base64url alphabet is
+	// accepted so a sealed value has a single valid spelling.
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return "", nil, fmt.Errorf("%w: data is not base64url", ErrMalformed)
+		}
+	}
 	blob, err = base64.RawURLEncoding.Strict().DecodeString(data)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: data is not base64url", ErrMalformed)

@@ -86,6 +86,8 @@ func TestOpenRejects(t *testing.T) {
 		{name: "truncated", sealed: "v1:k1:" + data[:10], aad: aad, want: ErrMalformed},
 		{name: "other version", sealed: "v2:k1:" + data, aad: aad, want: ErrMalformed},
 		{name: "not base64url", sealed: "v1:k1:" + data + "!", aad: aad, want: ErrMalformed},
+		{name: "newline inside the data", sealed: "v1:k1:" + data[:10] + "\n" + data[10:], aad: aad, want: ErrMalformed},
+		{name: "trailing newline", sealed: sealed + "\n", aad: aad, want: ErrMalformed},
 		{name: "no key id", sealed: "v1:" + data, aad: aad, want: ErrMalformed},
 		{name: "plaintext", sealed: "s3cr3t", aad: aad, want: ErrMalformed},
 		{name: "empty", sealed: "", aad: aad, want: ErrMalformed},
