@@ -2,6 +2,7 @@ package akvemu_test
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"testing"
 
@@ -84,4 +85,48 @@ func BenchmarkGetKeyParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkServeGetKeyRaw measures the emulator's own GetKey cost: plain HTTPS
+// requests with a bearer token, no SDK decoding on the client side.
+func BenchmarkServeGetKeyRaw(b *testing.B) {
+	e := setup(b, func(c *akvemu.Config) { c.DisableThrottling = true })
+	v := addVault(b, e, akvemu.VaultSpec{Name: "bench-raw", Keys: 100})
+	cred, err := e.Credential()
+	if err != nil {
+		b.Fatal(err)
+	}
+	auth := "Bearer " + vaultToken(b, cred)
+	keys := v.Keys()
+	urls := make([]string, len(keys))
+	for i, k := range keys {
+		urls[i] = v.URL() + "/keys/" + k.Name + "/?api-version=2025-07-01"
+	}
+	client := e.HTTPClient()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		buf := make([]byte, 8<<10)
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, urls[i%len(urls)], nil)
+			req.Header.Set("Authorization", auth)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for {
+				if _, err := resp.Body.Read(buf); err != nil {
+					break
+				}
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
