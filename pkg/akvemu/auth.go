@@ -37,8 +37,8 @@ var opPerm = [numOps]Permission{
 
 // AccessRule denies permissions on a vault to a principal (client id, or "*" for all).
 type AccessRule struct {
-	Principal string       `json:"principal" yaml:"principal"`
-	Deny      []Permission `json:"deny" yaml:"deny"`
+	Principal string       `json:"principal" yaml:"principal"` // client id, or "*" for everyone
+	Deny      []Permission `json:"deny" yaml:"deny"`           // denied permissions
 }
 
 // Validate reports unknown permissions.

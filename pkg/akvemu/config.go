@@ -179,7 +179,7 @@ type VaultSpec struct {
 
 // NamedKeySpec is a KeySpec with the key's name, used in VaultSpec.KeySpecs.
 type NamedKeySpec struct {
-	Name    string `json:"name" yaml:"name"`
+	Name    string `json:"name" yaml:"name"` // key name
 	KeySpec `yaml:",inline"`
 }
 

@@ -119,9 +119,9 @@ func (s *counterSet) snapshot(vault string) Counters {
 // status (StatusDropped for dropped connections). Connections refused while a vault is
 // unreachable never reach the emulator and are not counted.
 type Counters struct {
-	Vault       string                      `json:"vault"`
-	Requests    int64                       `json:"requests"`
-	ByOperation map[Operation]map[int]int64 `json:"by_operation"`
+	Vault       string                      `json:"vault"`        // vault name
+	Requests    int64                       `json:"requests"`     // all counted requests
+	ByOperation map[Operation]map[int]int64 `json:"by_operation"` // operation -> HTTP status -> count
 }
 
 // Count returns the number of requests of op answered with status.

@@ -68,6 +68,7 @@ type serviceError struct {
 	inner   string
 }
 
+// Error implements error.
 func (e *serviceError) Error() string {
 	return strconv.Itoa(e.status) + " " + e.code + ": " + e.message
 }
@@ -116,9 +117,11 @@ func badParam(message string) error {
 
 type paramError struct{ message string }
 
-func (e *paramError) Error() string          { return "akvemu: bad parameter: " + e.message }
-func (e *paramError) Unwrap() error          { return ErrBadParameter }
-func (e *paramError) serviceMessage() string { return e.message }
+// Error implements error.
+func (e *paramError) Error() string { return "akvemu: bad parameter: " + e.message }
+
+// Unwrap makes errors.Is(err, ErrBadParameter) hold.
+func (e *paramError) Unwrap() error { return ErrBadParameter }
 
 func badParamMessage(err error) string {
 	var pe *paramError

@@ -33,45 +33,45 @@ type KeySpec struct {
 
 // KeyUpdate changes a key version's mutable properties; nil fields stay unchanged.
 type KeyUpdate struct {
-	Enabled   *bool             `json:"enabled,omitempty"`
-	NotBefore *time.Time        `json:"nbf,omitempty"`
-	Expires   *time.Time        `json:"exp,omitempty"`
-	KeyOps    []string          `json:"key_ops,omitempty"`
-	Tags      map[string]string `json:"tags,omitempty"`
+	Enabled   *bool             `json:"enabled,omitempty"` // attributes.enabled
+	NotBefore *time.Time        `json:"nbf,omitempty"`     // attributes.nbf (zero time clears)
+	Expires   *time.Time        `json:"exp,omitempty"`     // attributes.exp (zero time clears)
+	KeyOps    []string          `json:"key_ops,omitempty"` // replaces key_ops
+	Tags      map[string]string `json:"tags,omitempty"`    // replaces all tags (empty map clears)
 }
 
 // Key is one key version as the service would return it, for field-by-field comparison.
 type Key struct {
-	Name            string            `json:"name"`
-	Version         string            `json:"version"`
-	KID             string            `json:"kid"`
-	Kty             string            `json:"kty"`
-	KeySize         int               `json:"key_size,omitempty"`
-	Curve           string            `json:"crv,omitempty"`
-	KeyOps          []string          `json:"key_ops"`
-	N               []byte            `json:"n,omitempty"`
-	E               []byte            `json:"e,omitempty"`
-	X               []byte            `json:"x,omitempty"`
-	Y               []byte            `json:"y,omitempty"`
-	Enabled         bool              `json:"enabled"`
-	NotBefore       *time.Time        `json:"nbf,omitempty"`
-	Expires         *time.Time        `json:"exp,omitempty"`
-	Created         time.Time         `json:"created"`
-	Updated         time.Time         `json:"updated"`
-	RecoveryLevel   string            `json:"recoveryLevel"`
-	RecoverableDays int               `json:"recoverableDays"`
-	Exportable      bool              `json:"exportable"`
-	HSMPlatform     string            `json:"hsmPlatform,omitempty"`
-	Tags            map[string]string `json:"tags,omitempty"`
-	Managed         bool              `json:"managed,omitempty"`
+	Name            string            `json:"name"`                  // key name as first created
+	Version         string            `json:"version"`               // 32 lowercase hex digits
+	KID             string            `json:"kid"`                   // https://127.0.0.1:PORT/keys/{name}/{version}
+	Kty             string            `json:"kty"`                   // RSA, RSA-HSM, EC, EC-HSM or oct-HSM
+	KeySize         int               `json:"key_size,omitempty"`    // bits (curve size for EC)
+	Curve           string            `json:"crv,omitempty"`         // EC curve
+	KeyOps          []string          `json:"key_ops"`               // key_ops
+	N               []byte            `json:"n,omitempty"`           // RSA modulus
+	E               []byte            `json:"e,omitempty"`           // RSA public exponent
+	X               []byte            `json:"x,omitempty"`           // EC x coordinate
+	Y               []byte            `json:"y,omitempty"`           // EC y coordinate
+	Enabled         bool              `json:"enabled"`               // attributes.enabled
+	NotBefore       *time.Time        `json:"nbf,omitempty"`         // attributes.nbf
+	Expires         *time.Time        `json:"exp,omitempty"`         // attributes.exp
+	Created         time.Time         `json:"created"`               // attributes.created (seconds)
+	Updated         time.Time         `json:"updated"`               // attributes.updated (seconds)
+	RecoveryLevel   string            `json:"recoveryLevel"`         // attributes.recoveryLevel
+	RecoverableDays int               `json:"recoverableDays"`       // attributes.recoverableDays
+	Exportable      bool              `json:"exportable"`            // attributes.exportable
+	HSMPlatform     string            `json:"hsmPlatform,omitempty"` // attributes.hsmPlatform (HSM keys only)
+	Tags            map[string]string `json:"tags,omitempty"`        // tags
+	Managed         bool              `json:"managed,omitempty"`     // backs a certificate
 }
 
 // DeletedKey is a soft-deleted key (its latest version) with deletion information.
 type DeletedKey struct {
 	Key
-	RecoveryID         string    `json:"recoveryId"`
-	DeletedDate        time.Time `json:"deletedDate"`
-	ScheduledPurgeDate time.Time `json:"scheduledPurgeDate"`
+	RecoveryID         string    `json:"recoveryId"`         // https://…/deletedkeys/{name}
+	DeletedDate        time.Time `json:"deletedDate"`        // when it was deleted
+	ScheduledPurgeDate time.Time `json:"scheduledPurgeDate"` // deletedDate + recoverableDays
 }
 
 // hsmPlatformValue is reported for HSM-backed keys.

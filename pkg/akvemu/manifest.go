@@ -19,14 +19,14 @@ import (
 // Manifest tells another process how to reach the emulator. It is written as JSON by
 // WriteManifest (and the binary's --manifest flag) and read back with LoadManifest.
 type Manifest struct {
-	TenantID      string          `json:"tenant_id"`
-	ClientID      string          `json:"client_id"`
-	ClientSecret  string          `json:"client_secret"`
-	AuthorityHost string          `json:"authority_host"`
-	CACertFile    string          `json:"ca_cert_file"`
-	AdminURL      string          `json:"admin_url,omitempty"`
-	HostRouting   *HostRouting    `json:"host_routing,omitempty"`
-	Vaults        []ManifestVault `json:"vaults"`
+	TenantID      string          `json:"tenant_id"`              // emulated tenant
+	ClientID      string          `json:"client_id"`              // default principal
+	ClientSecret  string          `json:"client_secret"`          // its client secret
+	AuthorityHost string          `json:"authority_host"`         // for cloud.Configuration.ActiveDirectoryAuthorityHost
+	CACertFile    string          `json:"ca_cert_file"`           // PEM of the emulator CA
+	AdminURL      string          `json:"admin_url,omitempty"`    // admin API base URL
+	HostRouting   *HostRouting    `json:"host_routing,omitempty"` // set in host-routing mode
+	Vaults        []ManifestVault `json:"vaults"`                 // every vault, in creation order
 	// CACertPEM is the CA certificate (filled by Manifest and LoadManifest, not serialized).
 	CACertPEM []byte `json:"-"`
 }
@@ -42,11 +42,11 @@ type HostRouting struct {
 
 // ManifestVault is one vault in the manifest.
 type ManifestVault struct {
-	Name           string `json:"name"`
-	URL            string `json:"url"`
-	SubscriptionID string `json:"subscription_id"`
-	SKU            SKU    `json:"sku"`
-	HostURL        string `json:"host_url,omitempty"`
+	Name           string `json:"name"`               // vault name
+	URL            string `json:"url"`                // https://127.0.0.1:PORT
+	SubscriptionID string `json:"subscription_id"`    // subscription (throttle group)
+	SKU            SKU    `json:"sku"`                // standard or premium
+	HostURL        string `json:"host_url,omitempty"` // https://<name>.vault.localhost:PORT in host-routing mode
 }
 
 func (v *Vault) manifestEntry() ManifestVault {

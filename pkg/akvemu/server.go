@@ -643,6 +643,7 @@ func (e *Emulator) HostRoutingResource() string { return e.hostResource }
 // zerologWriter adapts net/http's error log to zerolog at debug level.
 type zerologWriter struct{ l zerolog.Logger }
 
+// Write logs one net/http error line.
 func (z zerologWriter) Write(p []byte) (int, error) {
 	z.l.Debug().Msg(strings.TrimSpace(string(p)))
 	return len(p), nil

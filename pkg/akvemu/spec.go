@@ -14,19 +14,19 @@ import (
 // FileSpec is the JSON/YAML spec file format (see docs/emulator.md). Durations are Go
 // duration strings ("15m") or milliseconds.
 type FileSpec struct {
-	TenantID          string          `json:"tenant_id"`
-	ClientID          string          `json:"client_id"`
-	ClientSecret      string          `json:"client_secret"`
-	TokenLifetime     json.RawMessage `json:"token_lifetime"`
-	ListenHost        string          `json:"listen_host"`
-	AdminListen       string          `json:"admin_listen"`
-	HostRouting       bool            `json:"host_routing"`
-	DisableThrottling bool            `json:"disable_throttling"`
-	Region            string          `json:"region"`
-	Seed              SeedSpec        `json:"seed"`
-	DefaultFaults     Faults          `json:"default_faults"`
-	Vaults            []VaultSpec     `json:"vaults"`
-	Principals        []Principal     `json:"principals"`
+	TenantID          string          `json:"tenant_id"`          // Config.TenantID
+	ClientID          string          `json:"client_id"`          // Config.ClientID
+	ClientSecret      string          `json:"client_secret"`      // Config.ClientSecret
+	TokenLifetime     json.RawMessage `json:"token_lifetime"`     // Config.TokenLifetime
+	ListenHost        string          `json:"listen_host"`        // Config.ListenHost
+	AdminListen       string          `json:"admin_listen"`       // Config.AdminListen
+	HostRouting       bool            `json:"host_routing"`       // Config.HostRouting
+	DisableThrottling bool            `json:"disable_throttling"` // Config.DisableThrottling
+	Region            string          `json:"region"`             // Config.Region
+	Seed              SeedSpec        `json:"seed"`               // Config.Seed
+	DefaultFaults     Faults          `json:"default_faults"`     // Config.DefaultFaults
+	Vaults            []VaultSpec     `json:"vaults"`             // Config.Vaults
+	Principals        []Principal     `json:"principals"`         // Config.Principals
 }
 
 // LoadSpecFile reads a JSON (.json) or YAML (anything else) spec file into a Config.
