@@ -49,7 +49,7 @@ func TestApplyAtomicity(t *testing.T) {
 	ctx := context.Background()
 	t.Run("positions and data survive reopen together", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "inv.db")
-		s, err := Open(Config{Path: path})
+		s, err := Open(Config{Path: path, NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestApplyAtomicity(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s, err = Open(Config{Path: path})
+		s, err = Open(Config{Path: path, NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestReopen(t *testing.T) {
 	t.Run("a copy of the file taken while open opens with the committed state", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "inv.db")
-		s, err := Open(Config{Path: path})
+		s, err := Open(Config{Path: path, NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +207,7 @@ func TestReopen(t *testing.T) {
 		if err := s.Apply(ctx, Batch{Keys: testBatch(200).Keys[100:], Positions: map[string]uint64{"keys": 200}}); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Open(Config{Path: copyPath})
+		c, err := Open(Config{Path: copyPath, NoSync: true})
 		if err != nil {
 			t.Fatalf("open copy: %v", err)
 		}
@@ -241,7 +241,7 @@ func TestReopen(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s, err = Open(Config{Path: path})
+		s, err = Open(Config{Path: path, NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}

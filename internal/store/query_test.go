@@ -137,7 +137,7 @@ func randomQuery(rng *rand.Rand, recs []events.KeyRecord) events.KeyQuery {
 		q.VaultID = "no-such-vault"
 	}
 	q.Sort = []string{"", "createdAt", "-createdAt", "updatedAt", "-updatedAt", "syncedAt", "-syncedAt", "key_name", "-key_name"}[rng.IntN(9)]
-	q.Limit = []int{0, 1, 5, 50, events.LimitAll}[rng.IntN(5)]
+	q.Limit = []int{0, 0, 1, 5, 5, 10, 20, 50, 50, events.LimitAll}[rng.IntN(10)]
 	q.Skip = []int{0, 0, 1, 3, 20, 5000}[rng.IntN(6)]
 	return q
 }
@@ -220,7 +220,7 @@ func TestListKeysMatchesReference(t *testing.T) {
 			t.Fatalf("only %d of %d queries matched anything: the generator is too strict", nonEmpty, rounds)
 		}
 	}
-	t.Run("random filters, sorts and pages equal brute force", func(t *testing.T) { check(t, 600) })
+	t.Run("random filters, sorts and pages equal brute force", func(t *testing.T) { check(t, 500) })
 
 	t.Run("each filter alone equals brute force", func(t *testing.T) {
 		r := want[slices.Sorted(mapsKeys(want))[7]]
@@ -263,7 +263,7 @@ func TestListKeysMatchesReference(t *testing.T) {
 		if err := s.Apply(ctx, Batch{Keys: batch}); err != nil {
 			t.Fatal(err)
 		}
-		check(t, 400)
+		check(t, 300)
 	})
 }
 
