@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/control"
@@ -74,7 +75,7 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrInvalidCredentials):
 		return http.StatusUnauthorized, auth.UnauthorizedMessage(err)
 	case errors.Is(err, auth.ErrForbidden):
-		return http.StatusForbidden, "Forbidden: " + err.Error()
+		return http.StatusForbidden, "Forbidden: " + strings.TrimPrefix(err.Error(), auth.ErrForbidden.Error()+": ")
 	case errors.Is(err, auth.ErrRateLimited):
 		return http.StatusTooManyRequests, "Too many requests; retry later"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 )
 
 // createJob handles POST /cckm/azure/synchronization-jobs: 201 with the job.
@@ -16,7 +17,7 @@ func (a *api) createJob(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", r.URL.Path+"/"+job.ID)
+	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+job.ID)
 	writeJSON(w, http.StatusCreated, RenderJob(job))
 }
 
