@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -33,10 +34,14 @@ const (
 // Config configures the control plane. Zero fields take the defaults
 // above; [Config.Validate] reports what is wrong.
 type Config struct {
-	// Connections names the Azure connections vaults may refer to. It is
-	// given by configuration until the connection registry exists; a vault
-	// whose connection is not listed is refused.
+	// Connections names the Azure connections vaults may refer to, when
+	// they are given by configuration; a vault whose connection is not
+	// listed is refused. Ignored when LookupConnection is set.
 	Connections []string
+	// LookupConnection, when set, resolves a vault's connection against the
+	// connection registry instead (see [RegistryLookup]); the vault records
+	// the connection's canonical name and its cloud name.
+	LookupConnection ConnectionLookup
 	// Cloud is the cloud name of new vaults and jobs. Default [DefaultCloud].
 	Cloud string
 	// Source is the CloudEvents source of published events, e.g.
@@ -116,12 +121,29 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// knownConnection reports whether name is a configured connection.
-func (c Config) knownConnection(name string) bool {
+// ConnectionInfo is what the vault registry needs of a connection.
+type ConnectionInfo struct {
+	// Name is the connection's canonical name.
+	Name string
+	// Cloud is its cloud name (AzureCloud, AzureChinaCloud, …); "" means
+	// [Config.Cloud].
+	Cloud string
+}
+
+// ConnectionLookup resolves a connection name (or id); found is false for
+// an unknown connection, err is for a failed lookup.
+type ConnectionLookup func(ctx context.Context, name string) (info ConnectionInfo, found bool, err error)
+
+// connection resolves a connection name with LookupConnection, or against
+// Connections.
+func (c Config) connection(ctx context.Context, name string) (ConnectionInfo, bool, error) {
+	if c.LookupConnection != nil {
+		return c.LookupConnection(ctx, name)
+	}
 	for _, n := range c.Connections {
 		if n == name {
-			return true
+			return ConnectionInfo{Name: n, Cloud: c.Cloud}, true, nil
 		}
 	}
-	return false
+	return ConnectionInfo{}, false, nil
 }

@@ -121,14 +121,12 @@ func validSubscription(s string) bool {
 }
 
 // validate checks the request and builds the vault records it adds.
-func (r *Registry) validate(req AddVaultsRequest, now time.Time) ([]events.Vault, error) {
+func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.Time) ([]events.Vault, error) {
 	switch {
 	case req.Connection == "":
 		return nil, invalidf("connection is required")
 	case len(req.Connection) > MaxFieldLen:
 		return nil, invalidf("connection is longer than %d bytes", MaxFieldLen)
-	case !r.cfg.knownConnection(req.Connection):
-		return nil, invalidf("connection %q is not a known connection", req.Connection)
 	case req.SubscriptionID == "":
 		return nil, invalidf("subscription_id is required")
 	case !validSubscription(req.SubscriptionID):
@@ -139,17 +137,28 @@ func (r *Registry) validate(req AddVaultsRequest, now time.Time) ([]events.Vault
 		return nil, invalidf("vaults has %d entries; at most %d may be added at once", len(req.Vaults), r.cfg.MaxAddVaults)
 	}
 	seen := make(map[string]int, len(req.Vaults))
-	out := make([]events.Vault, 0, len(req.Vaults))
 	for i, v := range req.Vaults {
-		field := fmt.Sprintf("vaults[%d]", i)
-		if err := validateAddVault(field, v); err != nil {
+		if err := validateAddVault(fmt.Sprintf("vaults[%d]", i), v); err != nil {
 			return nil, err
 		}
 		lower := strings.ToLower(v.Name)
 		if j, dup := seen[lower]; dup {
-			return nil, invalidf("%s.name %q duplicates vaults[%d].name", field, v.Name, j)
+			return nil, invalidf("vaults[%d].name %q duplicates vaults[%d].name", i, v.Name, j)
 		}
 		seen[lower] = i
+	}
+	conn, found, err := r.cfg.connection(ctx, req.Connection)
+	if err != nil {
+		return nil, unavailable("look up connection", err)
+	}
+	if !found {
+		return nil, invalidf("connection %q is not a known connection", req.Connection)
+	}
+	if conn.Cloud == "" {
+		conn.Cloud = r.cfg.Cloud
+	}
+	out := make([]events.Vault, 0, len(req.Vaults))
+	for _, v := range req.Vaults {
 		out = append(out, events.Vault{
 			ID:             events.NewID(),
 			Name:           v.Name,
@@ -157,8 +166,8 @@ func (r *Registry) validate(req AddVaultsRequest, now time.Time) ([]events.Vault
 			SubscriptionID: req.SubscriptionID,
 			Location:       v.Location,
 			VaultURI:       v.Properties.VaultURI,
-			Connection:     req.Connection,
-			Cloud:          r.cfg.Cloud,
+			Connection:     conn.Name,
+			Cloud:          conn.Cloud,
 			Tags:           v.Tags,
 			CreatedAt:      now,
 			UpdatedAt:      now,
@@ -216,7 +225,7 @@ func validateVaultURI(s string) error {
 // request, in any API process) makes the request fail with [ErrConflict].
 func (r *Registry) AddVaults(ctx context.Context, req AddVaultsRequest) (added []events.Vault, err error) {
 	now := r.cfg.Now().UTC().Truncate(time.Microsecond)
-	vaults, err := r.validate(req, now)
+	vaults, err := r.validate(ctx, req, now)
 	if err != nil {
 		return nil, err
 	}
