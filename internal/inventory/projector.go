@@ -27,6 +27,11 @@ const (
 // DefaultBatchLimit bounds the records applied in one bbolt transaction.
 const DefaultBatchLimit = 1000
 
+// DefaultBatchWait is how long the projector keeps collecting records after
+// the first one of a batch, so a burst commits in few large transactions
+// (each commit rewrites pages and fsyncs) instead of many small ones.
+const DefaultBatchWait = 20 * time.Millisecond
+
 // Projector applies the KEYS stream and the jobs bucket to a store. Each
 // worker runs one over its own store; they all converge on the same state.
 type Projector struct {
@@ -79,15 +84,19 @@ func (p *Projector) Run(ctx context.Context) error {
 			return err
 		case it := <-ch:
 			batch := []item{it}
-		drain:
+			wait := time.NewTimer(DefaultBatchWait)
+		collect:
 			for len(batch) < p.batchLimit {
 				select {
 				case it := <-ch:
 					batch = append(batch, it)
-				default:
-					break drain
+				case <-wait.C:
+					break collect
+				case <-ctx.Done():
+					break collect
 				}
 			}
+			wait.Stop()
 			if err := p.apply(ctx, batch); err != nil {
 				return err
 			}

@@ -6,11 +6,13 @@ import (
 	"strconv"
 	gosync "sync"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/sync"
 )
@@ -25,7 +27,8 @@ func envInt(name string, def int) int {
 // BenchmarkSyncAll measures a full sync-all on the embedded default (JetStream
 // file store, bbolt with fsync, one worker) against the emulator with zero
 // latency and throttling off, so the pipeline's own ceiling shows. Sizes:
-// AKVSYNC_BENCH_VAULTS × AKVSYNC_BENCH_KEYS (default 100 × 1,000).
+// AKVSYNC_BENCH_VAULTS × AKVSYNC_BENCH_KEYS (default 100 × 1,000);
+// AKVSYNC_BENCH_LATENCY_MS adds a fixed latency to every emulator answer.
 //
 //	script   the baseline: what a user could script with the same SDK —
 //	         list + GetKey of every key, 16 vaults and 16 gets per vault at
@@ -37,6 +40,14 @@ func BenchmarkSyncAll(b *testing.B) {
 	vaults, keys := envInt("AKVSYNC_BENCH_VAULTS", 100), envInt("AKVSYNC_BENCH_KEYS", 1000)
 	e := setup(b, envOptions{vaults: vaults, keys: keys, noThrottling: true, subscriptions: 10})
 	total := float64(vaults * keys)
+	if ms := envInt("AKVSYNC_BENCH_LATENCY_MS", 0); ms > 0 {
+		// Every emulator answer takes this long, as Azure's do.
+		for name := range e.vaults {
+			if err := e.emu.SetFaults(name, akvemu.Faults{Latency: time.Duration(ms) * time.Millisecond}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 
 	b.Run("script", func(b *testing.B) {
 		f, err := azure.NewFactory(azure.Config{})
