@@ -15,7 +15,7 @@ const (
 	DefaultGetConcurrency = 16
 	// DefaultGlobalGetConcurrency bounds GetKey calls across all vaults of
 	// one worker.
-	DefaultGlobalGetConcurrency = 128
+	DefaultGlobalGetConcurrency = 256
 	// DefaultVaultRate is the steady request rate per vault: 90% of Key
 	// Vault's 4,000 requests per 10 s for software-key vaults.
 	DefaultVaultRate = 360.0
