@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -27,8 +26,10 @@ import (
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/httpapi"
+	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -45,6 +46,7 @@ type options struct {
 	connections, manifest             string
 	usersFile, adminPassword, jwtKeys string
 	tokenLifetime                     time.Duration
+	masterKeys, masterKeyFile         string
 	tlsCert, tlsKey                   string
 	tlsSelfSigned, insecureHTTP       bool
 	logLevel                          string
@@ -74,6 +76,8 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.usersFile, "users-file", "", "users file (YAML or JSON, password hashes); see docs/security.md")
 	fs.StringVar(&o.adminPassword, "admin-password", "", "bootstrap admin password (set AKVSYNC_ADMIN_PASSWORD instead of this flag)")
 	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
+	fs.StringVar(&o.masterKeys, "master-keys", "", "master key ring sealing connection secrets, \"kid:base64,…\" (first seals); set AKVSYNC_MASTER_KEYS instead of this flag; generated in --data-dir when embedded")
+	fs.StringVar(&o.masterKeyFile, "master-key-file", "", "file holding the master key ring")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", auth.DefaultTokenLifetime, "access token lifetime")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
@@ -166,7 +170,25 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 
-	// Azure connections (by configuration, for now).
+	// Azure connections live in the registry, their secrets sealed with
+	// the master key; configured ones are imported at start.
+	embeddedDir := ""
+	if o.embedded {
+		embeddedDir = o.dataDir
+	}
+	ring, err := app.MasterKeyRing(o.masterKeys, o.masterKeyFile, embeddedDir)
+	if err != nil {
+		return err
+	}
+	sealer, err := secrets.NewSealer(ring)
+	if err != nil {
+		return err
+	}
+	defer sealer.Close()
+	connReg, err := connections.New(ctx, js, sealer, connections.Config{Logger: log})
+	if err != nil {
+		return err
+	}
 	conns, err := loadConnections(o)
 	if err != nil {
 		return err
@@ -179,12 +201,14 @@ func run(args []string, stdout io.Writer) error {
 		defer demo.close()
 		conns[demo.conn.Name] = demo.conn
 	}
+	for _, c := range conns {
+		if err := app.ImportConnection(ctx, connReg, c); err != nil {
+			return err
+		}
+	}
 
 	// The embedded worker.
 	if o.embedded {
-		if len(conns) == 0 {
-			return errors.New("the embedded worker needs an Azure connection: give --connections or --emulator-manifest, or use --demo")
-		}
 		wnc, err := connect("akvsync-worker")
 		if err != nil {
 			return err
@@ -196,7 +220,7 @@ func run(args []string, stdout io.Writer) error {
 			StorePath: filepath.Join(o.dataDir, "inventory.db"),
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
 				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, Logger: log},
-			Connections: worker.StaticConnections(conns),
+			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,
 		})
 		if err != nil {
@@ -210,12 +234,8 @@ func run(args []string, stdout io.Writer) error {
 	}
 
 	// Control plane, auth, HTTP.
-	names := make([]string, 0, len(conns))
-	for n := range conns {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	plane, err := control.New(ctx, nc, js, control.Config{Connections: names})
+	host, _ := os.Hostname()
+	plane, err := control.New(ctx, nc, js, control.Config{LookupConnection: control.RegistryLookup(connReg), Source: "akvsync/api/" + host})
 	if err != nil {
 		return err
 	}

@@ -19,9 +19,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
+	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/sync"
@@ -43,6 +46,8 @@ func run(args []string) error {
 	store := fs.String("store", filepath.Join("data", "worker.db"), "this worker's bbolt inventory file (one per worker process)")
 	connFile := fs.String("connections", "", "JSON file of Azure connections (see docs/operations.md)")
 	manifest := fs.String("emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
+	masterKeys := fs.String("master-keys", "", "master key ring that opens connection secrets in the registry (set AKVSYNC_MASTER_KEYS instead of this flag)")
+	masterKeyFile := fs.String("master-key-file", "", "file holding the master key ring")
 	replicas := fs.Int("replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
 	vaultPar := fs.Int("vault-parallelism", sync.DefaultVaultParallelism, "vaults synced at once by this worker")
 	getConc := fs.Int("get-concurrency", sync.DefaultGetConcurrency, "GetKey calls in flight per vault")
@@ -56,7 +61,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	conns := worker.StaticConnections{}
+	conns := map[string]azure.Connection{}
 	if *connFile != "" {
 		m, err := app.LoadConnections(*connFile)
 		if err != nil {
@@ -77,8 +82,9 @@ func run(args []string) error {
 		}
 		conns[c.Name] = c
 	}
-	if len(conns) == 0 {
-		return errors.New("no Azure connection: give --connections or --emulator-manifest")
+	haveKey := *masterKeys != "" || *masterKeyFile != ""
+	if len(conns) == 0 && !haveKey {
+		return errors.New("no Azure connection: set the master key (AKVSYNC_MASTER_KEYS) to use the connection registry, or give --connections or --emulator-manifest")
 	}
 
 	opts := []nats.Option{nats.Name("akvsync-worker"), nats.MaxReconnects(-1)}
@@ -96,13 +102,36 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	topo := events.Topology{Replicas: *replicas, TaskAckWait: *ackWait}
+	resolver := app.ChainConnections{Static: conns}
+	if haveKey {
+		ring, err := app.MasterKeyRing(*masterKeys, *masterKeyFile, "")
+		if err != nil {
+			return err
+		}
+		sealer, err := secrets.NewSealer(ring)
+		if err != nil {
+			return err
+		}
+		defer sealer.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		if err := topo.EnsureStreams(ctx, js); err != nil {
+			return err
+		}
+		if resolver.Registry, err = connections.New(ctx, js, sealer, connections.Config{Logger: log}); err != nil {
+			return err
+		}
+	}
 	host, _ := os.Hostname()
 	w, err := worker.Start(ctx, nc, worker.Config{
-		Topology:    events.Topology{Replicas: *replicas, TaskAckWait: *ackWait},
+		Topology:    topo,
 		StorePath:   *store,
 		Sync:        sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate, Logger: log},
 		Azure:       azure.Config{},
-		Connections: conns,
+		Connections: resolver,
 		Logger:      log,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/store"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -122,23 +124,32 @@ func TestDistributedSyncAll(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The API imports the emulator's connection into the registry, its
+	// secret sealed with the master key; the workers know it only from
+	// there.
+	mk, err := secrets.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterKeys := secrets.FormatKey("m1", mk)
 	var workers []*proc
 	for _, w := range []string{"worker-1", "worker-2"} {
-		workers = append(workers, start(t, w, []string{"AKVSYNC_NATS_PASSWORD=" + workerPassword},
+		workers = append(workers, start(t, w, []string{"AKVSYNC_NATS_PASSWORD=" + workerPassword, "AKVSYNC_MASTER_KEYS=" + masterKeys},
 			"--nats-url", natsURL, "--nats-user", "akvsync-worker",
-			"--store", filepath.Join(dir, w+".db"), "--emulator-manifest", manifest, "--log-level", "warn"))
+			"--store", filepath.Join(dir, w+".db"), "--log-level", "debug"))
 	}
 	key, err := auth.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	apiPort := freePort(t)
-	start(t, "api", []string{
+	api := start(t, "api", []string{
 		"AKVSYNC_NATS_PASSWORD=" + apiPassword,
+		"AKVSYNC_MASTER_KEYS=" + masterKeys,
 		"AKVSYNC_ADMIN_PASSWORD=" + adminPassword,
 		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("e2e", key),
 	}, "--nats-url", natsURL, "--nats-user", "akvsync-api", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
-		"--emulator-manifest", manifest, "--log-level", "warn")
+		"--emulator-manifest", manifest, "--log-level", "debug")
 
 	c := &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
@@ -192,6 +203,37 @@ func TestDistributedSyncAll(t *testing.T) {
 	if page.Total != vaults*keys {
 		t.Fatalf("API lists %d keys, want %d", page.Total, vaults*keys)
 	}
+
+	t.Run("NoSecretInLogsOrResponses", func(t *testing.T) {
+		secretsToHide := map[string]string{
+			"client secret": m.ClientSecret, "admin password": adminPassword, "access token": tok.JWT,
+			"refresh token": tok.RefreshToken, "master key": masterKeys, "JWT key": auth.FormatKeyRingEntry("e2e", key),
+			"API NATS password": apiPassword, "worker NATS password": workerPassword,
+		}
+		var bodies strings.Builder
+		for _, path := range []string{"/api/v1/cckm/azure/vaults?limit=-1", "/api/v1/cckm/azure/synchronization-jobs?limit=-1",
+			"/api/v1/cckm/azure/keys?limit=50", "/api/v1/connectionmgmt/services/azure/connections"} {
+			var raw json.RawMessage
+			if code := c.do("GET", path, nil, nil); code == http.StatusOK {
+				c.do("GET", path, nil, &raw)
+				bodies.Write(raw)
+			}
+		}
+		outputs := map[string]string{"api responses": bodies.String(), "api log": api.out.String()}
+		for _, w := range workers {
+			outputs[w.name+" log"] = w.out.String()
+		}
+		if !strings.Contains(api.out.String(), `"level":"debug"`) && !strings.Contains(api.out.String(), `"level":"info"`) {
+			t.Fatal("the API logged nothing: the check would prove nothing")
+		}
+		for where, text := range outputs {
+			for what, secret := range secretsToHide {
+				if secret != "" && strings.Contains(text, secret) {
+					t.Errorf("%s contains the %s", where, what)
+				}
+			}
+		}
+	})
 
 	t.Run("APIUserCannotConsumeVaultTasks", func(t *testing.T) {
 		nc, err := nats.Connect(natsURL, nats.UserInfo("akvsync-api", apiPassword))
