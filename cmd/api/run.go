@@ -189,6 +189,13 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// After a master key rotation (new key first in the ring), secrets
+	// sealed under an older key are re-encrypted; harmless otherwise.
+	if st, err := connReg.Reseal(ctx); err != nil {
+		log.Error().Err(err).Int("failed", st.Failed).Msg("cannot reseal every connection secret under the current master key")
+	} else if st.Resealed > 0 {
+		log.Info().Int("resealed", st.Resealed).Str("master_key", sealer.CurrentKeyID()).Msg("connection secrets resealed under the current master key")
+	}
 	conns, err := loadConnections(o)
 	if err != nil {
 		return err
