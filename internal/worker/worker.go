@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	gosync "sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,6 +39,9 @@ type Config struct {
 	Azure azure.Config
 	// Connections resolves vault connections.
 	Connections sync.Connections
+	// JanitorInterval and JanitorGrace tune the repair of orphaned jobs
+	// (zero: sync.DefaultJanitorInterval, sync.DefaultJanitorGrace).
+	JanitorInterval, JanitorGrace time.Duration
 	// Logger receives the worker's logs.
 	Logger zerolog.Logger
 }
@@ -131,12 +135,29 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: query service: %w", err)
 	}
 
+	janitor, err := sync.NewJanitor(cfg.Sync, nc, js, buckets[events.BucketJobs], func(ctx context.Context) ([]events.Job, error) {
+		page, err := st.ListJobs(ctx, events.JobQuery{OverallStatus: events.JobInProgress, Limit: events.LimitAll})
+		return page.Resources, err
+	}, cfg.JanitorInterval, cfg.JanitorGrace)
+	if err != nil {
+		_ = query.Stop()
+		_ = st.Close()
+		return nil, err
+	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
+	if err := janitor.Subscribe(runCtx); err != nil {
+		cancel()
+		_ = query.Stop()
+		_ = st.Close()
+		return nil, err
+	}
 	w := &Worker{store: st, query: query, proj: proj, cancel: cancel}
 	w.run(runCtx, "projector", proj.Run)
 	w.run(runCtx, "planner", func(ctx context.Context) error { return planner.Run(ctx, consumers[events.StreamRequests]) })
 	w.run(runCtx, "syncer", func(ctx context.Context) error { return syncer.Run(ctx, consumers[events.StreamTasks]) })
 	w.run(runCtx, "tracker", func(ctx context.Context) error { return tracker.Run(ctx, consumers[events.StreamEvents]) })
+	w.run(runCtx, "janitor", janitor.Run)
 	log.Info().Str("store", cfg.StorePath).Msg("worker started")
 	return w, nil
 }

@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -41,6 +43,7 @@ type envOptions struct {
 	vaults, keys   int
 	maxDeliver     int
 	noThrottling   bool
+	ackWait        time.Duration
 	subscriptions  int
 	versionsPerKey int
 }
@@ -55,7 +58,13 @@ func setup(t testing.TB, o envOptions) *env {
 	t.Cleanup(cancel)
 	srv := natstest.RunServer(t, natstest.Options{})
 	nc, js := natstest.Connect(t, srv)
-	topo := events.Topology{TaskAckWait: 5 * time.Second, TaskMaxDeliver: max(o.maxDeliver, 2)}
+	if o.ackWait == 0 {
+		o.ackWait = 5 * time.Second
+	}
+	if o.maxDeliver == 0 {
+		o.maxDeliver = 2
+	}
+	topo := events.Topology{TaskAckWait: o.ackWait, TaskMaxDeliver: o.maxDeliver}
 	if err := topo.EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +106,13 @@ func setup(t testing.TB, o envOptions) *env {
 
 // startWorker starts a worker with its own store; tweak adjusts its sync
 // settings.
-func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config)) *worker.Worker {
+func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config), more ...func(*worker.Config)) *worker.Worker {
 	t.Helper()
-	cfg := sync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: time.Second, VaultRate: -1, SubscriptionRate: -1}
+	cfg := sync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: 300 * time.Millisecond, VaultRate: -1, SubscriptionRate: -1}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	w, err := worker.Start(e.ctx, e.nc, worker.Config{
+	wcfg := worker.Config{
 		Topology:    e.topo,
 		StorePath:   filepath.Join(e.dir, name+".db"),
 		StoreNoSync: true,
@@ -111,7 +120,11 @@ func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config)) *
 		Azure:       azure.Config{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond, MaxRetries: 2},
 		Connections: worker.StaticConnections{"emulator": e.conn},
 		Logger:      zerolog.Nop(),
-	})
+	}
+	for _, f := range more {
+		f(&wcfg)
+	}
+	w, err := worker.Start(e.ctx, e.nc, wcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,4 +484,85 @@ func TestWorkersShareTheWorkAndBothHoldTheInventory(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+func TestJanitor(t *testing.T) {
+	t.Run("RunsAJobWhoseSyncRequestWasNeverPublished", func(t *testing.T) {
+		e := setup(t, envOptions{vaults: 2, keys: 10})
+		// What an API process leaves behind when it dies between writing
+		// the job record and publishing its event: a record and locks.
+		jobs, err := e.js.KeyValue(e.ctx, events.BucketJobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locks, err := e.js.KeyValue(e.ctx, events.BucketLocks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		job := events.Job{ID: events.NewID(), CreatedAt: time.Now().UTC().Add(-time.Hour), UpdatedAt: time.Now().UTC(), OverallStatus: events.JobInProgress}
+		for _, n := range e.vaultNames() {
+			v := e.vaults[n]
+			job.Vaults = append(job.Vaults, events.JobVault{VaultID: v.ID, Name: v.Name, SubscriptionID: v.SubscriptionID, Status: events.VaultPending})
+			if _, err := locks.Create(e.ctx, v.ID, []byte(job.ID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		raw, _ := json.Marshal(job)
+		if _, err := jobs.Create(e.ctx, job.ID, raw); err != nil {
+			t.Fatal(err)
+		}
+		e.startWorker(t, "w1", nil, func(c *worker.Config) { c.JanitorInterval, c.JanitorGrace = 50*time.Millisecond, time.Millisecond })
+		done := e.waitJob(t, job.ID)
+		if done.OverallStatus != events.JobCompleted {
+			t.Fatalf("orphaned job ended %s: %v", done.OverallStatus, done.DetailedStatus())
+		}
+		for _, n := range e.vaultNames() {
+			e.assertMatchesEmulator(t, n)
+		}
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			keys, err := locks.Keys(e.ctx)
+			if errors.Is(err, jetstream.ErrNoKeysFound) {
+				return nil
+			}
+			return fmt.Errorf("locks still held: %v %v", keys, err)
+		})
+	})
+
+	t.Run("FailsAVaultWhoseTaskRanOutOfDeliveries", func(t *testing.T) {
+		e := setup(t, envOptions{vaults: 2, keys: 10, maxDeliver: 1, ackWait: 3 * time.Second})
+		names := e.vaultNames()
+		victim := e.vaults[names[0]]
+		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{victim.ID}})
+		// A worker takes the task and dies without acking it. Planning is
+		// a worker's job too, so publish the task as the planner would.
+		task, _ := json.Marshal(events.VaultTask{JobID: job.ID, Vault: victim})
+		if _, err := e.js.Publish(e.ctx, events.VaultTaskSubject(job.ID, victim.ID), task, jetstream.WithMsgID(job.ID+"/"+victim.ID)); err != nil {
+			t.Fatal(err)
+		}
+		cons, err := e.topo.EnsureConsumer(e.ctx, e.js, events.StreamTasks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("the dying worker got no task: %v", err)
+		}
+		if md, _ := msg.Metadata(); md.NumDelivered != 1 {
+			t.Fatalf("delivery %d", md.NumDelivered)
+		}
+		// The janitor listens once Start returns; the advisory comes when
+		// the stolen task's ack wait (3 s) runs out.
+		e.startWorker(t, "w1", nil)
+		done := e.waitJob(t, job.ID)
+		if done.OverallStatus != events.JobFailed {
+			t.Fatalf("job ended %s: %v", done.OverallStatus, done.DetailedStatus())
+		}
+		if s := done.DetailedStatus()[victim.QualifiedName()]; !strings.Contains(s, "gave up after 1 deliveries") {
+			t.Fatalf("vault status %q", s)
+		}
+		c := e.emu.Counters(names[0])
+		if c.Total(akvemu.OpListKeys) != 0 {
+			t.Fatalf("the exhausted task was synced anyway: %+v", c)
+		}
+	})
 }

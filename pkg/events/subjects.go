@@ -34,6 +34,11 @@ const (
 	QueryQueueGroup = "akvsync-query"
 )
 
+// MaxDeliveriesAdvisorySubject is where JetStream announces a vault task
+// that ran out of deliveries without being acked (its worker died on the
+// last one): the janitor fails that vault so its job can finish.
+const MaxDeliveriesAdvisorySubject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamTasks + "." + ConsumerVaultSyncer
+
 // SyncRequestedSubject is the subject of the sync-requested event of a job.
 func SyncRequestedSubject(jobID string) string { return subjSyncRequested + "." + jobID }
 
