@@ -101,29 +101,48 @@ func (c *client) do(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
-// TestDistributedSyncAll runs the distributed topology: nats-server, one
-// API process, two worker processes and the emulator, and syncs 20 vaults ×
-// 200 keys. Every key must land in both workers' inventories exactly once.
-func TestDistributedSyncAll(t *testing.T) {
+// cluster is the distributed topology: the nats-server binary with
+// akvsync's users, the emulator (in-process, reached over HTTPS), worker
+// processes and one API process.
+type cluster struct {
+	ctx        context.Context
+	dir        string
+	natsURL    string
+	manifest   string
+	masterKeys string
+	jwtKey     []byte
+	emu        *akvemu.Emulator
+	api        *proc
+	workers    map[string]*proc
+	c          *client
+	tok        auth.TokenResponse
+}
+
+type clusterOptions struct {
+	vaults, keys int
+	workers      []string
+	workerArgs   []string
+}
+
+func startCluster(t *testing.T, o clusterOptions) *cluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	const vaults, keys = 20, 200
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	natsURL := natsServer(t, dir)
-
-	emu, err := akvemu.Start(ctx, akvemu.Config{Seed: akvemu.SeedSpec{Vaults: vaults, KeysPerVault: keys, Seed: 42}, DataDir: filepath.Join(dir, "emu")})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	cl := &cluster{ctx: ctx, dir: t.TempDir(), workers: map[string]*proc{}}
+	cl.natsURL = natsServer(t, cl.dir)
+	emu, err := akvemu.Start(ctx, akvemu.Config{Seed: akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 42}, DataDir: filepath.Join(cl.dir, "emu")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer emu.Close()
-	manifest := filepath.Join(dir, "manifest.json")
-	if err := emu.WriteManifest(manifest); err != nil {
+	t.Cleanup(func() { _ = emu.Close() })
+	cl.emu = emu
+	cl.manifest = filepath.Join(cl.dir, "manifest.json")
+	if err := emu.WriteManifest(cl.manifest); err != nil {
 		t.Fatal(err)
 	}
-
 	// The API imports the emulator's connection into the registry, its
 	// secret sealed with the master key; the workers know it only from
 	// there.
@@ -131,29 +150,24 @@ func TestDistributedSyncAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	masterKeys := secrets.FormatKey("m1", mk)
-	var workers []*proc
-	for _, w := range []string{"worker-1", "worker-2"} {
-		workers = append(workers, start(t, w, []string{"AKVSYNC_NATS_PASSWORD=" + workerPassword, "AKVSYNC_MASTER_KEYS=" + masterKeys},
-			"--nats-url", natsURL, "--nats-user", "akvsync-worker",
-			"--store", filepath.Join(dir, w+".db"), "--log-level", "debug"))
+	cl.masterKeys = secrets.FormatKey("m1", mk)
+	for _, w := range o.workers {
+		cl.startWorker(t, w, o.workerArgs...)
 	}
-	key, err := auth.GenerateKey()
-	if err != nil {
+	if cl.jwtKey, err = auth.GenerateKey(); err != nil {
 		t.Fatal(err)
 	}
 	apiPort := freePort(t)
-	api := start(t, "api", []string{
+	cl.api = start(t, "api", []string{
 		"AKVSYNC_NATS_PASSWORD=" + apiPassword,
-		"AKVSYNC_MASTER_KEYS=" + masterKeys,
+		"AKVSYNC_MASTER_KEYS=" + cl.masterKeys,
 		"AKVSYNC_ADMIN_PASSWORD=" + adminPassword,
-		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("e2e", key),
-	}, "--nats-url", natsURL, "--nats-user", "akvsync-api", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
-		"--emulator-manifest", manifest, "--log-level", "debug")
-
-	c := &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("e2e", cl.jwtKey),
+	}, "--nats-url", cl.natsURL, "--nats-user", "akvsync-api", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"--emulator-manifest", cl.manifest, "--log-level", "debug")
+	cl.c = &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		resp, err := http.Get(c.base + "/readyz")
+		resp, err := http.Get(cl.c.base + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -163,67 +177,150 @@ func TestDistributedSyncAll(t *testing.T) {
 		}
 		return nil
 	})
-	var tok auth.TokenResponse
-	c.do("POST", "/api/v1/auth/tokens", map[string]string{"username": "admin", "password": adminPassword}, &tok)
-	c.token = tok.JWT
-
-	m := emu.Manifest()
+	cl.c.do("POST", "/api/v1/auth/tokens", map[string]string{"username": "admin", "password": adminPassword}, &cl.tok)
+	cl.c.token = cl.tok.JWT
 	bySub := map[string][]map[string]any{}
-	for _, v := range m.Vaults {
+	for _, v := range emu.Manifest().Vaults {
 		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], map[string]any{"name": v.Name, "properties": map[string]string{"vaultUri": v.URL}})
 	}
 	for sub, vs := range bySub {
-		c.do("POST", "/api/v1/cckm/azure/add-vaults", map[string]any{"connection": "emulator", "subscription_id": sub, "vaults": vs}, &map[string]any{})
+		cl.c.do("POST", "/api/v1/cckm/azure/add-vaults", map[string]any{"connection": "emulator", "subscription_id": sub, "vaults": vs}, &map[string]any{})
 	}
+	return cl
+}
 
-	var job struct {
-		ID             string            `json:"id"`
-		OverallStatus  string            `json:"overall_status"`
-		DetailedStatus map[string]string `json:"detailed_status"`
-		KeyVaults      []string          `json:"key_vaults"`
-	}
-	c.do("POST", "/api/v1/cckm/azure/synchronization-jobs", map[string]any{"synchronize_all": true}, &job)
-	if len(job.KeyVaults) != vaults {
-		t.Fatalf("job has %d vaults, want %d", len(job.KeyVaults), vaults)
-	}
-	natstest.CheckFor(t, 2*time.Minute, 100*time.Millisecond, func() error {
-		c.do("GET", "/api/v1/cckm/azure/synchronization-jobs/"+job.ID, nil, &job)
+// startWorker starts (or restarts) a worker process with its own store.
+func (cl *cluster) startWorker(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := start(t, name, []string{"AKVSYNC_NATS_PASSWORD=" + workerPassword, "AKVSYNC_MASTER_KEYS=" + cl.masterKeys},
+		append([]string{"--nats-url", cl.natsURL, "--nats-user", "akvsync-worker",
+			"--store", filepath.Join(cl.dir, name+".db"), "--log-level", "debug"}, args...)...)
+	cl.workers[name] = p
+	return p
+}
+
+type jobJSON struct {
+	ID             string            `json:"id"`
+	OverallStatus  string            `json:"overall_status"`
+	DetailedStatus map[string]string `json:"detailed_status"`
+	KeyVaults      []string          `json:"key_vaults"`
+	Abort          bool              `json:"abort"`
+}
+
+func (cl *cluster) syncAll(t *testing.T) jobJSON {
+	t.Helper()
+	var job jobJSON
+	cl.c.do("POST", "/api/v1/cckm/azure/synchronization-jobs", map[string]any{"synchronize_all": true}, &job)
+	return job
+}
+
+func (cl *cluster) waitJob(t *testing.T, id string) jobJSON {
+	t.Helper()
+	var job jobJSON
+	natstest.CheckFor(t, 3*time.Minute, 100*time.Millisecond, func() error {
+		cl.c.do("GET", "/api/v1/cckm/azure/synchronization-jobs/"+id, nil, &job)
 		if job.OverallStatus == "in_progress" {
 			return fmt.Errorf("job in progress: %v", job.DetailedStatus)
 		}
 		return nil
 	})
-	if job.OverallStatus != "completed" {
+	return job
+}
+
+// emulatorKeys lists the emulator's key names by vault.
+func (cl *cluster) emulatorKeys() map[string]map[string]bool {
+	want := map[string]map[string]bool{}
+	for _, v := range cl.emu.Manifest().Vaults {
+		ev, _ := cl.emu.Vault(v.Name)
+		names := map[string]bool{}
+		for _, k := range ev.Keys() {
+			names[k.Name] = true
+		}
+		want[v.Name] = names
+	}
+	return want
+}
+
+// assertStoreHoldsEveryKeyOnce opens a stopped worker's bbolt file and
+// compares it with the emulator.
+func (cl *cluster) assertStoreHoldsEveryKeyOnce(t *testing.T, worker string, want map[string]map[string]bool) {
+	t.Helper()
+	st, err := store.Open(store.Config{Path: filepath.Join(cl.dir, worker+".db")})
+	if err != nil {
+		t.Fatalf("%s: reopen store: %v", worker, err)
+	}
+	defer st.Close()
+	total := 0
+	for _, names := range want {
+		total += len(names)
+	}
+	if n := st.Stats().Keys; n != total {
+		t.Errorf("%s holds %d keys, want %d", worker, n, total)
+	}
+	res, err := st.ListKeys(cl.ctx, events.KeyQuery{Limit: events.LimitAll, Sort: "key_name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]int{}
+	for _, r := range res.Resources {
+		if got[r.VaultName] == nil {
+			got[r.VaultName] = map[string]int{}
+		}
+		got[r.VaultName][r.Name]++
+	}
+	for vault, names := range want {
+		for n := range names {
+			if got[vault][n] != 1 {
+				t.Errorf("%s: %s/%s appears %d times, want once", worker, vault, n, got[vault][n])
+			}
+		}
+		if len(got[vault]) != len(names) {
+			t.Errorf("%s: vault %s has %d keys, want %d", worker, vault, len(got[vault]), len(names))
+		}
+	}
+}
+
+// TestDistributedSyncAll runs the distributed topology: nats-server, one
+// API process, two worker processes and the emulator, and syncs 20 vaults ×
+// 200 keys. Every key must land in both workers' inventories exactly once.
+func TestDistributedSyncAll(t *testing.T) {
+	const vaults, keys = 20, 200
+	cl := startCluster(t, clusterOptions{vaults: vaults, keys: keys, workers: []string{"worker-1", "worker-2"}})
+	job := cl.syncAll(t)
+	if len(job.KeyVaults) != vaults {
+		t.Fatalf("job has %d vaults, want %d", len(job.KeyVaults), vaults)
+	}
+	if job = cl.waitJob(t, job.ID); job.OverallStatus != "completed" {
 		t.Fatalf("job ended %s: %v", job.OverallStatus, job.DetailedStatus)
 	}
 	var page struct {
 		Total int `json:"total"`
 	}
-	c.do("GET", "/api/v1/cckm/azure/keys?limit=1", nil, &page)
+	cl.c.do("GET", "/api/v1/cckm/azure/keys?limit=1", nil, &page)
 	if page.Total != vaults*keys {
 		t.Fatalf("API lists %d keys, want %d", page.Total, vaults*keys)
 	}
 
 	t.Run("NoSecretInLogsOrResponses", func(t *testing.T) {
 		secretsToHide := map[string]string{
-			"client secret": m.ClientSecret, "admin password": adminPassword, "access token": tok.JWT,
-			"refresh token": tok.RefreshToken, "master key": masterKeys, "JWT key": auth.FormatKeyRingEntry("e2e", key),
+			"client secret": cl.emu.Manifest().ClientSecret, "admin password": adminPassword, "access token": cl.tok.JWT,
+			"refresh token": cl.tok.RefreshToken, "master key": cl.masterKeys, "JWT key": auth.FormatKeyRingEntry("e2e", cl.jwtKey),
 			"API NATS password": apiPassword, "worker NATS password": workerPassword,
 		}
 		var bodies strings.Builder
 		for _, path := range []string{"/api/v1/cckm/azure/vaults?limit=-1", "/api/v1/cckm/azure/synchronization-jobs?limit=-1",
 			"/api/v1/cckm/azure/keys?limit=50", "/api/v1/connectionmgmt/services/azure/connections"} {
 			var raw json.RawMessage
-			if code := c.do("GET", path, nil, nil); code == http.StatusOK {
-				c.do("GET", path, nil, &raw)
+			if code := cl.c.do("GET", path, nil, nil); code == http.StatusOK {
+				cl.c.do("GET", path, nil, &raw)
 				bodies.Write(raw)
 			}
 		}
-		outputs := map[string]string{"api responses": bodies.String(), "api log": api.out.String()}
-		for _, w := range workers {
-			outputs[w.name+" log"] = w.out.String()
+		outputs := map[string]string{"api responses": bodies.String(), "api log": cl.api.out.String()}
+		for name, w := range cl.workers {
+			outputs[name+" log"] = w.out.String()
 		}
-		if !strings.Contains(api.out.String(), `"level":"debug"`) && !strings.Contains(api.out.String(), `"level":"info"`) {
+		if !strings.Contains(cl.api.out.String(), `"level":"debug"`) && !strings.Contains(cl.api.out.String(), `"level":"info"`) {
 			t.Fatal("the API logged nothing: the check would prove nothing")
 		}
 		for where, text := range outputs {
@@ -236,13 +333,13 @@ func TestDistributedSyncAll(t *testing.T) {
 	})
 
 	t.Run("APIUserCannotConsumeVaultTasks", func(t *testing.T) {
-		nc, err := nats.Connect(natsURL, nats.UserInfo("akvsync-api", apiPassword))
+		nc, err := nats.Connect(cl.natsURL, nats.UserInfo("akvsync-api", apiPassword))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer nc.Close()
 		js, _ := jetstream.New(nc)
-		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, ccancel := context.WithTimeout(cl.ctx, 5*time.Second)
 		defer ccancel()
 		if _, err := js.CreateOrUpdateConsumer(cctx, events.StreamTasks, jetstream.ConsumerConfig{Durable: "thief"}); err == nil {
 			t.Fatal("the API user created a consumer on the tasks stream")
@@ -255,50 +352,79 @@ func TestDistributedSyncAll(t *testing.T) {
 		}
 	})
 
-	want := map[string]map[string]bool{}
-	for _, v := range m.Vaults {
-		ev, _ := emu.Vault(v.Name)
-		names := map[string]bool{}
-		for _, k := range ev.Keys() {
-			names[k.Name] = true
-		}
-		want[v.Name] = names
-	}
 	// Stop the workers so their bbolt files can be opened, then compare.
-	for _, p := range workers {
+	want := cl.emulatorKeys()
+	for name, p := range cl.workers {
 		if err := p.stop(t); err != nil {
-			t.Errorf("%s exited with %v", p.name, err)
+			t.Errorf("%s exited with %v", name, err)
 		}
 	}
-	for _, w := range []string{"worker-1", "worker-2"} {
-		st, err := store.Open(store.Config{Path: filepath.Join(dir, w+".db")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := st.Stats().Keys; n != vaults*keys {
-			t.Errorf("%s holds %d keys, want %d", w, n, vaults*keys)
-		}
-		res, err := st.ListKeys(ctx, events.KeyQuery{Limit: events.LimitAll, Sort: "key_name"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]map[string]int{}
-		for _, r := range res.Resources {
-			if got[r.VaultName] == nil {
-				got[r.VaultName] = map[string]int{}
-			}
-			got[r.VaultName][r.Name]++
-		}
-		for vault, names := range want {
-			for n := range names {
-				if got[vault][n] != 1 {
-					t.Errorf("%s: %s/%s appears %d times, want once", w, vault, n, got[vault][n])
-				}
-			}
-			if len(got[vault]) != len(names) {
-				t.Errorf("%s: vault %s has %d keys, want %d", w, vault, len(got[vault]), len(names))
-			}
-		}
-		_ = st.Close()
+	for name := range cl.workers {
+		cl.assertStoreHoldsEveryKeyOnce(t, name, want)
 	}
+}
+
+// TestWorkerKilledMidSync kills a worker with SIGKILL while it syncs: its
+// vault tasks go to the other worker once their ack wait runs out, the job
+// completes, and the killed worker's bbolt file reopens and catches up.
+func TestWorkerKilledMidSync(t *testing.T) {
+	const vaults, keys = 6, 300
+	cl := startCluster(t, clusterOptions{vaults: vaults, keys: keys, workers: []string{"worker-1", "worker-2"},
+		workerArgs: []string{"--task-ack-wait", "2s", "--vault-parallelism", "2", "--get-concurrency", "2"}})
+	for _, v := range cl.emu.Manifest().Vaults {
+		if err := cl.emu.SetFaults(v.Name, akvemu.Faults{Latency: 5 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := cl.syncAll(t)
+	natstest.CheckFor(t, time.Minute, 10*time.Millisecond, func() error {
+		var gets int64
+		for _, v := range cl.emu.Manifest().Vaults {
+			gets += cl.emu.Counters(v.Name).Total(akvemu.OpGetKey)
+		}
+		if gets < 200 {
+			return fmt.Errorf("%d gets so far", gets)
+		}
+		return nil
+	})
+	w1 := cl.workers["worker-1"]
+	if err := w1.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-w1.done
+	w1.done <- nil
+	if job = cl.waitJob(t, job.ID); job.OverallStatus != "completed" {
+		t.Fatalf("job ended %s: %v", job.OverallStatus, job.DetailedStatus)
+	}
+	// The killed worker's vaults were taken over: worker-2 ran a second
+	// delivery of at least one task.
+	if out := cl.workers["worker-2"].out.String(); !strings.Contains(out, `"attempt":2`) {
+		t.Fatalf("worker-2 never ran a redelivered task; log:\n%s", tail(out, 3000))
+	}
+	want := cl.emulatorKeys()
+	// The killed worker's store reopens after the crash and catches up.
+	cl.startWorker(t, "worker-1")
+	if err := cl.workers["worker-2"].stop(t); err != nil {
+		t.Errorf("worker-2 exited with %v", err)
+	}
+	// Only worker-1 answers queries now, after catching up with the
+	// streams (read-your-writes).
+	natstest.CheckFor(t, time.Minute, 100*time.Millisecond, func() error {
+		var page struct {
+			Total int `json:"total"`
+		}
+		if code := cl.c.do("GET", "/api/v1/cckm/azure/keys?limit=1", nil, nil); code != http.StatusOK {
+			return fmt.Errorf("keys: %d", code)
+		}
+		cl.c.do("GET", "/api/v1/cckm/azure/keys?limit=1", nil, &page)
+		if page.Total != vaults*keys {
+			return fmt.Errorf("restarted worker lists %d keys, want %d", page.Total, vaults*keys)
+		}
+		return nil
+	})
+	if err := cl.workers["worker-1"].stop(t); err != nil {
+		t.Errorf("worker-1 exited with %v", err)
+	}
+	cl.assertStoreHoldsEveryKeyOnce(t, "worker-1", want)
+	cl.assertStoreHoldsEveryKeyOnce(t, "worker-2", want)
 }
