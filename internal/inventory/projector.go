@@ -66,19 +66,33 @@ type item struct {
 
 // Run applies both sources until ctx ends.
 func (p *Projector) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	// The followers and the store outlive ctx by the drain below.
+	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := make(chan item, 4*p.batchLimit)
 	errc := make(chan error, 2)
 	for _, src := range []string{SourceKeys, SourceJobs} {
-		go func() { errc <- p.follow(ctx, src, ch) }()
+		go func() { errc <- p.follow(runCtx, src, ch) }()
 	}
+	stop := ctx.Done()
+	var drainTo map[string]uint64
+	var drainDeadline <-chan time.Time
 	for {
+		if drainTo != nil && p.reached(drainTo) {
+			return nil
+		}
 		select {
-		case <-ctx.Done():
+		case <-stop:
+			// A graceful stop leaves the store current: apply what the
+			// streams hold now, within DefaultDrainTimeout.
+			stop = nil
+			drainTo = p.lastSequences()
+			drainDeadline = time.After(DefaultDrainTimeout)
+		case <-drainDeadline:
+			p.log.Warn().Msg("stopping before the store caught up with the streams; it resumes at the next start")
 			return nil
 		case err := <-errc:
-			if ctx.Err() != nil {
+			if drainTo != nil || ctx.Err() != nil {
 				return nil
 			}
 			return err
@@ -92,16 +106,50 @@ func (p *Projector) Run(ctx context.Context) error {
 					batch = append(batch, it)
 				case <-wait.C:
 					break collect
-				case <-ctx.Done():
-					break collect
 				}
 			}
 			wait.Stop()
-			if err := p.apply(ctx, batch); err != nil {
+			if err := p.apply(runCtx, batch); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// DefaultDrainTimeout bounds how long a stopping projector keeps applying
+// to catch up with the streams.
+const DefaultDrainTimeout = 5 * time.Second
+
+// lastSequences reads each source's last stream sequence (0 when unknown:
+// nothing to wait for).
+func (p *Projector) lastSequences() map[string]uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	out := map[string]uint64{}
+	for _, src := range []string{SourceKeys, SourceJobs} {
+		st, err := p.js.Stream(ctx, src)
+		if err != nil {
+			continue
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			continue
+		}
+		out[src] = info.State.LastSeq
+	}
+	return out
+}
+
+// reached reports whether every source is applied up to target.
+func (p *Projector) reached(target map[string]uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for src, seq := range target {
+		if p.applied[src] < seq {
+			return false
+		}
+	}
+	return true
 }
 
 // follow feeds the messages of one source after its applied position into ch.
