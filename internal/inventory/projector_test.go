@@ -1,0 +1,166 @@
+package inventory_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/internal/inventory"
+	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/store"
+	"github.com/akvsync/akvsync/pkg/events"
+)
+
+type fixture struct {
+	ctx  context.Context
+	js   jetstream.JetStream
+	path string
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	s := natstest.RunServer(t, natstest.Options{})
+	_, js := natstest.Connect(t, s)
+	if err := (events.Topology{}).EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{ctx: ctx, js: js, path: filepath.Join(t.TempDir(), "inv.db")}
+}
+
+func (f *fixture) publishKeys(t *testing.T, vault string, from, to int, tag string) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		name := fmt.Sprintf("key-%04d", i)
+		rec := events.KeyRecord{ID: events.KeyID(vault, name), VaultID: vault, VaultName: "v", SubscriptionID: "s",
+			Name: name, Enabled: true, Tags: map[string]string{"gen": tag}, FirstSeenAt: time.Now().UTC()}
+		raw, _ := json.Marshal(rec)
+		if _, err := f.js.Publish(f.ctx, events.KeySubject(vault, name), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// run starts a projector over the store at f.path and returns it with a
+// stop function that waits for it to exit and closes the store.
+func (f *fixture) run(t *testing.T) (*inventory.Projector, *store.Store, func()) {
+	t.Helper()
+	st, err := store.Open(store.Config{Path: f.path, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := inventory.NewProjector(st, f.js, 0, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return p, st, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("projector: %v", err)
+		}
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestProjector(t *testing.T) {
+	t.Run("AppliesExactlyOnceAcrossRestarts", func(t *testing.T) {
+		f := setup(t)
+		vault := events.NewID()
+		f.publishKeys(t, vault, 0, 300, "one")
+		p, st, stop := f.run(t)
+		if ok, err := p.CatchUp(f.ctx, inventory.SourceKeys, 10*time.Second); err != nil || !ok {
+			t.Fatalf("catch up: %v %v", ok, err)
+		}
+		if n := st.Stats().Keys; n != 300 {
+			t.Fatalf("store has %d keys, want 300", n)
+		}
+		stop()
+
+		// While it is down: 100 keys change, 200 are new.
+		f.publishKeys(t, vault, 200, 500, "two")
+		p, st, stop = f.run(t)
+		defer stop()
+		if got := p.Applied(inventory.SourceKeys); got != 300 {
+			t.Fatalf("restart resumed at %d, want 300", got)
+		}
+		if ok, err := p.CatchUp(f.ctx, inventory.SourceKeys, 10*time.Second); err != nil || !ok {
+			t.Fatalf("catch up: %v %v", ok, err)
+		}
+		if n := st.Stats().Keys; n != 500 {
+			t.Fatalf("store has %d keys, want 500", n)
+		}
+		for i, want := range map[int]string{0: "one", 199: "one", 200: "two", 499: "two"} {
+			k, err := st.GetKey(f.ctx, events.KeyID(vault, fmt.Sprintf("key-%04d", i)))
+			if err != nil || k.Tags["gen"] != want {
+				t.Errorf("key %d: gen %q (%v), want %q", i, k.Tags["gen"], err, want)
+			}
+		}
+	})
+
+	t.Run("StopCatchesUpFirst", func(t *testing.T) {
+		f := setup(t)
+		vault := events.NewID()
+		_, _, stop := f.run(t)
+		f.publishKeys(t, vault, 0, 2000, "one")
+		stop() // right after the last publish
+		st, err := store.Open(store.Config{Path: f.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if n := st.Stats().Keys; n != 2000 {
+			t.Fatalf("stopped store has %d keys, want 2000", n)
+		}
+	})
+
+	t.Run("WaitForTimesOutWhenNothingArrives", func(t *testing.T) {
+		f := setup(t)
+		p, _, stop := f.run(t)
+		defer stop()
+		if p.WaitFor(f.ctx, inventory.SourceKeys, 1, 50*time.Millisecond) {
+			t.Fatal("WaitFor reported a sequence that was never published")
+		}
+	})
+
+	t.Run("AppliesJobRecordsAndDeletions", func(t *testing.T) {
+		f := setup(t)
+		kv, err := events.Bucket(f.ctx, f.js, events.BucketJobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, st, stop := f.run(t)
+		defer stop()
+		a, b := events.Job{ID: events.NewID(), OverallStatus: events.JobInProgress, CreatedAt: time.Now().UTC()}, events.Job{ID: events.NewID(), OverallStatus: events.JobCompleted, CreatedAt: time.Now().UTC()}
+		for _, j := range []events.Job{a, b} {
+			raw, _ := json.Marshal(j)
+			if _, err := kv.Put(f.ctx, j.ID, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := kv.Delete(f.ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := p.CatchUp(f.ctx, inventory.SourceJobs, 10*time.Second); err != nil || !ok {
+			t.Fatalf("catch up: %v %v", ok, err)
+		}
+		page, err := st.ListJobs(f.ctx, events.JobQuery{Limit: events.LimitAll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != 1 || page.Resources[0].ID != b.ID {
+			t.Fatalf("jobs = %+v, want only %s", page.Resources, b.ID)
+		}
+	})
+}
