@@ -135,6 +135,31 @@ func TestHardening(t *testing.T) {
 		e.do(t, "GET", "/healthz", "", "").wantStatus(t, http.StatusOK)
 	})
 
+	t.Run("a client that stalls in its body is cut off by ReadTimeout", func(t *testing.T) {
+		conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		if _, err := io.WriteString(conn, "POST "+tokensPath+" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.SetReadDeadline(time.Now().Add(hardCfg.ReadTimeout + 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(conn)
+		elapsed := time.Since(start)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection still open after %s", elapsed)
+		}
+		if bytes.HasPrefix(got, []byte("HTTP/1.1 200")) {
+			t.Fatalf("the stalled request was served: %q", got)
+		}
+		t.Logf("cut off after %s: %q %v", elapsed, got, err)
+	})
+
 	t.Run("oversized headers are 431", func(t *testing.T) {
 		for name, set := range map[string]func(h http.Header){
 			"one huge header": func(h http.Header) { h.Set("X-Big", strings.Repeat("a", 3*hardCfg.MaxHeaderBytes)) },

@@ -451,6 +451,10 @@ func TestRoleTable(t *testing.T) {
 			if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 				t.Errorf("WWW-Authenticate %q", got)
 			}
+			// The trailing-slash spelling of the route is guarded too.
+			if r := e.do(t, rt.method, path+"/", "", body); r.status != http.StatusUnauthorized {
+				t.Errorf("%s %s/ without a token: status %d, want 401; body %s", rt.method, path, r.status, r.body)
+			}
 			if after := e.state(t); after != before {
 				t.Errorf("an anonymous request changed state: %+v → %+v", before, after)
 			}
