@@ -71,7 +71,9 @@ func ParseTokenRequest(r io.Reader, maxBytes int64) (TokenRequest, error) {
 		return TokenRequest{}, fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, tooLarge.Limit)
 	}
 	if err != nil {
-		return TokenRequest{}, fmt.Errorf("%w: reading body: %w", ErrBadRequest, err)
+		// The read error names the server's socket addresses: say what
+		// happened without it.
+		return TokenRequest{}, fmt.Errorf("%w: the request body could not be read (the client stopped sending, or the read timed out)", ErrBadRequest)
 	}
 	if int64(len(body)) > maxBytes {
 		return TokenRequest{}, fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, maxBytes)

@@ -157,6 +157,9 @@ func TestHardening(t *testing.T) {
 		if bytes.HasPrefix(got, []byte("HTTP/1.1 200")) {
 			t.Fatalf("the stalled request was served: %q", got)
 		}
+		if host, _, _ := net.SplitHostPort(e.srv.Listener.Addr().String()); bytes.Contains(got, []byte(host+":")) {
+			t.Fatalf("the answer reveals the server's socket address: %q", got)
+		}
 		t.Logf("cut off after %s: %q %v", elapsed, got, err)
 	})
 

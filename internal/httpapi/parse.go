@@ -80,7 +80,9 @@ func decodeBody(r io.Reader, max int64, v any) error {
 		if errors.As(err, &mbe) {
 			return fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, max)
 		}
-		return invalid("cannot read the request body: %v", err)
+		// The read error names the server's socket addresses: say what
+		// happened without it.
+		return invalid("the request body could not be read (the client stopped sending, or the read timed out)")
 	}
 	if int64(len(body)) > max {
 		return fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, max)
