@@ -252,7 +252,9 @@ func run(args []string, stdout io.Writer) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler, err := httpapi.New(httpapi.Config{}, httpapi.DepsFromPlane(plane, authSvc, log, reg))
+	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
+	deps.Connections = connReg
+	handler, err := httpapi.New(httpapi.Config{}, deps)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,9 @@ func decodeBody(r io.Reader, max int64, v any, emptyOK bool) error {
 		if errors.As(err, &mbe) {
 			return newErr(ErrTooLarge, "request body too large: the limit is %d bytes", max)
 		}
-		return invalidf("cannot read the request body: %v", err)
+		// The read error names the server's socket addresses: say what
+		// happened without it.
+		return invalidf("the request body could not be read (the client stopped sending, or the read timed out)")
 	}
 	if int64(len(body)) > max {
 		return newErr(ErrTooLarge, "request body too large: the limit is %d bytes", max)

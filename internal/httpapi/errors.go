@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 )
 
@@ -60,17 +61,17 @@ func writeError(w http.ResponseWriter, status int, message string) {
 // HTTP status and the message to show. Internal errors are not shown.
 func statusOf(err error) (int, string) {
 	switch {
-	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, auth.ErrBodyTooLarge):
+	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, auth.ErrBodyTooLarge), errors.Is(err, connections.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.Is(err, control.ErrInvalid), errors.Is(err, auth.ErrBadRequest):
+	case errors.Is(err, control.ErrInvalid), errors.Is(err, auth.ErrBadRequest), errors.Is(err, connections.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, control.ErrNotFound):
+	case errors.Is(err, control.ErrNotFound), errors.Is(err, connections.ErrNotFound):
 		return http.StatusNotFound, "Resource not found"
-	case errors.Is(err, control.ErrConflict):
+	case errors.Is(err, control.ErrConflict), errors.Is(err, connections.ErrConflict):
 		return http.StatusConflict, err.Error()
-	case errors.Is(err, control.ErrUnprocessable):
+	case errors.Is(err, control.ErrUnprocessable), errors.Is(err, connections.ErrUnprocessable):
 		return http.StatusUnprocessableEntity, err.Error()
-	case errors.Is(err, control.ErrUnavailable):
+	case errors.Is(err, control.ErrUnavailable), errors.Is(err, connections.ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrInvalidCredentials):
 		return http.StatusUnauthorized, auth.UnauthorizedMessage(err)

@@ -55,6 +55,9 @@ type Deps struct {
 	// Ready reports whether the process can serve (control.Plane.Ready).
 	Ready func(ctx context.Context) error
 	Auth  Authenticator
+	// Connections is the Azure connection registry; without it the
+	// connection routes answer 503.
+	Connections ConnectionService
 	// Log receives one line per request and the errors behind 5xx answers.
 	Log zerolog.Logger
 	// Registry, when set (and Metrics is not), gets the HTTP metrics
@@ -138,6 +141,13 @@ func (a *api) routes() []route {
 
 		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},
+
+		{"POST", ConnectionsPath, auth.PermConnectionsWrite, a.createConnection},
+		{"GET", ConnectionsPath, auth.PermConnectionsRead, a.listConnections},
+		{"GET", ConnectionsPath + "/{id}", auth.PermConnectionsRead, a.getConnection},
+		{"PATCH", ConnectionsPath + "/{id}", auth.PermConnectionsWrite, a.patchConnection},
+		{"DELETE", ConnectionsPath + "/{id}", auth.PermConnectionsWrite, a.deleteConnection},
+		{"POST", ConnectionsPath + "/{id}/test", auth.PermConnectionsWrite, a.testConnection},
 	}
 }
 

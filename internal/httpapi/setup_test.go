@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
@@ -105,7 +107,9 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 		t.Fatalf("auth: %v", err)
 	}
 	logs := &syncBuffer{}
-	handler, err := httpapi.New(o.http, httpapi.DepsFromPlane(plane, authSvc, zerolog.New(logs), prometheus.NewRegistry()))
+	deps := httpapi.DepsFromPlane(plane, authSvc, zerolog.New(logs), prometheus.NewRegistry())
+	deps.Connections = newConnectionRegistry(t, ctx, js)
+	handler, err := httpapi.New(o.http, deps)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
@@ -118,6 +122,26 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 		}
 	}
 	return e
+}
+
+// newConnectionRegistry opens a connection registry sealing with a fresh
+// master key.
+func newConnectionRegistry(t *testing.T, ctx context.Context, js jetstream.JetStream) *connections.Registry {
+	t.Helper()
+	key, err := secrets.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := secrets.NewSealer(secrets.KeyRing{Current: "t1", Keys: map[string][]byte{"t1": key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sealer.Close() })
+	reg, err := connections.New(ctx, js, sealer, connections.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }
 
 // usersFile writes the test users with cheap argon2id hashes.
