@@ -20,6 +20,24 @@ type ConnectionService interface {
 	Test(ctx context.Context, ref string, req connections.TestRequest) (connections.TestResult, error)
 }
 
+// ConnectionJSON is a connection as the API returns it: the registry's
+// view with CCKM's timestamps and labels always an object.
+type ConnectionJSON struct {
+	connections.Connection
+	Labels    map[string]string `json:"labels"`
+	CreatedAt string            `json:"createdAt"`
+	UpdatedAt string            `json:"updatedAt"`
+}
+
+// RenderConnection renders a connection for the API.
+func RenderConnection(c connections.Connection) ConnectionJSON {
+	labels := c.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return ConnectionJSON{Connection: c, Labels: labels, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+}
+
 // ConnectionsPath is the prefix of the connection management routes.
 const ConnectionsPath = APIPrefix + "/connectionmgmt/services/azure/connections"
 
@@ -72,7 +90,7 @@ func (a *api) createConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", ConnectionsPath+"/"+c.ID)
-	writeJSON(w, http.StatusCreated, c)
+	writeJSON(w, http.StatusCreated, RenderConnection(c))
 }
 
 // listConnections handles GET …/connections.
@@ -91,7 +109,10 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, Page[ConnectionJSON]{
+		Skip: page.Skip, Limit: page.Limit, Total: page.Total,
+		Resources: renderAll(page.Resources, RenderConnection),
+	})
 }
 
 // getConnection handles GET …/connections/{id} (id or name).
@@ -105,7 +126,7 @@ func (a *api) getConnection(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, RenderConnection(c))
 }
 
 // patchConnection handles PATCH …/connections/{id}.
@@ -124,7 +145,7 @@ func (a *api) patchConnection(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, RenderConnection(c))
 }
 
 // deleteConnection handles DELETE …/connections/{id}: 204, or 409 naming

@@ -28,6 +28,14 @@ func TestConnections(t *testing.T) {
 		if created.ID == "" || created.Name != "prod" || !created.ClientSecretSet || strings.Contains(string(r.body), connectionSecret) {
 			t.Fatalf("created = %s", r.body)
 		}
+		var shape map[string]any
+		r.decode(t, &shape)
+		if ts, _ := shape["createdAt"].(string); len(ts) != len(httpapi.TimeFormat) {
+			t.Fatalf("createdAt %q is not in CCKM's format", shape["createdAt"])
+		}
+		if _, ok := shape["labels"].(map[string]any); !ok {
+			t.Fatalf("labels = %v, want an object", shape["labels"])
+		}
 		for _, p := range []string{path, path + "/" + created.ID, path + "/prod"} {
 			got := e.as(t, "victor", "GET", p, "")
 			got.wantStatus(t, http.StatusOK)
