@@ -1,20 +1,17 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/jsonbody"
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -69,80 +66,23 @@ func ParseAddVaults(r io.Reader, max int64) (control.AddVaultsRequest, error) {
 	return req, nil
 }
 
-// decodeBody reads at most max bytes of one JSON object into v, strictly.
+// decodeBody reads at most max bytes of one JSON object into v, strictly
+// (see jsonbody.Decode), mapping its errors to this package's.
 func decodeBody(r io.Reader, max int64, v any) error {
 	if max <= 0 {
 		max = DefaultMaxBodyBytes
 	}
-	body, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, max)
-		}
-		// The read error names the server's socket addresses: say what
-		// happened without it.
-		return invalid("the request body could not be read (the client stopped sending, or the read timed out)")
+	var je *jsonbody.Error
+	switch err := jsonbody.Decode(r, max, v, false); {
+	case err == nil:
+		return nil
+	case errors.As(err, &je) && errors.Is(err, jsonbody.ErrTooLarge):
+		return fmt.Errorf("%w: %s", ErrBodyTooLarge, je.Msg)
+	case je != nil:
+		return invalid("%s", je.Msg)
+	default:
+		return invalid("the request body is not valid JSON")
 	}
-	if int64(len(body)) > max {
-		return fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, max)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return invalid("a JSON request body is required")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return invalid("%s", describeJSONError(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return invalid("the request body must be a single JSON object")
-	}
-	return nil
-}
-
-// describeJSONError turns a decoding error into a message naming the field.
-func describeJSONError(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("the request body is not valid JSON (at byte %d)", syn.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the request body is truncated JSON"
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return "the request body must be a JSON object"
-		}
-		return fmt.Sprintf("%s must be %s, not %s", typ.Field, jsonTypeName(typ.Type), typ.Value)
-	}
-	msg := err.Error()
-	if _, field, ok := strings.Cut(msg, "unknown field "); ok {
-		return "unknown field " + field
-	}
-	return "the request body is not valid: " + strings.TrimPrefix(msg, "json: ")
-}
-
-// jsonTypeName names a Go type the way a JSON client thinks of it.
-func jsonTypeName(t reflect.Type) string {
-	if t == nil {
-		return "a value of another type"
-	}
-	switch t.Kind() {
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.String:
-		return "a string"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonTypeName(t.Elem()), "a "), "an ") + "s"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	}
-	return "a " + t.String()
 }
 
 // params reads query parameters strictly: only the allowed names, each at
