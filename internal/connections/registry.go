@@ -76,28 +76,8 @@ func nameKey(name string) string {
 	return nameKeyPrefix + hex.EncodeToString([]byte(strings.ToLower(name)))
 }
 
-// normalizeID lower-cases s and reports whether it has the shape of a
-// UUID, the form of connection ids.
-func normalizeID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	s = strings.ToLower(s)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return "", false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return "", false
-			}
-		}
-	}
-	return s, true
-}
+// normalizeID is events.NormalizeID: connection ids are UUIDs.
+func normalizeID(s string) (string, bool) { return events.NormalizeID(s) }
 
 func (r *Registry) now() time.Time { return r.cfg.Now().UTC().Truncate(time.Microsecond) }
 

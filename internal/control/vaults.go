@@ -35,7 +35,7 @@ const (
 const staleIndexAfter = 30 * time.Second
 
 // nameKeyPrefix prefixes the uniqueness index keys of the vaults bucket.
-const nameKeyPrefix = "byname."
+const nameKeyPrefix = events.VaultIndexPrefix
 
 // vaultNameRE is the shape of an Azure Key Vault name.
 var vaultNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{3,24}$`)
@@ -325,34 +325,11 @@ func (r *Registry) get(ctx context.Context, id string) (events.Vault, uint64, er
 
 // All returns every registered vault, in no particular order.
 func (r *Registry) All(ctx context.Context) ([]events.Vault, error) {
-	// Vault records are single-token keys (UUIDs); index entries have dots.
-	w, err := r.kv.WatchFiltered(ctx, []string{"*"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil, nil
-		}
+	vs, err := events.ListVaults(ctx, r.kv)
+	if err != nil && !errors.Is(err, events.ErrBadEvent) {
 		return nil, unavailable("list vaults", err)
 	}
-	defer func() { _ = w.Stop() }()
-	var out []events.Vault
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, unavailable("list vaults", errors.New("watcher closed"))
-			}
-			if e == nil {
-				return out, nil
-			}
-			var v events.Vault
-			if err := json.Unmarshal(e.Value(), &v); err != nil {
-				return nil, fmt.Errorf("control: decode vault %s: %w", e.Key(), err)
-			}
-			out = append(out, v)
-		case <-ctx.Done():
-			return nil, unavailable("list vaults", ctx.Err())
-		}
-	}
+	return vs, err
 }
 
 // List returns one page of vaults matching q, newest first (then by

@@ -1,6 +1,14 @@
 package events
 
-import "time"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // QualifiedVaultName is CCKM's name of a vault: "name::subscription".
 func QualifiedVaultName(name, subscriptionID string) string { return name + "::" + subscriptionID }
@@ -56,4 +64,41 @@ type VaultResult struct {
 	// published (0 if none): a reader whose inventory has applied it sees
 	// every key of this sync.
 	KeysSeq uint64 `json:"keys_seq,omitempty"`
+}
+
+// VaultIndexPrefix prefixes the uniqueness index entries the API keeps in
+// the vaults bucket ("byname.<subscription>.<name>" → vault id). Vault
+// records themselves are stored under their id, a single-token key.
+const VaultIndexPrefix = "byname."
+
+// ListVaults reads every vault record of the vaults bucket (not the index
+// entries), in no particular order.
+func ListVaults(ctx context.Context, kv jetstream.KeyValue) ([]Vault, error) {
+	w, err := kv.WatchFiltered(ctx, []string{"*"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list vaults: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []Vault
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("list vaults: watcher closed")
+			}
+			if e == nil {
+				return out, nil
+			}
+			var v Vault
+			if err := json.Unmarshal(e.Value(), &v); err != nil || v.ID == "" {
+				return nil, fmt.Errorf("%w: vaults bucket entry %q is not a vault record", ErrBadEvent, e.Key())
+			}
+			out = append(out, v)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list vaults: %w", ctx.Err())
+		}
+	}
 }
