@@ -135,7 +135,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: query service: %w", err)
 	}
 
-	janitor, err := sync.NewJanitor(cfg.Sync, nc, js, buckets[events.BucketJobs], func(ctx context.Context) ([]events.Job, error) {
+	janitor, err := sync.NewJanitor(cfg.Sync, nc, js, buckets[events.BucketJobs], buckets[events.BucketLocks], func(ctx context.Context) ([]events.Job, error) {
 		page, err := st.ListJobs(ctx, events.JobQuery{OverallStatus: events.JobInProgress, Limit: events.LimitAll})
 		return page.Resources, err
 	}, cfg.JanitorInterval, cfg.JanitorGrace)

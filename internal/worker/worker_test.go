@@ -528,6 +528,42 @@ func TestJanitor(t *testing.T) {
 		})
 	})
 
+	t.Run("ReleasesLocksWhoseHolderIsGoneOrFinished", func(t *testing.T) {
+		e := setup(t, envOptions{vaults: 3, keys: 5})
+		names := e.vaultNames()
+		locks, err := e.js.KeyValue(e.ctx, events.BucketLocks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// names[0]: an API died between locking and creating the job.
+		if _, err := locks.Create(e.ctx, e.vaults[names[0]].ID, []byte(events.NewID())); err != nil {
+			t.Fatal(err)
+		}
+		// names[1]: a live (slow) job holds it and must keep it.
+		if err := e.emu.SetFaults(names[1], akvemu.Faults{Latency: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		live := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{names[1]}})
+		e.startWorker(t, "w1", func(c *sync.Config) { c.VaultParallelism = 1 }, func(c *worker.Config) {
+			c.JanitorInterval, c.JanitorGrace = 50*time.Millisecond, time.Millisecond
+		})
+		natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			_, err := e.plane.Jobs.Create(e.ctx, control.CreateJobRequest{KeyVaults: []string{names[0]}}, "test")
+			return err
+		})
+		// Sweeps ran meanwhile; the live job still holds its vault.
+		l, err := locks.Get(e.ctx, e.vaults[names[1]].ID)
+		if j, _ := e.plane.Jobs.Get(e.ctx, live.ID); j.OverallStatus != events.JobInProgress {
+			t.Fatal("the slow job finished before the check: nothing was observed")
+		}
+		if err != nil || string(l.Value()) != live.ID {
+			t.Fatalf("the live job's lock was released: %v", err)
+		}
+		if done := e.waitJob(t, live.ID); done.OverallStatus != events.JobCompleted {
+			t.Fatalf("the live job ended %s", done.OverallStatus)
+		}
+	})
+
 	t.Run("FailsAVaultWhoseTaskRanOutOfDeliveries", func(t *testing.T) {
 		e := setup(t, envOptions{vaults: 2, keys: 10, maxDeliver: 1, ackWait: 3 * time.Second})
 		names := e.vaultNames()

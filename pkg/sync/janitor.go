@@ -37,7 +37,10 @@ type InProgressJobs func(ctx context.Context) ([]events.Job, error)
 //   - a job whose record exists but whose sync-requested event was never
 //     published (the API died in between) is published again, so it runs;
 //   - a vault task that ran out of deliveries without an ack (its worker
-//     died on the last delivery) fails its vault, so its job can finish.
+//     died on the last delivery) fails its vault, so its job can finish;
+//   - a vault lock whose holder is gone (the API died while creating a job
+//     or removing a vault) or finished is released, so the vault can be
+//     synced again.
 //
 // Every worker runs one; both repairs are idempotent.
 type Janitor struct {
@@ -45,6 +48,7 @@ type Janitor struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	jobs       jetstream.KeyValue
+	locks      jetstream.KeyValue
 	inProgress InProgressJobs
 	interval   time.Duration
 	grace      time.Duration
@@ -53,7 +57,7 @@ type Janitor struct {
 }
 
 // NewJanitor returns a janitor. interval and grace <= 0 take the defaults.
-func NewJanitor(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs jetstream.KeyValue, inProgress InProgressJobs, interval, grace time.Duration) (*Janitor, error) {
+func NewJanitor(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs, locks jetstream.KeyValue, inProgress InProgressJobs, interval, grace time.Duration) (*Janitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -64,7 +68,7 @@ func NewJanitor(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs jetstrea
 		grace = DefaultJanitorGrace
 	}
 	cfg = cfg.WithDefaults()
-	return &Janitor{cfg: cfg, nc: nc, js: js, jobs: jobs, inProgress: inProgress, interval: interval, grace: grace,
+	return &Janitor{cfg: cfg, nc: nc, js: js, jobs: jobs, locks: locks, inProgress: inProgress, interval: interval, grace: grace,
 		log: cfg.Logger.With().Str("component", "janitor").Logger()}, nil
 }
 
@@ -113,8 +117,12 @@ func (j *Janitor) Run(ctx context.Context) error {
 }
 
 // Sweep republishes the sync-requested event of every in-progress job
-// older than the grace period that has none.
+// older than the grace period that has none, and releases stale locks.
 func (j *Janitor) Sweep(ctx context.Context) error {
+	return errors.Join(j.sweepJobs(ctx), j.sweepLocks(ctx))
+}
+
+func (j *Janitor) sweepJobs(ctx context.Context) error {
 	jobs, err := j.inProgress(ctx)
 	if err != nil {
 		return err
@@ -193,6 +201,52 @@ func (j *Janitor) exhausted(ctx context.Context, data []byte) error {
 	j.log.Warn().Str("job_id", task.JobID).Str("vault", res.Vault).Int("attempt", res.Attempt).Msg("vault task ran out of deliveries; vault failed")
 	if err := st.DeleteMsg(ctx, a.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return err
+	}
+	return nil
+}
+
+// sweepLocks releases every lock older than the grace period whose holder
+// is not an in-progress job: the API died between taking it and creating
+// the job (or while removing the vault), or the job finished and its
+// release was lost. The delete is revision-checked, so a lock taken again
+// meanwhile is kept.
+func (j *Janitor) sweepLocks(ctx context.Context) error {
+	keys, err := j.locks.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, vaultID := range keys {
+		e, err := j.locks.Get(ctx, vaultID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if time.Since(e.Created()) < j.grace {
+			continue
+		}
+		holder := string(e.Value())
+		job, _, err := getJob(ctx, j.jobs, holder)
+		switch {
+		case err == nil && job.OverallStatus == events.JobInProgress:
+			continue
+		case err != nil && !errors.Is(err, jetstream.ErrKeyNotFound):
+			continue // unreadable now: try again at the next sweep
+		}
+		// The holder is no job (a vault removal's marker, or a job never
+		// created) or a finished job.
+		if err := j.locks.Delete(ctx, vaultID, jetstream.LastRevision(e.Revision())); err != nil {
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+				continue
+			}
+			return err
+		}
+		j.log.Warn().Str("vault_id", vaultID).Str("holder", holder).Msg("released a stale vault lock")
 	}
 	return nil
 }
