@@ -104,8 +104,12 @@ func (c ChainConnections) Connection(ctx context.Context, name string) (azure.Co
 		return azure.Connection{}, fmt.Errorf("%w %q", sync.ErrUnknownConnection, name)
 	}
 	conn, err := c.Registry.Connection(ctx, name)
-	if errors.Is(err, connections.ErrNotFound) {
+	switch {
+	case errors.Is(err, connections.ErrNotFound):
 		return azure.Connection{}, fmt.Errorf("%w %q", sync.ErrUnknownConnection, name)
+	case errors.Is(err, connections.ErrCorrupt):
+		// Undecryptable (a retired master key): retrying cannot help.
+		return azure.Connection{}, fmt.Errorf("%w: %w", sync.ErrPermanent, err)
 	}
 	return conn, err
 }

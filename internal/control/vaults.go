@@ -326,10 +326,10 @@ func (r *Registry) get(ctx context.Context, id string) (events.Vault, uint64, er
 // All returns every registered vault, in no particular order.
 func (r *Registry) All(ctx context.Context) ([]events.Vault, error) {
 	vs, err := events.ListVaults(ctx, r.kv)
-	if err != nil && !errors.Is(err, events.ErrBadEvent) {
+	if err != nil {
 		return nil, unavailable("list vaults", err)
 	}
-	return vs, err
+	return vs, nil
 }
 
 // List returns one page of vaults matching q, newest first (then by

@@ -83,7 +83,8 @@ func setup(t testing.TB, o envOptions) *env {
 		TenantID: m.TenantID, ClientID: m.ClientID, ClientSecret: m.ClientSecret,
 		ActiveDirectoryEndpoint: m.AuthorityHost, ExtraCAPEM: m.CACertPEM, DisableChallengeResourceVerification: true,
 	}
-	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator"}})
+	// "ghost" is a connection the API accepts but no worker knows.
+	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator", "ghost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,6 +393,26 @@ func TestPermanentlyFailingVaultFailsAlone(t *testing.T) {
 			t.Errorf("vault %s status = %q, want completed", n, status)
 		}
 		e.assertMatchesEmulator(t, n)
+	}
+}
+
+func TestVaultOfAnUnknownConnectionFailsAtOnce(t *testing.T) {
+	e := setup(t, envOptions{vaults: 1, keys: 5})
+	m := e.emu.Manifest()
+	added, err := e.plane.Vaults.AddVaults(e.ctx, control.AddVaultsRequest{Connection: "ghost", SubscriptionID: m.Vaults[0].SubscriptionID,
+		Vaults: []control.AddVault{{Name: "ghost-vault", Properties: control.VaultProperties{VaultURI: m.Vaults[0].URL}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker(t, "w1", nil)
+	job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{added[0].ID}})
+	done := e.waitJob(t, job.ID)
+	jv := done.Vaults[0]
+	if done.OverallStatus != events.JobFailed || !strings.Contains(jv.Error, `unknown connection "ghost"`) {
+		t.Fatalf("job %s, vault %s: %q", done.OverallStatus, jv.Status, jv.Error)
+	}
+	if c := e.emu.Counters(m.Vaults[0].Name); c.Total(akvemu.OpListKeys) != 0 {
+		t.Fatal("a vault without a usable connection reached Azure")
 	}
 }
 

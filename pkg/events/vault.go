@@ -72,7 +72,8 @@ type VaultResult struct {
 const VaultIndexPrefix = "byname."
 
 // ListVaults reads every vault record of the vaults bucket (not the index
-// entries), in no particular order.
+// entries), in no particular order. An entry that is not a vault record is
+// skipped: one bad entry must not stop every reader of the registry.
 func ListVaults(ctx context.Context, kv jetstream.KeyValue) ([]Vault, error) {
 	w, err := kv.WatchFiltered(ctx, []string{"*"}, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -94,7 +95,7 @@ func ListVaults(ctx context.Context, kv jetstream.KeyValue) ([]Vault, error) {
 			}
 			var v Vault
 			if err := json.Unmarshal(e.Value(), &v); err != nil || v.ID == "" {
-				return nil, fmt.Errorf("%w: vaults bucket entry %q is not a vault record", ErrBadEvent, e.Key())
+				continue
 			}
 			out = append(out, v)
 		case <-ctx.Done():

@@ -19,7 +19,9 @@ import (
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
-// Connections resolves a vault's connection name to its settings.
+// Connections resolves a vault's connection name to its settings. An error
+// wrapping ErrUnknownConnection, azure.ErrInvalidConnection or ErrPermanent
+// fails the vault; any other is retried.
 type Connections interface {
 	Connection(ctx context.Context, name string) (azure.Connection, error)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -27,8 +28,12 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return fmt.Errorf("%w: vault %s is no longer registered", ErrPermanent, v.QualifiedName())
 	}
 	conn, err := s.conns.Connection(ctx, v.Connection)
-	if err != nil {
+	if errors.Is(err, ErrUnknownConnection) || errors.Is(err, azure.ErrInvalidConnection) {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	if err != nil {
+		// The registry may be briefly unreachable: retry the task.
+		return fmt.Errorf("read connection %q: %w", v.Connection, err)
 	}
 	th := throttles{s.vaultLim.get(v.ID), s.subLim.get(v.SubscriptionID)}
 	client, err := s.clients.KeysClient(conn, v.VaultURI, th)
