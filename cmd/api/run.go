@@ -214,8 +214,15 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 
-	// The embedded worker.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The embedded worker; its sync metrics are served on the API's /metrics.
 	if o.embedded {
+		metrics, err := sync.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
 		wnc, err := connect("akvsync-worker")
 		if err != nil {
 			return err
@@ -226,7 +233,7 @@ func run(args []string, stdout io.Writer) error {
 			Topology:  topo,
 			StorePath: filepath.Join(o.dataDir, "inventory.db"),
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
-				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, Logger: log},
+				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, Logger: log, Metrics: metrics},
 			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,
 		})
@@ -250,8 +257,6 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
 	deps.Connections = connReg
 	handler, err := httpapi.New(httpapi.Config{}, deps)

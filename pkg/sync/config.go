@@ -56,6 +56,8 @@ type Config struct {
 	MaxDeliver int
 	// Logger receives structured logs (job_id, vault, attempt).
 	Logger zerolog.Logger
+	// Metrics, when set, records sync and Azure request metrics.
+	Metrics *Metrics
 }
 
 // WithDefaults returns c with zero fields replaced by defaults.

@@ -92,11 +92,15 @@ func (l *AdaptiveLimiter) recover() {
 	}
 }
 
-// throttles paces one vault under its own and its subscription's limits.
-type throttles []*AdaptiveLimiter
+// throttles paces one vault under its own and its subscription's limits,
+// and counts every answer.
+type throttles struct {
+	limiters []*AdaptiveLimiter
+	metrics  *Metrics
+}
 
 func (t throttles) Wait(ctx context.Context) error {
-	for _, l := range t {
+	for _, l := range t.limiters {
 		if err := l.Wait(ctx); err != nil {
 			return err
 		}
@@ -105,9 +109,10 @@ func (t throttles) Wait(ctx context.Context) error {
 }
 
 func (t throttles) Observe(status int) {
-	for _, l := range t {
+	for _, l := range t.limiters {
 		l.Observe(status)
 	}
+	t.metrics.azureResponse(status)
 }
 
 // limiterSet hands out one adaptive limiter per key, kept across syncs so

@@ -193,6 +193,7 @@ func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logg
 		_ = msg.NakWithDelay(s.cfg.RetryDelay)
 		return
 	}
+	s.cfg.Metrics.vaultDone(string(status), res.Fetched, res.Unchanged, res.Gone, res.FinishedAt.Sub(res.StartedAt))
 	ev := log.Info()
 	if cause != nil {
 		ev = log.Warn().Err(cause)
