@@ -269,3 +269,27 @@ func (p *Projector) CatchUp(ctx context.Context, source string, timeout time.Dur
 	}
 	return p.WaitFor(ctx, source, info.State.LastSeq, timeout), nil
 }
+
+// DefaultVaultKeysWait bounds how long VaultKeys waits for the store to
+// catch up with the KEYS stream.
+const DefaultVaultKeysWait = 30 * time.Second
+
+// VaultKeys returns a vault's keys by lower-cased name, after the store
+// has applied the KEYS stream up to its last sequence at the call: every
+// record published before the call is reflected. It implements
+// sync.Inventory.
+func (p *Projector) VaultKeys(ctx context.Context, vaultID string) (map[string]events.KeyRecord, error) {
+	ok, err := p.CatchUp(ctx, SourceKeys, DefaultVaultKeysWait)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: catch up: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("inventory: the store did not catch up with %s within %s", SourceKeys, DefaultVaultKeysWait)
+	}
+	out := map[string]events.KeyRecord{}
+	err = p.st.VaultKeys(ctx, vaultID, func(r events.KeyRecord) error {
+		out[strings.ToLower(r.Name)] = r
+		return nil
+	})
+	return out, err
+}

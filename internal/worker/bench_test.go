@@ -100,6 +100,11 @@ func BenchmarkSyncAll(b *testing.B) {
 func (e *env) syncAll(b *testing.B) {
 	job := e.createJob(b, control.CreateJobRequest{SynchronizeAll: true})
 	if done := e.waitJob(b, job.ID); done.OverallStatus != events.JobCompleted {
+		for _, v := range done.Vaults {
+			if v.Status != events.VaultCompleted {
+				b.Logf("vault %s: %s %s", v.QualifiedName(), v.Status, v.Error)
+			}
+		}
 		b.Fatalf("job ended %s", done.OverallStatus)
 	}
 	// The job is done when its keys are in the KEYS stream; wait until the

@@ -107,19 +107,6 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	planner, err := sync.NewPlanner(cfg.Sync, js, buckets[events.BucketVaults])
-	if err != nil {
-		return nil, err
-	}
-	syncer, err := sync.NewSyncer(cfg.Sync, js, buckets[events.BucketJobs], cfg.Connections, factory)
-	if err != nil {
-		return nil, err
-	}
-	tracker, err := sync.NewTracker(cfg.Sync, js, buckets[events.BucketJobs], buckets[events.BucketLocks])
-	if err != nil {
-		return nil, err
-	}
-
 	st, err := store.Open(store.Config{Path: cfg.StorePath, NoSync: cfg.StoreNoSync, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -129,6 +116,22 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		_ = st.Close()
 		return nil, err
 	}
+	planner, err := sync.NewPlanner(cfg.Sync, js, buckets[events.BucketVaults])
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	syncer, err := sync.NewSyncer(cfg.Sync, nc, js, buckets[events.BucketJobs], cfg.Connections, factory, proj)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	tracker, err := sync.NewTracker(cfg.Sync, js, buckets[events.BucketJobs], buckets[events.BucketLocks])
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+
 	query, err := inventory.StartQueryService(nc, st, proj, log)
 	if err != nil {
 		_ = st.Close()

@@ -52,6 +52,19 @@ func JobEventSubject(jobID string, kind EventKind) string {
 	return subjEventJob + "." + jobID + "." + string(kind)
 }
 
+// JobEventFilter matches the job events of one kind for every job.
+func JobEventFilter(kind EventKind) string { return subjEventJob + ".*." + string(kind) }
+
+// ParseJobEventSubject splits a job event subject into its job id and kind.
+func ParseJobEventSubject(subject string) (jobID string, kind EventKind, err error) {
+	rest, ok := strings.CutPrefix(subject, subjEventJob+".")
+	parts := strings.Split(rest, ".")
+	if !ok || len(parts) != 2 {
+		return "", "", fmt.Errorf("%w: not a job event subject: %q", ErrBadSubject, subject)
+	}
+	return parts[0], EventKind(parts[1]), nil
+}
+
 // VaultEventSubject is the subject of a vault-level event of the given kind.
 func VaultEventSubject(jobID, vaultID string, kind EventKind) string {
 	return subjEventVault + "." + jobID + "." + vaultID + "." + string(kind)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -31,6 +32,14 @@ type Clients interface {
 	KeysClient(conn azure.Connection, vaultURI string, throttle azure.Throttle) (*azkeys.Client, error)
 }
 
+// Inventory gives a vault's keys as the KEYS stream holds them now, by
+// lower-cased key name: what the last sync of the vault left. It must
+// reflect every record published before the call (the vault's lock keeps
+// other syncs of it away meanwhile).
+type Inventory interface {
+	VaultKeys(ctx context.Context, vaultID string) (map[string]events.KeyRecord, error)
+}
+
 // Syncer consumes vault tasks: it pages through one vault with azkeys,
 // fetches the keys whose `updated` time changed since the last sync,
 // publishes their records to the KEYS stream, marks keys missing from a
@@ -43,12 +52,14 @@ type Clients interface {
 // traffic; an undecodable task is terminated. While it runs, the task is
 // kept alive with InProgress heartbeats.
 type Syncer struct {
-	cfg     Config
-	js      jetstream.JetStream
-	jobs    jetstream.KeyValue
-	conns   Connections
-	clients Clients
-	log     zerolog.Logger
+	cfg       Config
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	jobs      jetstream.KeyValue
+	conns     Connections
+	clients   Clients
+	inventory Inventory
+	log       zerolog.Logger
 
 	aborts   *abortRegistry
 	global   chan struct{}
@@ -57,14 +68,15 @@ type Syncer struct {
 }
 
 // NewSyncer returns a syncer. jobs is the jobs bucket (read to honour
-// abort before and during a sync).
-func NewSyncer(cfg Config, js jetstream.JetStream, jobs jetstream.KeyValue, conns Connections, clients Clients) (*Syncer, error) {
+// abort before and during a sync); inv gives the previous state of a vault
+// for delta sync and gone-marking.
+func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs jetstream.KeyValue, conns Connections, clients Clients, inv Inventory) (*Syncer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
 	return &Syncer{
-		cfg: cfg, js: js, jobs: jobs, conns: conns, clients: clients,
+		cfg: cfg, nc: nc, js: js, jobs: jobs, conns: conns, clients: clients, inventory: inv,
 		log:      cfg.Logger.With().Str("component", "syncer").Logger(),
 		aborts:   newAbortRegistry(),
 		global:   make(chan struct{}, cfg.GlobalGetConcurrency),
@@ -73,45 +85,21 @@ func NewSyncer(cfg Config, js jetstream.JetStream, jobs jetstream.KeyValue, conn
 	}, nil
 }
 
-// Run consumes tasks from cons until ctx ends, and watches the jobs bucket
-// to abort running syncs of cancelled jobs.
+// Run consumes tasks from cons until ctx ends, and listens for abort
+// requests to cancel running syncs of cancelled jobs.
 func (s *Syncer) Run(ctx context.Context, cons jetstream.Consumer) error {
-	watchErr := make(chan error, 1)
-	go func() { watchErr <- s.watchAborts(ctx) }()
-	err := consume(ctx, cons, s.cfg.VaultParallelism, s.handle)
-	if werr := <-watchErr; err == nil && ctx.Err() == nil {
-		err = werr
-	}
-	return err
-}
-
-// watchAborts cancels the running syncs of every job whose record turns
-// abort: true.
-func (s *Syncer) watchAborts(ctx context.Context) error {
-	w, err := s.jobs.WatchAll(ctx, jetstream.UpdatesOnly())
-	if err != nil {
-		return fmt.Errorf("watch jobs: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var j events.Job
-			if json.Unmarshal(e.Value(), &j) == nil && j.Abort {
-				if n := s.aborts.abort(j.ID); n > 0 {
-					s.log.Info().Str("job_id", j.ID).Int("vaults", n).Msg("aborting running vault syncs")
-				}
+	sub, err := s.nc.Subscribe(events.JobEventFilter(events.KindJobAbortRequested), func(m *nats.Msg) {
+		if jobID, _, err := events.ParseJobEventSubject(m.Subject); err == nil {
+			if n := s.aborts.abort(jobID); n > 0 {
+				s.log.Info().Str("job_id", jobID).Int("vaults", n).Msg("aborting running vault syncs")
 			}
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to abort requests: %w", err)
 	}
+	defer func() { _ = sub.Unsubscribe() }()
+	return consume(ctx, cons, s.cfg.VaultParallelism, s.handle)
 }
 
 func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
@@ -155,7 +143,7 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	stopBeat := s.heartbeat(syncCtx, msg)
+	stopBeat := s.heartbeat(syncCtx, msg, task.JobID, cancel)
 	s.event(ctx, res, events.KindVaultStarted, "")
 	err = s.syncVault(syncCtx, task, &res, log)
 	stopBeat()
@@ -209,8 +197,10 @@ func (s *Syncer) event(ctx context.Context, res events.VaultResult, kind events.
 	return err
 }
 
-// heartbeat keeps msg from being redelivered while the sync runs.
-func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg) (stop func()) {
+// heartbeat keeps msg from being redelivered while the sync runs, and
+// re-reads the job at every beat: an abort whose event this worker missed
+// (it was disconnected) still stops the sync within one beat.
+func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string, cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	var wg gosync.WaitGroup
 	wg.Add(1)
@@ -226,6 +216,9 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg) (stop func())
 				return
 			case <-t.C:
 				_ = msg.InProgress()
+				if j, _, err := getJob(ctx, s.jobs, jobID); err == nil && j.Abort {
+					cancel(ErrAborted)
+				}
 			}
 		}
 	}()

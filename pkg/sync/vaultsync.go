@@ -40,7 +40,7 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	prev, err := s.previous(ctx, v.ID)
+	prev, err := s.inventory.VaultKeys(ctx, v.ID)
 	if err != nil {
 		return fmt.Errorf("read previous inventory: %w", err)
 	}
@@ -63,50 +63,6 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return cause
 	}
 	return classify(err)
-}
-
-// previous reads the vault's current records from the KEYS stream (the
-// replicated inventory), by lower-cased key name.
-func (s *Syncer) previous(ctx context.Context, vaultID string) (map[string]events.KeyRecord, error) {
-	out := map[string]events.KeyRecord{}
-	cons, err := s.js.OrderedConsumer(ctx, events.StreamKeys, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.VaultKeysFilter(vaultID)},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-	})
-	if err != nil {
-		return nil, err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pending := info.NumPending
-	for pending > 0 {
-		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var r events.KeyRecord
-			if err := json.Unmarshal(m.Data(), &r); err == nil {
-				out[strings.ToLower(r.Name)] = r
-			}
-			md, err := m.Metadata()
-			if err != nil {
-				return nil, err
-			}
-			pending = md.NumPending
-		}
-		if err := batch.Error(); err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return nil, errors.New("inventory read stalled")
-		}
-	}
-	return out, nil
 }
 
 // vaultRun is the state of one vault sync.
