@@ -156,3 +156,30 @@ func TestReadyzWithoutNATS(t *testing.T) {
 	}
 	e.do(t, "GET", "/healthz", "", "").wantStatus(t, http.StatusOK)
 }
+
+func TestRevokeRefreshToken(t *testing.T) {
+	e := setup(t)
+	var tok struct {
+		JWT          string `json:"jwt"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	e.do(t, "POST", "/api/v1/auth/tokens", "", `{"username":"victor","password":"victor-password-1"}`).decode(t, &tok)
+	refresh := func(rt string) response {
+		return e.do(t, "POST", "/api/v1/auth/tokens", "", `{"grant_type":"refresh_token","refresh_token":"`+rt+`"}`)
+	}
+	// Refresh tokens rotate: use the first one, keep the new one.
+	r := refresh(tok.RefreshToken)
+	r.wantStatus(t, http.StatusOK)
+	r.decode(t, &tok)
+
+	e.do(t, "POST", "/api/v1/auth/revoke", "", `{"refresh_token":"`+tok.RefreshToken+`"}`).wantStatus(t, http.StatusNoContent)
+	refresh(tok.RefreshToken).wantStatus(t, http.StatusUnauthorized)
+
+	t.Run("AnUnknownTokenIsAlso204", func(t *testing.T) {
+		e.do(t, "POST", "/api/v1/auth/revoke", "", `{"refresh_token":"never-issued"}`).wantStatus(t, http.StatusNoContent)
+	})
+	t.Run("ABadBodyIs400", func(t *testing.T) {
+		e.do(t, "POST", "/api/v1/auth/revoke", "", `{"token":"x"}`).wantStatus(t, http.StatusBadRequest)
+		e.do(t, "POST", "/api/v1/auth/revoke", "", `{}`).wantStatus(t, http.StatusBadRequest)
+	})
+}

@@ -74,6 +74,7 @@ var rolesPublic = map[string]bool{
 	"GET /healthz":                       true,
 	"GET /readyz":                        true,
 	"POST " + APIPrefix + "/auth/tokens": true,
+	"POST " + APIPrefix + "/auth/revoke": true,
 }
 
 // rolesRow is the expectation for one route.
@@ -541,6 +542,7 @@ func TestPublicRoutesNeedNoToken(t *testing.T) {
 		{"anyone can check readiness", "GET", "/readyz", "", http.StatusOK},
 		{"anyone can log in", "POST", APIPrefix + "/auth/tokens", `{"username":"victor","password":"victor-password-1"}`, http.StatusOK},
 		{"a wrong password is 401 from the handler, not the guard", "POST", APIPrefix + "/auth/tokens", `{"username":"victor","password":"nope"}`, http.StatusUnauthorized},
+		{"anyone holding a refresh token can revoke it", "POST", APIPrefix + "/auth/revoke", `{"refresh_token":"not-a-real-one"}`, http.StatusNoContent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,6 +43,7 @@ type QueryService interface {
 type Authenticator interface {
 	IssueToken(ctx context.Context, req auth.TokenRequest, clientAddr string) (auth.TokenResponse, error)
 	Verify(ctx context.Context, token string) (auth.Principal, error)
+	Revoke(ctx context.Context, refreshToken string) error
 }
 
 // Deps are the services the API is built on. All are required but Log
@@ -128,6 +129,7 @@ func (a *api) routes() []route {
 		{"GET", "/readyz", "", a.readyz},
 		{"GET", "/metrics", auth.PermJobsRead, a.serveMetrics},
 		{"POST", APIPrefix + "/auth/tokens", "", a.issueToken},
+		{"POST", APIPrefix + "/auth/revoke", "", a.revokeToken},
 
 		{"POST", azure + "/synchronization-jobs", auth.PermJobsWrite, a.createJob},
 		{"GET", azure + "/synchronization-jobs", auth.PermJobsRead, a.listJobs},

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/jsonbody"
 )
 
 // issueToken handles POST /api/v1/auth/tokens: 200 with CCKM's token
@@ -25,4 +27,37 @@ func (a *api) issueToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// revokeRequest is the body of POST /api/v1/auth/revoke.
+type revokeRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// revokeToken handles POST /api/v1/auth/revoke (log out): the refresh
+// token in the body can no longer be used. The refresh token is the
+// credential, so no bearer token is needed; the answer is 204 whether or
+// not the token existed, so the endpoint reveals nothing (RFC 7009).
+func (a *api) revokeToken(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	var req revokeRequest
+	max := int64(auth.DefaultMaxTokenRequestBytes)
+	if err := jsonbody.Decode(http.MaxBytesReader(w, r.Body, max), max, &req, false); err != nil {
+		var je *jsonbody.Error
+		if errors.As(err, &je) && errors.Is(err, jsonbody.ErrTooLarge) {
+			fail(w, r, auth.ErrBodyTooLarge)
+			return
+		}
+		fail(w, r, invalid("%s", err.Error()))
+		return
+	}
+	if req.RefreshToken == "" {
+		fail(w, r, invalid("refresh_token is required"))
+		return
+	}
+	if err := a.d.Auth.Revoke(r.Context(), req.RefreshToken); err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
