@@ -37,6 +37,18 @@ func TestDemoCompletesASyncAll(t *testing.T) {
 		t.Fatalf("demo.json mode %v, want 0600", fi.Mode().Perm())
 	}
 
+	t.Run("ListeningNATSWithCredentialsStillWorks", func(t *testing.T) {
+		out.Reset()
+		if err := run([]string{"--demo", "--demo-exit", "--data-dir", filepath.Join(t.TempDir(), "d"), "--listen", "127.0.0.1:0",
+			"--nats-listen", "127.0.0.1:0", "--nats-user", "akv", "--nats-password", "pw-123456",
+			"--demo-vaults", "2", "--demo-keys", "5", "--log-level", "error"}, &out); err != nil {
+			t.Fatalf("demo with a listening NATS: %v\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "completed: 2 vaults, 10 keys") {
+			t.Fatalf("demo output:\n%s", out.String())
+		}
+	})
+
 	t.Run("RefusesADataDirThatIsNotADemos", func(t *testing.T) {
 		other := t.TempDir()
 		if err := os.WriteFile(filepath.Join(other, "precious"), []byte("x"), 0o600); err != nil {

@@ -138,7 +138,11 @@ func run(args []string, stdout io.Writer) error {
 	var ns *server.Server
 	connect := func(name string) (*nats.Conn, error) {
 		if ns != nil {
-			return app.ConnectInProcess(ns, name)
+			var opts []nats.Option
+			if o.natsUser != "" {
+				opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
+			}
+			return app.ConnectInProcess(ns, name, opts...)
 		}
 		opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
 		switch {
