@@ -130,8 +130,12 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return err
+	// The data directory holds the embedded state and the self-signed
+	// certificate; a plain distributed API writes nothing.
+	if o.embedded || o.tlsSelfSigned {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return err
+		}
 	}
 
 	// NATS: embedded or external.
@@ -222,6 +226,8 @@ func run(args []string, stdout io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// The embedded worker; its sync metrics are served on the API's /metrics.
+	var w *worker.Worker
+	workerFailed := make(<-chan struct{}) // never closed without a worker
 	if o.embedded {
 		metrics, err := sync.NewMetrics(reg)
 		if err != nil {
@@ -233,7 +239,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		defer wnc.Close()
 		host, _ := os.Hostname()
-		w, err := worker.Start(ctx, wnc, worker.Config{
+		w, err = worker.Start(ctx, wnc, worker.Config{
 			Topology:  topo,
 			StorePath: filepath.Join(o.dataDir, "inventory.db"),
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
@@ -244,6 +250,7 @@ func run(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		workerFailed = w.Failed()
 		defer func() {
 			if err := w.Close(); err != nil {
 				log.Warn().Err(err).Msg("worker stopped with an error")
@@ -315,6 +322,10 @@ func run(args []string, stdout io.Writer) error {
 		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
+	case <-workerFailed:
+		log.Error().Err(w.Err()).Msg("the embedded worker failed; exiting so the process is restarted")
+		_ = srv.Close()
+		return w.Err()
 	}
 	log.Info().Msg("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

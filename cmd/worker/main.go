@@ -129,7 +129,7 @@ func run(args []string) error {
 	w, err := worker.Start(ctx, nc, worker.Config{
 		Topology:    topo,
 		StorePath:   *store,
-		Sync:        sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate, Logger: log},
+		Sync:        sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate, Logger: log},
 		Azure:       azure.Config{},
 		Connections: resolver,
 		Logger:      log,
@@ -137,7 +137,13 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-w.Failed():
+		log.Error().Err(w.Err()).Msg("a worker component failed; exiting so the worker is restarted")
+		_ = w.Close()
+		return w.Err()
+	}
 	log.Info().Msg("stopping")
 	done := make(chan error, 1)
 	go func() { done <- w.Close() }()

@@ -107,6 +107,8 @@ func queryError(endpoint string, e events.QueryError) error {
 		return notFoundf("%s", e.Message)
 	case events.QueryErrBadRequest:
 		return invalidf("%s", e.Message)
+	case events.QueryErrUnavailable:
+		return unavailable("query "+endpoint, errors.New(e.Message))
 	default:
 		return fmt.Errorf("control: query %s failed: %s: %s", endpoint, e.Code, e.Message)
 	}

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -70,6 +72,7 @@ type client struct {
 	t     *testing.T
 	base  string
 	token string
+	http  *http.Client // trusts the API's self-signed certificate
 }
 
 func (c *client) do(method, path string, body any, out any) int {
@@ -84,7 +87,7 @@ func (c *client) do(method, path string, body any, out any) int {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -164,10 +167,27 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 		"AKVSYNC_ADMIN_PASSWORD=" + adminPassword,
 		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("e2e", cl.jwtKey),
 	}, "--nats-url", cl.natsURL, "--nats-user", "akvsync-api", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"--data-dir", filepath.Join(cl.dir, "api"), "--tls-self-signed",
 		"--emulator-manifest", cl.manifest, "--log-level", "debug")
-	cl.c = &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	cl.c = &client{t: t, base: fmt.Sprintf("https://127.0.0.1:%d", apiPort)}
+	certFile := filepath.Join(cl.dir, "api", "tls-cert.pem")
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		resp, err := http.Get(cl.c.base + "/readyz")
+		if cl.c.http != nil {
+			return nil
+		}
+		pem, err := os.ReadFile(certFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("no certificate in %s yet", certFile)
+		}
+		cl.c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		return nil
+	})
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		resp, err := cl.c.http.Get(cl.c.base + "/readyz")
 		if err != nil {
 			return err
 		}

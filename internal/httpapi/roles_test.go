@@ -27,6 +27,7 @@ import (
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -180,7 +181,14 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	srv := httptest.NewServer(handler)
+	// Over HTTPS with the server's real TLS settings, as in production.
+	srv := httptest.NewUnstartedServer(handler)
+	tlsCfg, _, err := tlsconfig.SelfSigned(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = tlsCfg
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	// The same route list New registered: routes() depends on nothing but
 	// the receiver's handlers.

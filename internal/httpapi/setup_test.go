@@ -22,6 +22,7 @@ import (
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/internal/secrets"
+	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
@@ -113,7 +114,14 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
-	srv := httptest.NewServer(handler)
+	// Over HTTPS with the server's real TLS settings, as in production.
+	srv := httptest.NewUnstartedServer(handler)
+	tlsCfg, _, err := tlsconfig.SelfSigned(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = tlsCfg
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	e := &env{ns: ns, js: js, plane: plane, srv: srv, clock: clock, logs: logs, tokens: map[string]string{}}
 	if !o.noLogin {

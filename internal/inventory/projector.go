@@ -95,6 +95,9 @@ func (p *Projector) Run(ctx context.Context) error {
 			if drainTo != nil || ctx.Err() != nil {
 				return nil
 			}
+			if err == nil {
+				err = errors.New("inventory: a stream follower stopped")
+			}
 			return err
 		case it := <-ch:
 			batch := []item{it}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	gosync "sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,8 +19,9 @@ import (
 const (
 	// DefaultCatchUpTimeout bounds how long a query waits for the store to
 	// apply what the streams held when the query arrived; after it the
-	// query is answered from the store as it is.
-	DefaultCatchUpTimeout = 5 * time.Second
+	// query is answered "unavailable" rather than with stale data. It is
+	// shorter than the API's query timeout, so that answer arrives.
+	DefaultCatchUpTimeout = 3 * time.Second
 	// DefaultQueryParallelism bounds queries answered at once.
 	DefaultQueryParallelism = 32
 	// serviceVersion is the micro service's version.
@@ -36,6 +38,7 @@ type QueryService struct {
 	log  zerolog.Logger
 	sem  chan struct{}
 	svc  micro.Service
+	wg   gosync.WaitGroup
 }
 
 // StartQueryService registers the query endpoints on nc. Stop it with Stop.
@@ -71,22 +74,35 @@ func StartQueryService(nc *nats.Conn, st *store.Store, proj *Projector, log zero
 	return q, nil
 }
 
-// Stop unsubscribes the service, letting answers in progress finish.
-func (q *QueryService) Stop() error { return q.svc.Stop() }
+// Stop unsubscribes the service and waits for the answers in progress.
+func (q *QueryService) Stop() error {
+	err := q.svc.Stop()
+	q.wg.Wait()
+	return err
+}
 
 // handler answers each request on its own goroutine (bounded), so a query
 // waiting for catch-up does not hold up the others.
 func (q *QueryService) handler(source string, fn func(context.Context, []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		q.sem <- struct{}{}
+		q.wg.Add(1)
 		go func() {
+			defer q.wg.Done()
 			defer func() { <-q.sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*DefaultCatchUpTimeout)
 			defer cancel()
-			if ok, err := q.proj.CatchUp(ctx, source, DefaultCatchUpTimeout); err != nil || !ok {
-				q.log.Warn().Err(err).Str("source", source).Msg("answering before the store caught up")
+			var data any
+			ok, err := q.proj.CatchUp(ctx, source, DefaultCatchUpTimeout)
+			if err == nil && !ok {
+				err = errBehind
 			}
-			data, err := fn(ctx, req.Data())
+			if err != nil {
+				q.log.Warn().Err(err).Str("source", source).Msg("cannot answer: the store is behind the streams")
+				err = errors.Join(errBehind, err)
+			} else {
+				data, err = fn(ctx, req.Data())
+			}
 			reply := struct {
 				Error *events.QueryError `json:"error,omitempty"`
 				Data  any                `json:"data,omitempty"`
@@ -109,12 +125,17 @@ func queryError(err error) *events.QueryError {
 		return &events.QueryError{Code: events.QueryErrNotFound, Message: "Resource not found"}
 	case errors.Is(err, store.ErrBadQuery), errors.Is(err, errBadRequest):
 		return &events.QueryError{Code: events.QueryErrBadRequest, Message: err.Error()}
+	case errors.Is(err, errBehind):
+		return &events.QueryError{Code: events.QueryErrUnavailable, Message: errBehind.Error()}
 	default:
 		return &events.QueryError{Code: events.QueryErrInternal, Message: "internal error"}
 	}
 }
 
-var errBadRequest = errors.New("bad query request")
+var (
+	errBadRequest = errors.New("bad query request")
+	errBehind     = errors.New("the inventory is catching up with the streams; retry")
+)
 
 func decode(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {

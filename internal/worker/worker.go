@@ -57,6 +57,9 @@ func (c Config) Validate() error {
 	if err := c.Topology.Validate(); err != nil {
 		return err
 	}
+	if hb, ack := c.Sync.WithDefaults().Heartbeat, c.Topology.WithDefaults().TaskAckWait; hb > ack/3 {
+		return fmt.Errorf("worker: heartbeat %s must be at most a third of the task ack wait %s, or running tasks are redelivered", hb, ack)
+	}
 	if err := c.Azure.Validate(); err != nil {
 		return err
 	}
@@ -71,8 +74,9 @@ type Worker struct {
 	cancel context.CancelFunc
 	wg     gosync.WaitGroup
 
-	mu  gosync.Mutex
-	err error
+	mu     gosync.Mutex
+	err    error
+	failed chan struct{} // closed at the first component failure
 }
 
 // Start ensures the NATS topology, opens the store and starts every
@@ -155,7 +159,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	w := &Worker{store: st, query: query, proj: proj, cancel: cancel}
+	w := &Worker{store: st, query: query, proj: proj, cancel: cancel, failed: make(chan struct{})}
 	w.run(runCtx, "projector", proj.Run)
 	w.run(runCtx, "planner", func(ctx context.Context) error { return planner.Run(ctx, consumers[events.StreamRequests]) })
 	w.run(runCtx, "syncer", func(ctx context.Context) error { return syncer.Run(ctx, consumers[events.StreamTasks]) })
@@ -169,15 +173,25 @@ func (w *Worker) run(ctx context.Context, name string, fn func(context.Context) 
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = fmt.Errorf("worker: %s: %w", name, err)
-			}
-			w.mu.Unlock()
+		err := fn(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.err == nil {
+			w.err = fmt.Errorf("worker: %s: %w", name, err)
+			close(w.failed)
 		}
 	}()
 }
+
+// Failed is closed when a component fails: the worker no longer does its
+// whole job and its process should exit (Err says why) so it is restarted.
+func (w *Worker) Failed() <-chan struct{} { return w.failed }
 
 // Err reports the first component failure, if any.
 func (w *Worker) Err() error {

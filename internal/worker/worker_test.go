@@ -340,13 +340,19 @@ func TestPipeline(t *testing.T) {
 
 	t.Run("ActiveVaultIsLockedAndReleasedAtTheEnd", func(t *testing.T) {
 		name := names[0]
+		// Slow answers keep the first job running while the second asks.
+		if err := e.emu.SetFaults(name, akvemu.Faults{Latency: 500 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = e.emu.SetFaults(name, akvemu.Faults{}) }()
 		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{name}})
 		_, err := e.plane.Jobs.Create(e.ctx, control.CreateJobRequest{KeyVaults: []string{name}}, "test")
 		var ce *control.ConflictError
-		if done, _ := e.plane.Jobs.Get(e.ctx, job.ID); done.OverallStatus == events.JobInProgress {
-			if !asConflict(err, &ce) || ce.JobID != job.ID {
-				t.Fatalf("second job on a locked vault: err = %v, want a conflict naming %s", err, job.ID)
-			}
+		if !asConflict(err, &ce) || ce.JobID != job.ID {
+			t.Fatalf("second job on a locked vault: err = %v, want a conflict naming %s", err, job.ID)
+		}
+		if done, _ := e.plane.Jobs.Get(e.ctx, job.ID); done.OverallStatus != events.JobInProgress {
+			t.Fatal("the first job finished before the check: the conflict proved nothing")
 		}
 		e.waitJob(t, job.ID)
 		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {

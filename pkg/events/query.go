@@ -82,6 +82,9 @@ const (
 	QueryErrNotFound   = "not_found"
 	QueryErrBadRequest = "bad_request"
 	QueryErrInternal   = "internal"
+	// QueryErrUnavailable: the answering worker's inventory is behind the
+	// streams (it could not catch up in time); ask again.
+	QueryErrUnavailable = "unavailable"
 )
 
 // QueryReply wraps every query reply: exactly one of Error and the payload

@@ -240,8 +240,7 @@ func (j *Janitor) sweepLocks(ctx context.Context) error {
 		// The holder is no job (a vault removal's marker, or a job never
 		// created) or a finished job.
 		if err := j.locks.Delete(ctx, vaultID, jetstream.LastRevision(e.Revision())); err != nil {
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			if revisionMismatch(err) {
 				continue
 			}
 			return err

@@ -67,9 +67,19 @@ func updateJob(ctx context.Context, kv jetstream.KeyValue, id string, retries in
 		if err == nil {
 			return j, true, nil
 		}
-		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence || i >= retries {
+		if !revisionMismatch(err) || i >= retries {
 			return j, false, fmt.Errorf("update job %s: %w", id, err)
 		}
 	}
+}
+
+// revisionMismatch reports a compare-and-set conflict on a key-value
+// bucket, whichever code the stream used (R1 and R3 streams differ).
+func revisionMismatch(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

@@ -12,6 +12,10 @@ import (
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
+// plannerBeat is how many vault tasks the planner publishes between two
+// InProgress heartbeats on the request.
+const plannerBeat = 100
+
 // Planner consumes sync-requested events and publishes one vault task per
 // vault of the job. Any number of workers run it on the same durable
 // consumer.
@@ -51,7 +55,10 @@ func (p *Planner) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	job := req.Job
 	log := p.log.With().Str("job_id", job.ID).Logger()
-	for _, jv := range job.Vaults {
+	for i, jv := range job.Vaults {
+		if i > 0 && i%plannerBeat == 0 {
+			_ = msg.InProgress() // a job of thousands of vaults outlasts AckWait
+		}
 		task := events.VaultTask{JobID: job.ID}
 		v, err := p.vault(ctx, jv.VaultID)
 		switch {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -225,22 +226,44 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string,
 	return func() { close(done); wg.Wait() }
 }
 
-// errorText is the message a user sees in detailed_status: Azure's own
-// error code and message when there is one.
+// MaxErrorText bounds the error text of one vault in the job record: the
+// record holds every vault's, and must stay under NATS's message limit.
+const MaxErrorText = 256
+
+// errorText is the message a user sees in detailed_status: Azure's status
+// and error code when there is one; else the first line of the error, cut
+// to MaxErrorText bytes.
 func errorText(err error) string {
 	var re *azcore.ResponseError
-	if errors.As(err, &re) {
+	var afe *azidentity.AuthenticationFailedError
+	switch {
+	case errors.As(err, &re):
 		return fmt.Sprintf("%d %s", re.StatusCode, re.ErrorCode)
+	case errors.As(err, &afe) && afe.RawResponse != nil:
+		return fmt.Sprintf("authentication failed: Entra ID answered %d", afe.RawResponse.StatusCode)
 	}
-	return strings.TrimPrefix(err.Error(), ErrPermanent.Error()+": ")
+	msg := strings.TrimPrefix(err.Error(), ErrPermanent.Error()+": ")
+	msg, _, _ = strings.Cut(msg, "\n")
+	if len(msg) > MaxErrorText {
+		msg = strings.ToValidUTF8(msg[:MaxErrorText], "") + "…"
+	}
+	return msg
 }
 
-// classify marks Azure errors that retrying the task cannot fix.
+// classify marks errors that retrying the task cannot fix: Key Vault's
+// 400/401/403/404 and Entra ID refusing the credential.
 func classify(err error) error {
 	var re *azcore.ResponseError
-	if errors.As(err, &re) {
+	var afe *azidentity.AuthenticationFailedError
+	switch {
+	case errors.As(err, &re):
 		switch re.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusBadRequest:
+			return fmt.Errorf("%w: %w", ErrPermanent, err)
+		}
+	case errors.As(err, &afe) && afe.RawResponse != nil:
+		switch afe.RawResponse.StatusCode {
+		case http.StatusBadRequest, http.StatusUnauthorized:
 			return fmt.Errorf("%w: %w", ErrPermanent, err)
 		}
 	}

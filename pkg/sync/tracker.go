@@ -127,9 +127,10 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 		return
 	}
 	if job.OverallStatus != events.JobInProgress {
-		// Finished now, or a redelivery after a crash between the finish
-		// and the lock release: both steps are idempotent.
-		if err := t.release(ctx, job); err != nil {
+		// Finished by this call (apply released the locks inside the CAS),
+		// or found finished: a redelivery after a crash between the finish
+		// and the finished event, when releasing again is the safe thing.
+		if err := t.releaseUnlessDone(ctx, job, changed); err != nil {
 			log.Warn().Err(err).Msg("cannot release vault locks; will retry")
 			settle(func(m jetstream.Msg) { _ = m.NakWithDelay(time.Second) })
 			return
@@ -215,6 +216,13 @@ func foldVaultEvent(j *events.Job, kind events.EventKind, res events.VaultResult
 	return true
 }
 
+func (t *Tracker) releaseUnlessDone(ctx context.Context, job events.Job, done bool) error {
+	if done {
+		return nil
+	}
+	return t.release(ctx, job)
+}
+
 // release deletes the job's vault locks that it still holds.
 func (t *Tracker) release(ctx context.Context, job events.Job) error {
 	for _, v := range job.Vaults {
@@ -229,8 +237,7 @@ func (t *Tracker) release(ctx context.Context, job events.Job) error {
 			continue
 		}
 		if err := t.locks.Delete(ctx, v.VaultID, jetstream.LastRevision(e.Revision())); err != nil {
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			if revisionMismatch(err) {
 				continue // taken over meanwhile: not ours any more
 			}
 			return err

@@ -208,6 +208,15 @@ func (r *vaultRun) publish(rec events.KeyRecord) {
 		return
 	}
 	f, err := r.s.js.PublishAsync(events.KeySubject(rec.VaultID, rec.Name), raw)
+	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+		// Too many publishes in flight (a burst of gone keys, many vaults
+		// at once): let them drain, then try again.
+		select {
+		case <-r.s.js.PublishAsyncComplete():
+		case <-r.ctx.Done():
+		}
+		f, err = r.s.js.PublishAsync(events.KeySubject(rec.VaultID, rec.Name), raw)
+	}
 	if err != nil {
 		r.fail(fmt.Errorf("publish key %s: %w", rec.Name, err))
 		return
