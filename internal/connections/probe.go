@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -99,6 +100,11 @@ func (r *Registry) Test(ctx context.Context, ref string, req TestRequest) (TestR
 	if err != nil {
 		return TestResult{}, err
 	}
+	if req.VaultURI != "" {
+		if err := r.allowedTestTarget(ctx, conn, uri); err != nil {
+			return TestResult{}, err
+		}
+	}
 	// A factory of its own: no credential or token cached by the workers
 	// (or an earlier test) hides what Azure says now.
 	f, err := azure.NewFactory(r.cfg.Azure)
@@ -179,4 +185,29 @@ func describeAzureError(err error) *AzureError {
 		return ae
 	}
 	return &AzureError{Stage: StageTransport, Message: err.Error()}
+}
+
+// allowedTestTarget refuses to send the connection's token to a host that
+// is neither a registered vault nor a vault of the connection's cloud: the
+// test endpoint must not make the API call arbitrary hosts.
+func (r *Registry) allowedTestTarget(ctx context.Context, conn azure.Connection, uri string) error {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return invalidf("vault_uri must be an https URL with no path")
+	}
+	host := strings.ToLower(u.Hostname())
+	if strings.HasSuffix(host, "."+strings.ToLower(conn.VaultDNSSuffix())) {
+		return nil
+	}
+	all, err := events.ListVaults(ctx, r.vaults)
+	if err != nil {
+		return unavailable("read vaults", err)
+	}
+	want := strings.TrimSuffix(strings.ToLower(uri), "/")
+	for _, v := range all {
+		if strings.TrimSuffix(strings.ToLower(v.VaultURI), "/") == want {
+			return nil
+		}
+	}
+	return invalidf("vault_uri must be a registered vault or a vault under %s", conn.VaultDNSSuffix())
 }

@@ -26,6 +26,16 @@ func TestTestAgainstEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	t.Run("an unregistered host outside the cloud is refused", func(t *testing.T) {
+		_, err := e.reg.Test(e.ctx, sec.ID, connections.TestRequest{VaultURI: m.vaultURL})
+		if !errors.Is(err, connections.ErrInvalid) {
+			t.Fatalf("test of an unregistered vault: %v", err)
+		}
+	})
+	// The emulator's vault, registered (under another connection): a
+	// known vault may be tested with any connection.
+	e.addVault(t, "emu-known", m.vaultURL, "some-other-connection")
+
 	t.Run("client secret, vault given", func(t *testing.T) {
 		res, err := e.reg.Test(e.ctx, sec.ID, connections.TestRequest{VaultURI: m.vaultURL})
 		if err != nil || !res.ConnectionOK || res.Error != nil || res.KeysListed != 3 || res.VaultURI != m.vaultURL {
