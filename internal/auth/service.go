@@ -161,7 +161,14 @@ func (s *Service) passwordGrant(ctx context.Context, username, password, client 
 	match := h.verify(password)
 	<-s.hashSem
 	if !found || !match {
-		s.log.Warn().Str("client", client).Str("username", username).Str("grant", GrantPassword).
+		// A refused username may be a password typed in the wrong field:
+		// log only a known user's name (nothing derived from an unknown
+		// one, not even a digest a weak password could be guessed from).
+		logged := username
+		if !found {
+			logged = "(unknown user)"
+		}
+		s.log.Warn().Str("client", client).Str("username", logged).Str("grant", GrantPassword).
 			Str("outcome", "invalid_credentials").Msg("token request refused")
 		return TokenResponse{}, ErrInvalidCredentials
 	}

@@ -595,3 +595,18 @@ func mustAccount(t testing.TB, env *testEnv, name string) account {
 	}
 	return a
 }
+
+func TestRefusedUnknownUsernameIsNotLogged(t *testing.T) {
+	e := newTestEnv(t, nil)
+	_, err := e.svc.IssueToken(context.Background(), TokenRequest{Username: "Tr0ub4dor&3-typed-as-username", Password: "x"}, "192.0.2.1")
+	if !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("err = %v", err)
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, "Tr0ub4dor") {
+		t.Fatalf("the refused username was logged: %s", logs)
+	}
+	if !strings.Contains(logs, "(unknown user)") {
+		t.Fatalf("the refusal was not logged: %s", logs)
+	}
+}

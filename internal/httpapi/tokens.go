@@ -18,13 +18,15 @@ func (a *api) issueToken(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	if info := infoFrom(r.Context()); info != nil && req.Username != "" {
-		info.user = req.Username
-	}
 	resp, err := a.d.Auth.IssueToken(r.Context(), req, r.RemoteAddr)
 	if err != nil {
 		fail(w, r, err)
 		return
+	}
+	// Only a successful login names its user in the request log: a refused
+	// "username" may be a password typed in the wrong field.
+	if info := infoFrom(r.Context()); info != nil && req.Username != "" {
+		info.user = req.Username
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
