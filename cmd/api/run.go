@@ -25,7 +25,6 @@ import (
 
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/auth"
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/httpapi"
@@ -204,7 +203,7 @@ func run(args []string, stdout io.Writer) error {
 	} else if st.Resealed > 0 {
 		log.Info().Int("resealed", st.Resealed).Str("master_key", sealer.CurrentKeyID()).Msg("connection secrets resealed under the current master key")
 	}
-	conns, err := loadConnections(o)
+	conns, err := app.ConfiguredConnections(o.connections, o.manifest)
 	if err != nil {
 		return err
 	}
@@ -331,31 +330,6 @@ func run(args []string, stdout io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-func loadConnections(o options) (map[string]azure.Connection, error) {
-	conns := map[string]azure.Connection{}
-	if o.connections != "" {
-		m, err := app.LoadConnections(o.connections)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range m {
-			conns[k] = v
-		}
-	}
-	if o.manifest != "" {
-		m, err := app.ReadEmulatorManifest(o.manifest)
-		if err != nil {
-			return nil, err
-		}
-		c, err := app.EmulatorConnectionFrom(m)
-		if err != nil {
-			return nil, err
-		}
-		conns[c.Name] = c
-	}
-	return conns, nil
 }
 
 // newAuth builds the token service. Signing keys come from --jwt-keys; an

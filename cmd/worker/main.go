@@ -61,26 +61,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	conns := map[string]azure.Connection{}
-	if *connFile != "" {
-		m, err := app.LoadConnections(*connFile)
-		if err != nil {
-			return err
-		}
-		for k, v := range m {
-			conns[k] = v
-		}
-	}
-	if *manifest != "" {
-		m, err := app.ReadEmulatorManifest(*manifest)
-		if err != nil {
-			return err
-		}
-		c, err := app.EmulatorConnectionFrom(m)
-		if err != nil {
-			return err
-		}
-		conns[c.Name] = c
+	conns, err := app.ConfiguredConnections(*connFile, *manifest)
+	if err != nil {
+		return err
 	}
 	haveKey := *masterKeys != "" || *masterKeyFile != ""
 	if len(conns) == 0 && !haveKey {

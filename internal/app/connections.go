@@ -138,3 +138,30 @@ func EmulatorConnectionFrom(m EmulatorManifest) (azure.Connection, error) {
 	}
 	return c, c.Validate()
 }
+
+// ConfiguredConnections loads the connections given by configuration: a
+// connections file and an emulator manifest (either may be empty).
+func ConfiguredConnections(file, manifest string) (map[string]azure.Connection, error) {
+	conns := map[string]azure.Connection{}
+	if file != "" {
+		m, err := LoadConnections(file)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			conns[k] = v
+		}
+	}
+	if manifest != "" {
+		m, err := ReadEmulatorManifest(manifest)
+		if err != nil {
+			return nil, err
+		}
+		c, err := EmulatorConnectionFrom(m)
+		if err != nil {
+			return nil, err
+		}
+		conns[c.Name] = c
+	}
+	return conns, nil
+}
