@@ -19,6 +19,8 @@ type Plane struct {
 	Jobs *Jobs
 	// Queries asks the workers' inventory.
 	Queries *Queries
+	// Events follows the events stream for dashboards.
+	Events *Events
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -52,6 +54,7 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 		Vaults:  reg,
 		Jobs:    &Jobs{kv: jobs, locks: locks, js: js, reg: reg, cfg: cfg},
 		Queries: &Queries{nc: nc, cfg: cfg},
+		Events:  &Events{js: js},
 		nc:      nc,
 		js:      js,
 	}, nil

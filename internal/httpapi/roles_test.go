@@ -103,6 +103,7 @@ func rolesTable() map[string]rolesRow {
 		"POST " + azure + "/vaults/{id}/remove-vault": {perm: auth.PermVaultsWrite, does: "remove a vault"},
 		"GET " + azure + "/keys":                      {perm: auth.PermKeysRead, does: "list keys"},
 		"GET " + azure + "/keys/{id}":                 {perm: auth.PermKeysRead, does: "read a key"},
+		"GET " + azure + "/events":                    {perm: auth.PermJobsRead, does: "follow the event stream"},
 	}
 }
 
@@ -332,6 +333,10 @@ func (e *rolesEnv) do(t *testing.T, method, path, token, body string) rolesRespo
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		// An event stream never ends: its status is the answer.
+		return rolesResponse{status: resp.StatusCode, header: resp.Header}
+	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)

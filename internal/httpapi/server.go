@@ -59,6 +59,9 @@ type Deps struct {
 	// Connections is the Azure connection registry; without it the
 	// connection routes answer 503.
 	Connections ConnectionService
+	// Events follows job and vault events for the SSE stream; without it
+	// that route answers 503.
+	Events EventService
 	// Log receives one line per request and the errors behind 5xx answers.
 	Log zerolog.Logger
 	// Registry, when set (and Metrics is not), gets the HTTP metrics
@@ -72,7 +75,7 @@ type Deps struct {
 
 // DepsFromPlane fills Deps from a control plane.
 func DepsFromPlane(p *control.Plane, a Authenticator, log zerolog.Logger, reg *prometheus.Registry) Deps {
-	return Deps{Jobs: p.Jobs, Vaults: p.Vaults, Queries: p.Queries, Ready: p.Ready, Auth: a, Log: log, Registry: reg}
+	return Deps{Jobs: p.Jobs, Vaults: p.Vaults, Queries: p.Queries, Events: p.Events, Ready: p.Ready, Auth: a, Log: log, Registry: reg}
 }
 
 // api is the handler behind [New].
@@ -143,6 +146,7 @@ func (a *api) routes() []route {
 
 		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},
+		{"GET", EventsPath, auth.PermJobsRead, a.streamEvents},
 
 		{"POST", ConnectionsPath, auth.PermConnectionsWrite, a.createConnection},
 		{"GET", ConnectionsPath, auth.PermConnectionsRead, a.listConnections},

@@ -52,6 +52,11 @@ func JobEventSubject(jobID string, kind EventKind) string {
 	return subjEventJob + "." + jobID + "." + string(kind)
 }
 
+// JobEventsFilters match every event of one job: its own and its vaults'.
+func JobEventsFilters(jobID string) []string {
+	return []string{subjEventJob + "." + jobID + ".*", subjEventVault + "." + jobID + ".*.*"}
+}
+
 // JobEventFilter matches the job events of one kind for every job.
 func JobEventFilter(kind EventKind) string { return subjEventJob + ".*." + string(kind) }
 
