@@ -82,7 +82,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a generated self-signed certificate (written to <data-dir>/tls-cert.pem)")
 	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (the demo's default is warn, to keep its screen readable)")
 	fs.IntVar(&o.vaultParallelism, "vault-parallelism", sync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
 	fs.IntVar(&o.getConcurrency, "get-concurrency", sync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
@@ -91,6 +91,11 @@ func parse(args []string) (options, error) {
 	}
 	if o.demo {
 		o.embedded = true
+		setLevel := false
+		fs.Visit(func(f *flag.Flag) { setLevel = setLevel || f.Name == "log-level" })
+		if _, env := os.LookupEnv(app.EnvName("log-level")); !setLevel && !env {
+			o.logLevel = "warn"
+		}
 	}
 	switch {
 	case !o.embedded && o.natsURL == "":
