@@ -107,6 +107,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 			return nil, err
 		}
 	}
+	// The last delivery of a failing task fails its vault: go by the
+	// consumer as it is, which another process may have configured.
+	if md := consumers[events.StreamTasks].CachedInfo().Config.MaxDeliver; md > 0 {
+		cfg.Sync.MaxDeliver = md
+	}
 	factory, err := azure.NewFactory(cfg.Azure)
 	if err != nil {
 		return nil, err
