@@ -71,6 +71,10 @@ type record struct {
 	Certificate  string    `json:"certificate,omitempty"`
 	CreatedAt    time.Time `json:"createdAt"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+	// Deleting is set while a delete checks that no vault uses the
+	// connection: lookups then treat it as gone, so a vault added
+	// meanwhile sees that and undoes itself.
+	Deleting bool `json:"deleting,omitempty"`
 }
 
 // plainSecrets are the opened secrets of a record, only ever held in

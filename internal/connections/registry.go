@@ -201,6 +201,9 @@ func (r *Registry) Get(ctx context.Context, ref string) (Connection, error) {
 	if err != nil {
 		return Connection{}, err
 	}
+	if rec.Deleting {
+		return Connection{}, notFoundf("connection %q is being deleted", ref)
+	}
 	return rec.view(), nil
 }
 
@@ -308,6 +311,7 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 		next := rec
 		next.Settings = settings
 		next.UpdatedAt = r.now()
+		next.Deleting = false // a delete that died half-way left its mark
 		if req.ClientSecret != nil || req.Certificate != nil || settings.CredentialType != rec.CredentialType {
 			if err := next.seal(r.sealer, sec); err != nil {
 				return Connection{}, err
@@ -332,6 +336,23 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 	return Connection{}, conflictf("connection %s changed concurrently %d times; retry", ref, r.cfg.CASRetries)
 }
 
+// put writes rec over revision rev and returns the new revision; a
+// concurrent change gives an error wrapping ErrConflict.
+func (r *Registry) put(ctx context.Context, rec record, rev uint64) (uint64, error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("connections: encode: %w", err)
+	}
+	next, err := r.kv.Update(ctx, rec.ID, data, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, conflictf("connection %s changed concurrently", rec.Name)
+	}
+	if err != nil {
+		return 0, unavailable("update connection "+rec.Name, err)
+	}
+	return next, nil
+}
+
 // Delete removes the connection with the given id or name and returns it.
 // It refuses with an [InUseError] (wrapping [ErrConflict]) naming the
 // vaults while any registered vault refers to the connection.
@@ -341,11 +362,26 @@ func (r *Registry) Delete(ctx context.Context, ref string) (Connection, error) {
 		if err != nil {
 			return Connection{}, err
 		}
+		// Mark it first, so a vault added from now on sees the connection
+		// gone (and undoes itself), then look for vaults that use it.
+		if !rec.Deleting {
+			rec.Deleting = true
+			if rev, err = r.put(ctx, rec, rev); err != nil {
+				if errors.Is(err, ErrConflict) {
+					continue
+				}
+				return Connection{}, err
+			}
+		}
 		users, err := r.vaultsOf(ctx, rec.Name)
 		if err != nil {
 			return Connection{}, err
 		}
 		if len(users) > 0 {
+			rec.Deleting = false
+			if _, err := r.put(ctx, rec, rev); err != nil {
+				r.cfg.Logger.Warn().Err(err).Str("connection", rec.Name).Msg("cannot clear the deleting mark; the next delete or patch does")
+			}
 			names := make([]string, len(users))
 			for i, v := range users {
 				names[i] = v.QualifiedName()

@@ -1,7 +1,10 @@
 package control_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
+	gosync "sync"
 	"testing"
 
 	"github.com/akvsync/akvsync/internal/connections"
@@ -57,4 +60,68 @@ func TestRegistryLookup(t *testing.T) {
 			t.Errorf("error %q", err)
 		}
 	}
+}
+
+// TestDeletingAConnectionRacesAddingAVault runs a connection delete and an
+// add-vaults for that connection at the same time, many times: whichever
+// wins, no vault may be left pointing at a connection that is gone.
+func TestDeletingAConnectionRacesAddingAVault(t *testing.T) {
+	base := setup(t)
+	ctx := testCtx(t)
+	key, err := secrets.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := secrets.NewSealer(secrets.KeyRing{Current: "k1", Keys: map[string][]byte{"k1": key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sealer.Close() })
+	conns, err := connections.New(ctx, base.js, sealer, connections.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plane, err := control.New(ctx, base.nc, base.js, control.Config{LookupConnection: control.RegistryLookup(conns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for i := range 30 {
+		name := fmt.Sprintf("race-%02d", i)
+		if _, err := conns.Create(ctx, connections.CreateRequest{Settings: connections.Settings{
+			Name: name, ClientID: "0b7e4a2c-1d3f-4e5a-9b8c-7d6e5f4a3b2c", TenantID: "72f988bf-86f1-41af-91ab-2d7cd011db47"},
+			ClientSecret: "a-secret-value"}); err != nil {
+			t.Fatal(err)
+		}
+		req := vaultReq(testSub, fmt.Sprintf("vault-race-%02d", i))
+		req.Connection = name
+		var wg gosync.WaitGroup
+		var addErr, delErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, addErr = plane.Vaults.AddVaults(ctx, req) }()
+		go func() { defer wg.Done(); _, delErr = conns.Delete(ctx, name) }()
+		wg.Wait()
+		_, getErr := conns.Get(ctx, name)
+		gone := errors.Is(getErr, connections.ErrNotFound)
+		vs, err := plane.Vaults.All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users int
+		for _, v := range vs {
+			if v.Connection == name {
+				users++
+			}
+		}
+		switch {
+		case gone && users > 0:
+			t.Fatalf("round %d: connection deleted (%v) but a vault still uses it (add: %v)", i, delErr, addErr)
+		case !gone && users == 0 && addErr == nil:
+			t.Fatalf("round %d: the add succeeded but its vault is missing", i)
+		case getErr != nil && !gone:
+			t.Fatal(getErr)
+		}
+		outcomes[fmt.Sprintf("add ok=%t, delete ok=%t", addErr == nil, delErr == nil)]++
+	}
+	t.Logf("outcomes over 30 rounds: %v", outcomes)
 }

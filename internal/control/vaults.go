@@ -263,6 +263,14 @@ func (r *Registry) AddVaults(ctx context.Context, req AddVaultsRequest) (added [
 			_ = r.kv.Delete(ctx, v.ID, jetstream.LastRevision(rev))
 		})
 	}
+	// A connection being deleted meanwhile either saw these vaults (and
+	// refused), or is gone or going now: then undo, so no vault is left
+	// pointing at a connection that does not exist.
+	if _, found, err := r.cfg.connection(ctx, req.Connection); err != nil {
+		return nil, unavailable("check connection", err)
+	} else if !found {
+		return nil, invalidf("connection %q was deleted while the vaults were being added", req.Connection)
+	}
 	return vaults, nil
 }
 
