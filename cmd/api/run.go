@@ -264,7 +264,9 @@ func run(args []string, stdout io.Writer) error {
 
 	// Control plane, auth, HTTP.
 	host, _ := os.Hostname()
-	plane, err := control.New(ctx, nc, js, control.Config{LookupConnection: control.RegistryLookup(connReg), Source: "akvsync/api/" + host})
+	plane, err := control.New(ctx, nc, js, control.Config{LookupConnection: control.RegistryLookup(connReg), Source: "akvsync/api/" + host,
+		// A job's record must fit one NATS message of this server's size.
+		MaxJobVaults: control.MaxJobVaultsFor(nc.MaxPayload())})
 	if err != nil {
 		return err
 	}

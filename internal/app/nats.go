@@ -11,6 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// EmbeddedMaxPayload is the embedded server's message size limit.
+const EmbeddedMaxPayload = 8 << 20
+
 // EmbeddedNATSConfig configures the in-process NATS server.
 type EmbeddedNATSConfig struct {
 	// DataDir holds the JetStream store (in DataDir/nats).
@@ -31,6 +34,9 @@ func StartEmbeddedNATS(cfg EmbeddedNATSConfig) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		DontListen: cfg.Listen == "",
+		// A job record carries every vault's status: 8 MiB messages let
+		// one job hold about 16,000 vaults (1 MiB, NATS's default: 2,000).
+		MaxPayload: EmbeddedMaxPayload,
 		Username:   cfg.User,
 		Password:   cfg.Password,
 	}

@@ -69,3 +69,19 @@ func TestEmbeddedNATS(t *testing.T) {
 		ipc.Close()
 	})
 }
+
+func TestEmbeddedNATSAllowsLargeJobRecords(t *testing.T) {
+	s, err := StartEmbeddedNATS(EmbeddedNATSConfig{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := ConnectInProcess(s, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if got := nc.MaxPayload(); got != EmbeddedMaxPayload {
+		t.Fatalf("max payload %d, want %d", got, EmbeddedMaxPayload)
+	}
+}

@@ -21,9 +21,14 @@ const (
 	// request's context is cancelled.
 	DefaultCleanupTimeout = 10 * time.Second
 	// DefaultMaxJobVaults bounds the vaults of one job. A job record and
-	// its sync-requested event carry every vault (about 300 bytes each) and
-	// must fit NATS's default 1 MiB message size.
+	// its sync-requested event carry every vault (at most JobVaultBytes
+	// each) and must fit NATS's default 1 MiB message size; see
+	// MaxJobVaultsFor for servers that allow larger messages.
 	DefaultMaxJobVaults = 2000
+	// JobVaultBytes bounds the JSON of one vault's entry in a job record
+	// (ids, name, status, counts, times and an error text of at most
+	// sync.MaxErrorText bytes).
+	JobVaultBytes = 480
 	// DefaultMaxAddVaults bounds the vaults of one add-vaults request.
 	DefaultMaxAddVaults = 1000
 	// DefaultCASRetries bounds the compare-and-set attempts of a job
@@ -62,6 +67,13 @@ type Config struct {
 	CASRetries int
 	// Now is the clock; default time.Now. Tests may inject one.
 	Now func() time.Time
+}
+
+// MaxJobVaultsFor is the most vaults a job may have when NATS accepts
+// messages of maxPayload bytes: 95% of it at JobVaultBytes per vault (the
+// rest is the job's own fields and the CloudEvents envelope).
+func MaxJobVaultsFor(maxPayload int64) int {
+	return max(int(maxPayload*95/100/JobVaultBytes), 1)
 }
 
 // WithDefaults returns c with zero fields replaced by their defaults.

@@ -18,6 +18,8 @@ type Options struct {
 	StoreDir string
 	// Port is the client port; 0 means a random free port.
 	Port int
+	// MaxPayload is the message size limit; 0 means NATS's default (1 MiB).
+	MaxPayload int32
 }
 
 // RunServer starts an in-process NATS server with JetStream and stops it
@@ -31,12 +33,13 @@ func RunServer(t testing.TB, o Options) *server.Server {
 		o.Port = server.RANDOM_PORT
 	}
 	s, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      o.Port,
-		JetStream: true,
-		StoreDir:  o.StoreDir,
-		NoLog:     true,
-		NoSigs:    true,
+		Host:       "127.0.0.1",
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: o.MaxPayload,
 	})
 	if err != nil {
 		t.Fatalf("natstest: new server: %v", err)

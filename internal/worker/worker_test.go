@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/natstest"
@@ -57,7 +58,7 @@ func setup(t testing.TB, o envOptions) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	srv := natstest.RunServer(t, natstest.Options{})
+	srv := natstest.RunServer(t, natstest.Options{MaxPayload: app.EmbeddedMaxPayload}) // as embedded
 	nc, js := natstest.Connect(t, srv)
 	if o.ackWait == 0 {
 		o.ackWait = 5 * time.Second
@@ -85,7 +86,8 @@ func setup(t testing.TB, o envOptions) *env {
 		ActiveDirectoryEndpoint: m.AuthorityHost, ExtraCAPEM: m.CACertPEM, DisableChallengeResourceVerification: true,
 	}
 	// "ghost" is a connection the API accepts but no worker knows.
-	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator", "ghost"}})
+	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator", "ghost"},
+		MaxJobVaults: control.MaxJobVaultsFor(nc.MaxPayload())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +149,7 @@ func (e *env) createJob(t testing.TB, req control.CreateJobRequest) events.Job {
 func (e *env) waitJob(t testing.TB, id string) events.Job {
 	t.Helper()
 	var job events.Job
-	natstest.CheckFor(t, 10*time.Minute, 10*time.Millisecond, func() error {
+	natstest.CheckFor(t, 10*time.Minute, 25*time.Millisecond, func() error {
 		var err error
 		if job, err = e.plane.Jobs.Get(e.ctx, id); err != nil {
 			return err

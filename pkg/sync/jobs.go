@@ -42,6 +42,41 @@ func getJob(ctx context.Context, kv jetstream.KeyValue, id string) (events.Job, 
 	return j, e.Revision(), nil
 }
 
+// jobState is the part of a job record a vault sync checks: a light
+// decode, since the record of a big job holds thousands of vaults.
+type jobState struct {
+	OverallStatus events.JobStatus `json:"overall_status"`
+	Abort         bool             `json:"abort"`
+	Vaults        []struct {
+		VaultID string             `json:"vault_id"`
+		Status  events.VaultStatus `json:"status"`
+	} `json:"vaults"`
+}
+
+// vaultStatus is the status of one vault of the job, and whether the job
+// has that vault.
+func (j jobState) vaultStatus(vaultID string) (events.VaultStatus, bool) {
+	for _, v := range j.Vaults {
+		if v.VaultID == vaultID {
+			return v.Status, true
+		}
+	}
+	return "", false
+}
+
+// getJobState reads the parts of a job record a vault sync checks.
+func getJobState(ctx context.Context, kv jetstream.KeyValue, id string) (jobState, error) {
+	e, err := kv.Get(ctx, id)
+	if err != nil {
+		return jobState{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	var j jobState
+	if err := json.Unmarshal(e.Value(), &j); err != nil {
+		return jobState{}, fmt.Errorf("job %s: decode: %w", id, err)
+	}
+	return j, nil
+}
+
 // errNoChange tells updateJob that mutate left the job as it was.
 var errNoChange = errors.New("no change")
 

@@ -63,6 +63,7 @@ type Syncer struct {
 	log       zerolog.Logger
 
 	aborts   *abortRegistry
+	jobCache *jobCache
 	global   chan struct{}
 	vaultLim *limiterSet
 	subLim   *limiterSet
@@ -80,6 +81,7 @@ func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs jetstream
 		cfg: cfg, nc: nc, js: js, jobs: jobs, conns: conns, clients: clients, inventory: inv,
 		log:      cfg.Logger.With().Str("component", "syncer").Logger(),
 		aborts:   newAbortRegistry(),
+		jobCache: newJobCache(jobs),
 		global:   make(chan struct{}, cfg.GlobalGetConcurrency),
 		vaultLim: newLimiterSet(cfg.VaultRate),
 		subLim:   newLimiterSet(cfg.SubscriptionRate),
@@ -91,6 +93,7 @@ func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs jetstream
 func (s *Syncer) Run(ctx context.Context, cons jetstream.Consumer) error {
 	sub, err := s.nc.Subscribe(events.JobEventFilter(events.KindJobAbortRequested), func(m *nats.Msg) {
 		if jobID, _, err := events.ParseJobEventSubject(m.Subject); err == nil {
+			s.jobCache.markAborted(jobID)
 			if n := s.aborts.abort(jobID); n > 0 {
 				s.log.Info().Str("job_id", jobID).Int("vaults", n).Msg("aborting running vault syncs")
 			}
@@ -122,7 +125,9 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 	defer cancel(nil)
 	defer s.aborts.add(task.JobID, cancel)()
 
-	job, _, err := getJob(ctx, s.jobs, task.JobID)
+	// A first delivery may use a state read a moment ago by another task of
+	// the same job; a redelivery reads afresh (its vault may be done).
+	job, err := s.jobCache.get(ctx, task.JobID, attempt > 1)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		log.Warn().Msg("task of an unknown job; dropping")
 		_ = msg.Term()
@@ -132,8 +137,8 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(s.cfg.RetryDelay)
 		return
 	}
-	jv := job.Vault(task.Vault.ID)
-	if job.OverallStatus != events.JobInProgress || jv == nil || jv.Status.Terminal() {
+	vs, inJob := job.vaultStatus(task.Vault.ID)
+	if job.OverallStatus != events.JobInProgress || !inJob || vs.Terminal() {
 		log.Debug().Msg("task already done; acking")
 		_ = msg.Ack()
 		return
@@ -217,7 +222,7 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string,
 				return
 			case <-t.C:
 				_ = msg.InProgress()
-				if j, _, err := getJob(ctx, s.jobs, jobID); err == nil && j.Abort {
+				if j, err := getJobState(ctx, s.jobs, jobID); err == nil && j.Abort {
 					cancel(ErrAborted)
 				}
 			}
