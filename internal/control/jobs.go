@@ -218,22 +218,7 @@ func (j *Jobs) Get(ctx context.Context, id string) (events.Job, error) {
 
 // get returns a job and its revision.
 func (j *Jobs) get(ctx context.Context, id string) (events.Job, uint64, error) {
-	nid, ok := normalizeID(id)
-	if !ok {
-		return events.Job{}, 0, notFoundf("job %q not found", id)
-	}
-	e, err := j.kv.Get(ctx, nid)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return events.Job{}, 0, notFoundf("job %q not found", id)
-	}
-	if err != nil {
-		return events.Job{}, 0, unavailable("read job", err)
-	}
-	var job events.Job
-	if err := json.Unmarshal(e.Value(), &job); err != nil {
-		return events.Job{}, 0, fmt.Errorf("control: decode job %s: %w", nid, err)
-	}
-	return job, e.Revision(), nil
+	return getRecord[events.Job](ctx, j.kv, "job", id)
 }
 
 // Cancel asks an in_progress job to stop: it sets abort (compare-and-set,

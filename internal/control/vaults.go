@@ -313,22 +313,7 @@ func (r *Registry) Get(ctx context.Context, id string) (events.Vault, error) {
 
 // get returns a vault and its revision.
 func (r *Registry) get(ctx context.Context, id string) (events.Vault, uint64, error) {
-	nid, ok := normalizeID(id)
-	if !ok {
-		return events.Vault{}, 0, notFoundf("vault %q not found", id)
-	}
-	e, err := r.kv.Get(ctx, nid)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return events.Vault{}, 0, notFoundf("vault %q not found", id)
-	}
-	if err != nil {
-		return events.Vault{}, 0, unavailable("read vault", err)
-	}
-	var v events.Vault
-	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		return events.Vault{}, 0, fmt.Errorf("control: decode vault %s: %w", nid, err)
-	}
-	return v, e.Revision(), nil
+	return getRecord[events.Vault](ctx, r.kv, "vault", id)
 }
 
 // All returns every registered vault, in no particular order.
