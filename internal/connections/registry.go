@@ -269,20 +269,9 @@ func (r *Registry) List(ctx context.Context, q Query) (Page, error) {
 	if limit == 0 {
 		limit = events.DefaultLimit
 	}
-	return Page{Skip: q.Skip, Limit: limit, Total: len(match), Resources: page(match, q.Skip, limit)}, nil
+	return Page{Skip: q.Skip, Limit: limit, Total: len(match), Resources: events.PageOf(match, q.Skip, limit)}, nil
 }
 
-// page returns items[skip:skip+limit] within bounds (limit < 0: all from skip).
-func page[T any](items []T, skip, limit int) []T {
-	if skip >= len(items) {
-		return []T{}
-	}
-	items = items[skip:]
-	if limit >= 0 && limit < len(items) {
-		items = items[:limit]
-	}
-	return items
-}
 
 // Patch applies a partial update to the connection with the given id or
 // name and returns it. The patched connection is validated as a whole;

@@ -354,20 +354,9 @@ func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
 	if limit == 0 {
 		limit = events.DefaultLimit
 	}
-	return VaultPage{Skip: q.Skip, Limit: limit, Total: len(match), Resources: page(match, q.Skip, limit)}, nil
+	return VaultPage{Skip: q.Skip, Limit: limit, Total: len(match), Resources: events.PageOf(match, q.Skip, limit)}, nil
 }
 
-// page returns items[skip:skip+limit] within bounds (limit < 0: all from skip).
-func page[T any](items []T, skip, limit int) []T {
-	if skip >= len(items) {
-		return []T{}
-	}
-	items = items[skip:]
-	if limit >= 0 && limit < len(items) {
-		items = items[:limit]
-	}
-	return items
-}
 
 // Resolve finds a vault by reference: its id, "name::subscription", or a
 // bare name when exactly one subscription has a vault of that name. An

@@ -93,3 +93,16 @@ type QueryReply[T any] struct {
 	Error *QueryError `json:"error,omitempty"`
 	Data  *T          `json:"data,omitempty"`
 }
+
+// PageOf returns items[skip:skip+limit] within bounds; a negative limit
+// (LimitAll) returns everything from skip. It never returns nil.
+func PageOf[T any](items []T, skip, limit int) []T {
+	if skip >= len(items) {
+		return []T{}
+	}
+	items = items[skip:]
+	if limit >= 0 && limit < len(items) {
+		items = items[:limit]
+	}
+	return items
+}
