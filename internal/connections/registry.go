@@ -272,7 +272,6 @@ func (r *Registry) List(ctx context.Context, q Query) (Page, error) {
 	return Page{Skip: q.Skip, Limit: limit, Total: len(match), Resources: events.PageOf(match, q.Skip, limit)}, nil
 }
 
-
 // Patch applies a partial update to the connection with the given id or
 // name and returns it. The patched connection is validated as a whole;
 // new secrets are sealed under the current master key. A concurrent

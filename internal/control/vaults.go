@@ -357,7 +357,6 @@ func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
 	return VaultPage{Skip: q.Skip, Limit: limit, Total: len(match), Resources: events.PageOf(match, q.Skip, limit)}, nil
 }
 
-
 // Resolve finds a vault by reference: its id, "name::subscription", or a
 // bare name when exactly one subscription has a vault of that name. An
 // ambiguous bare name is [ErrInvalid] listing the candidates; an unknown
