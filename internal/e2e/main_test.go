@@ -24,7 +24,12 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	bin = dir
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// The go command that runs these tests; PATH first, since GOROOT is
+	// empty in a -trimpath build.
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
 	for out, pkg := range map[string]string{
 		"nats-server": "github.com/nats-io/nats-server/v2",
 		"api":         "github.com/akvsync/akvsync/cmd/api",
