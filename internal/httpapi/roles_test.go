@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -314,34 +313,8 @@ type rolesResponse struct {
 
 func (e *rolesEnv) do(t *testing.T, method, path, token, body string) rolesResponse {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(rolesCtx(t), method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		// An event stream never ends: its status is the answer.
-		return rolesResponse{status: resp.StatusCode, header: resp.Header}
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rolesResponse{status: resp.StatusCode, header: resp.Header, body: b}
+	status, header, b := SendTestRequest(rolesCtx(t), t, e.srv.Client(), method, e.srv.URL+path, token, body)
+	return rolesResponse{status: status, header: header, body: b}
 }
 
 func (r rolesResponse) apiError(t *testing.T) APIError {
