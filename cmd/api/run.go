@@ -266,7 +266,7 @@ func run(args []string, stdout io.Writer) error {
 	host, _ := os.Hostname()
 	plane, err := control.New(ctx, nc, js, control.Config{LookupConnection: control.RegistryLookup(connReg), Source: "akvsync/api/" + host,
 		// A job's record must fit one NATS message of this server's size.
-		MaxJobVaults: control.MaxJobVaultsFor(nc.MaxPayload())})
+		MaxJobVaults: 0})
 	if err != nil {
 		return err
 	}

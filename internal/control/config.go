@@ -20,15 +20,10 @@ const (
 	// locks, deleting a half-created record), which runs even when the
 	// request's context is cancelled.
 	DefaultCleanupTimeout = 10 * time.Second
-	// DefaultMaxJobVaults bounds the vaults of one job. A job record and
-	// its sync-requested event carry every vault (at most JobVaultBytes
-	// each) and must fit NATS's default 1 MiB message size; see
-	// MaxJobVaultsFor for servers that allow larger messages.
-	DefaultMaxJobVaults = 2000
-	// JobVaultBytes bounds the JSON of one vault's entry in a job record
-	// (ids, name, status, counts, times and an error text of at most
-	// sync.MaxErrorText bytes).
-	JobVaultBytes = 480
+	// DefaultMaxJobVaults bounds the vaults of one job. No record or
+	// message grows with a job (see pkg/jobs), so this is a guard against
+	// mistakes, set above the 100,000 vaults akvsync is built for.
+	DefaultMaxJobVaults = 250000
 	// DefaultMaxAddVaults bounds the vaults of one add-vaults request.
 	DefaultMaxAddVaults = 1000
 	// DefaultCASRetries bounds the compare-and-set attempts of a job
@@ -67,13 +62,6 @@ type Config struct {
 	CASRetries int
 	// Now is the clock; default time.Now. Tests may inject one.
 	Now func() time.Time
-}
-
-// MaxJobVaultsFor is the most vaults a job may have when NATS accepts
-// messages of maxPayload bytes: 95% of it at JobVaultBytes per vault (the
-// rest is the job's own fields and the CloudEvents envelope).
-func MaxJobVaultsFor(maxPayload int64) int {
-	return max(int(maxPayload*95/100/JobVaultBytes), 1)
 }
 
 // WithDefaults returns c with zero fields replaced by their defaults.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -45,15 +46,20 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	jobs, err := events.Bucket(ctx, js, events.BucketJobs)
+	jobsKV, err := events.Bucket(ctx, js, events.BucketJobs)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	reg := &Registry{kv: vaults, locks: locks, cfg: cfg}
+	store, err := jobs.New(js, jobsKV, locks, jobs.Config{CASRetries: cfg.CASRetries})
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	reg := &Registry{kv: vaults, store: store, cfg: cfg}
+	queries := &Queries{nc: nc, cfg: cfg}
 	return &Plane{
 		Vaults:  reg,
-		Jobs:    &Jobs{kv: jobs, locks: locks, js: js, reg: reg, cfg: cfg},
-		Queries: &Queries{nc: nc, cfg: cfg},
+		Jobs:    &Jobs{store: store, js: js, reg: reg, queries: queries, cfg: cfg},
+		Queries: queries,
 		Events:  &Events{js: js},
 		nc:      nc,
 		js:      js,

@@ -2,15 +2,17 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	gosync "sync"
 	"time"
 
-	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 )
 
 // CloudEvents type scopes of the events the API publishes: the types are
@@ -68,130 +70,207 @@ func (req CreateJobRequest) Validate() error {
 	return nil
 }
 
-// Jobs creates, reads and cancels synchronization jobs. The workers update
-// the same records with compare-and-set and release the vault locks when a
-// job finishes. It is safe for concurrent use, also by several processes.
+// Jobs creates, reads and cancels synchronization jobs through the job
+// records of pkg/jobs. The workers update the same records and release the
+// vault locks when a job finishes. It is safe for concurrent use, also by
+// several processes.
 type Jobs struct {
-	kv    jetstream.KeyValue
-	locks jetstream.KeyValue
-	js    jetstream.JetStream
-	reg   *Registry
-	cfg   Config
+	store   *jobs.Store
+	js      jetstream.JetStream
+	reg     *Registry
+	queries *Queries
+	cfg     Config
 }
 
+// resolveBatch is how many vaults a job creation resolves, locks and
+// plans at a time.
+const resolveBatch = 1000
+
+// resolveParallelism bounds the registry lookups of an explicit
+// key_vaults list that run at once.
+const resolveParallelism = 32
+
 // Create accepts a job: it validates req, resolves its vaults (every
-// registered vault for synchronize_all), locks each vault for the job,
-// stores the job record (in_progress, every vault pending) and publishes
-// the sync-requested event with Nats-Msg-Id = job id. On any error it
-// undoes what it did, so nothing is half-created. A vault held by another
-// job yields a [ConflictError] naming that job.
-func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy string) (_ events.Job, err error) {
+// registered vault for synchronize_all, streamed from the registry a batch
+// at a time), locks each vault for the job and writes its plan and header
+// (pkg/jobs: pipelined, so 100,000 vaults take seconds), and publishes the
+// sync-requested event with Nats-Msg-Id = job id. On any error it undoes
+// what it did, so nothing is half-created. A vault held by another job
+// yields a [ConflictError] naming that job.
+func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy string) (_ events.JobDetail, err error) {
 	if err := req.Validate(); err != nil {
-		return events.Job{}, err
-	}
-	vaults, err := j.resolve(ctx, req)
-	if err != nil {
-		return events.Job{}, err
+		return events.JobDetail{}, err
 	}
 	now := j.cfg.Now().UTC().Truncate(time.Microsecond)
-	jobID := events.NewID()
 	job := events.Job{
-		ID:             jobID,
+		ID:             events.NewID(),
 		CreatedAt:      now,
 		UpdatedAt:      now,
 		OverallStatus:  events.JobInProgress,
 		SynchronizeAll: req.SynchronizeAll,
 		Cloud:          j.cfg.Cloud,
 		CreatedBy:      createdBy,
-		Vaults:         make([]events.JobVault, len(vaults)),
 	}
-	for i, v := range vaults {
-		job.Vaults[i] = events.JobVault{VaultID: v.ID, Name: v.Name, SubscriptionID: v.SubscriptionID, Status: events.VaultPending}
+	var batches jobs.VaultBatches
+	var first []events.Vault // the first vaults, for the reply's detail
+	if req.SynchronizeAll {
+		job.VaultTotal = j.cfg.MaxJobVaults // an estimate: scan the locks once
+		count := 0
+		batches = func(ctx context.Context, yield func([]events.Vault) error) error {
+			err := j.reg.EachBatch(ctx, resolveBatch, func(vs []events.Vault) error {
+				count += len(vs)
+				if count > j.cfg.MaxJobVaults {
+					return unprocessablef("synchronize_all: more than %d vaults are registered; a job may sync at most %d", j.cfg.MaxJobVaults, j.cfg.MaxJobVaults)
+				}
+				if len(first) < events.GetDetailVaults {
+					first = append(first, vs[:min(len(vs), events.GetDetailVaults-len(first))]...)
+				}
+				return yield(vs)
+			})
+			if err == nil && count == 0 {
+				return unprocessablef("synchronize_all: no vaults are registered")
+			}
+			return err
+		}
+	} else {
+		vaults, err := j.resolve(ctx, req)
+		if err != nil {
+			return events.JobDetail{}, err
+		}
+		job.VaultTotal = len(vaults)
+		first = vaults[:min(len(vaults), events.GetDetailVaults)]
+		batches = func(ctx context.Context, yield func([]events.Vault) error) error {
+			for start := 0; start < len(vaults); start += resolveBatch {
+				if err := yield(vaults[start:min(len(vaults), start+resolveBatch)]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 	}
-	job.SortVaults()
-
-	var held []heldLock
-	var jobRev uint64
+	created := false
 	defer func() {
-		if err == nil {
+		if err == nil || !created {
 			return
 		}
 		cctx, cancel := cleanupContext(ctx, j.cfg.CleanupTimeout)
 		defer cancel()
-		if jobRev != 0 {
-			_ = j.kv.Delete(cctx, jobID, jetstream.LastRevision(jobRev))
-		}
-		releaseLocks(cctx, j.locks, held)
+		_ = j.store.ReleaseJobLocks(cctx, job)
+		_ = j.store.Delete(cctx, job.ID)
 	}()
-
-	// Lock in vault id order, so two racing jobs meet at the same vault first.
-	order := slices.Clone(vaults)
-	slices.SortFunc(order, func(a, b events.Vault) int { return strings.Compare(a.ID, b.ID) })
-	for _, v := range order {
-		lock, owner, ok, err := takeLock(ctx, j.locks, v.ID, job.ID)
-		if err != nil {
-			return events.Job{}, err
+	job, err = j.store.Create(ctx, job, batches)
+	var conflict *jobs.LockConflictError
+	switch {
+	case errors.As(err, &conflict):
+		holder := conflict.Holder
+		if holder == RemoveLockHolder {
+			holder = ""
 		}
-		if !ok {
-			if owner == RemoveLockHolder {
-				owner = ""
-			}
-			return events.Job{}, &ConflictError{Vault: v.QualifiedName(), JobID: owner}
+		name := conflict.VaultID
+		if v, gerr := j.reg.Get(ctx, conflict.VaultID); gerr == nil {
+			name = v.QualifiedName()
 		}
-		held = append(held, lock)
+		return events.JobDetail{}, &ConflictError{Vault: name, JobID: holder}
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrUnprocessable), errors.Is(err, ErrConflict):
+		return events.JobDetail{}, err
+	case err != nil:
+		return events.JobDetail{}, unavailable("create job", err)
 	}
-	// A vault removed between resolving and locking is gone for good now.
-	for _, v := range order {
-		if _, err := j.reg.Get(ctx, v.ID); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return events.Job{}, conflictf("vault %s was removed while the job was being created", v.QualifiedName())
-			}
-			return events.Job{}, err
-		}
+	created = true
+	// A vault removed between resolving and locking is gone for good now
+	// (a removal holds the vault's lock while it runs).
+	if err := j.checkRegistered(ctx, job); err != nil {
+		return events.JobDetail{}, err
 	}
-
-	data, err := json.Marshal(job)
-	if err != nil {
-		return events.Job{}, fmt.Errorf("control: encode job: %w", err)
-	}
-	rev, err := j.kv.Create(ctx, job.ID, data)
-	if err != nil {
-		return events.Job{}, unavailable("store job", err)
-	}
-	jobRev = rev
-
 	ev, err := events.MarshalEvent(j.cfg.Source, events.KindSyncRequested.Type(EventScopeSync), job.ID, events.SyncRequested{Job: job})
 	if err != nil {
-		return events.Job{}, fmt.Errorf("control: %w", err)
+		return events.JobDetail{}, fmt.Errorf("control: %w", err)
 	}
 	if _, err := j.js.Publish(ctx, events.SyncRequestedSubject(job.ID), ev, jetstream.WithMsgID(job.ID)); err != nil {
-		return events.Job{}, unavailable("publish sync request", err)
+		return events.JobDetail{}, unavailable("publish sync request", err)
 	}
-	return job, nil
+	d := events.JobDetail{Job: job, Progress: events.JobProgress{Pending: job.VaultTotal}, VaultsTruncated: job.VaultTotal > len(first)}
+	for _, v := range first {
+		d.Vaults = append(d.Vaults, events.JobVault{JobID: job.ID, VaultID: v.ID, Name: v.Name, SubscriptionID: v.SubscriptionID, Status: events.VaultPending})
+	}
+	sortJobVaults(d.Vaults)
+	return d, nil
 }
 
-// resolve returns the distinct vaults a valid request names.
-func (j *Jobs) resolve(ctx context.Context, req CreateJobRequest) ([]events.Vault, error) {
-	if req.SynchronizeAll {
-		all, err := j.reg.All(ctx)
-		if err != nil {
-			return nil, err
+// checkRegistered verifies that every vault of a new job is still
+// registered: one streamed pass over the registry for a big job, one read
+// per vault for a small one.
+func (j *Jobs) checkRegistered(ctx context.Context, job events.Job) error {
+	if job.VaultTotal > resolveBatch {
+		ids := make(map[string]bool, job.VaultTotal)
+		if err := j.reg.EachBatch(ctx, resolveBatch, func(vs []events.Vault) error {
+			for _, v := range vs {
+				ids[v.ID] = true
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
-		if len(all) == 0 {
-			return nil, unprocessablef("synchronize_all: no vaults are registered")
-		}
-		if len(all) > j.cfg.MaxJobVaults {
-			return nil, unprocessablef("synchronize_all: %d vaults are registered; a job may sync at most %d", len(all), j.cfg.MaxJobVaults)
-		}
-		return all, nil
+		return j.store.EachPlanned(ctx, job, func(c events.JobPlanChunk) error {
+			for _, v := range c.Vaults {
+				if !ids[v.ID] {
+					return conflictf("vault %s was removed while the job was being created", v.QualifiedName())
+				}
+			}
+			return nil
+		})
 	}
+	return j.store.EachPlanned(ctx, job, func(c events.JobPlanChunk) error {
+		for _, v := range c.Vaults {
+			if _, err := j.reg.Get(ctx, v.ID); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return conflictf("vault %s was removed while the job was being created", v.QualifiedName())
+				}
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// sortJobVaults orders vaults as a job's detail shows them: by status
+// (failures first, see events.VaultStatuses), then by qualified name.
+func sortJobVaults(vs []events.JobVault) {
+	rank := map[events.VaultStatus]int{}
+	for i, s := range events.VaultStatuses {
+		rank[s] = i
+	}
+	slices.SortFunc(vs, func(a, b events.JobVault) int {
+		if rank[a.Status] != rank[b.Status] {
+			return rank[a.Status] - rank[b.Status]
+		}
+		return strings.Compare(a.QualifiedName(), b.QualifiedName())
+	})
+}
+
+// resolve returns the distinct vaults of an explicit key_vaults list,
+// looked up concurrently.
+func (j *Jobs) resolve(ctx context.Context, req CreateJobRequest) ([]events.Vault, error) {
 	if len(req.KeyVaults) > j.cfg.MaxJobVaults {
 		return nil, invalidf("key_vaults has %d entries; a job may sync at most %d", len(req.KeyVaults), j.cfg.MaxJobVaults)
 	}
-	out := make([]events.Vault, 0, len(req.KeyVaults))
+	out := make([]events.Vault, len(req.KeyVaults))
+	errs := make([]error, len(req.KeyVaults))
+	var wg gosync.WaitGroup
+	sem := make(chan struct{}, resolveParallelism)
+	for i, ref := range req.KeyVaults {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i], errs[i] = j.reg.Resolve(ctx, ref)
+		}()
+	}
+	wg.Wait()
 	byID := make(map[string]int, len(req.KeyVaults))
 	for i, ref := range req.KeyVaults {
-		v, err := j.reg.Resolve(ctx, ref)
+		err := errs[i]
 		if errors.Is(err, ErrNotFound) {
 			return nil, invalidf("key_vaults[%d]: vault %q is not registered", i, ref)
 		}
@@ -201,72 +280,95 @@ func (j *Jobs) resolve(ctx context.Context, req CreateJobRequest) ([]events.Vaul
 		if err != nil {
 			return nil, err
 		}
-		if k, dup := byID[v.ID]; dup {
-			return nil, invalidf("key_vaults[%d] %q and key_vaults[%d] %q name the same vault %s", k, req.KeyVaults[k], i, ref, v.QualifiedName())
+		if k, dup := byID[out[i].ID]; dup {
+			return nil, invalidf("key_vaults[%d] %q and key_vaults[%d] %q name the same vault %s", k, req.KeyVaults[k], i, ref, out[i].QualifiedName())
 		}
-		byID[v.ID] = i
-		out = append(out, v)
+		byID[out[i].ID] = i
 	}
 	return out, nil
 }
 
-// Get returns the job record with the given id (the authoritative state).
-func (j *Jobs) Get(ctx context.Context, id string) (events.Job, error) {
-	job, _, err := j.get(ctx, id)
-	return job, err
+// Get returns a job: its header (the authoritative state, read from the
+// jobs bucket) with its progress and up to events.GetDetailVaults of its
+// vaults from the workers' inventory. If no worker answers, the header
+// comes alone with DetailUnavailable set.
+func (j *Jobs) Get(ctx context.Context, id string) (events.JobDetail, error) {
+	if !IsID(id) {
+		return events.JobDetail{}, notFoundf("job %q not found", id)
+	}
+	job, _, err := j.store.Get(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return events.JobDetail{}, notFoundf("job %q not found", id)
+	}
+	if err != nil {
+		return events.JobDetail{}, unavailable("read job", err)
+	}
+	d, err := j.queries.Job(ctx, id, events.GetDetailVaults)
+	switch {
+	case err == nil:
+		d.Job = job // the header as stored now
+		return d, nil
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotFound):
+		return events.JobDetail{Job: job, DetailUnavailable: true, VaultsTruncated: job.VaultTotal > 0}, nil
+	default:
+		return events.JobDetail{}, err
+	}
 }
 
-// get returns a job and its revision.
-func (j *Jobs) get(ctx context.Context, id string) (events.Job, uint64, error) {
-	return getRecord[events.Job](ctx, j.kv, "job", id)
+// Vaults returns one page of a job's vaults from the workers' inventory.
+func (j *Jobs) Vaults(ctx context.Context, q events.JobVaultQuery) (events.JobVaultPage, error) {
+	if !IsID(q.JobID) {
+		return events.JobVaultPage{}, notFoundf("job %q not found", q.JobID)
+	}
+	if q.Status != "" && !q.Status.Valid() {
+		return events.JobVaultPage{}, invalidf("status must be one of pending, in_progress, completed, failed, aborted")
+	}
+	if _, _, err := j.store.Get(ctx, q.JobID); errors.Is(err, jobs.ErrNotFound) {
+		return events.JobVaultPage{}, notFoundf("job %q not found", q.JobID)
+	} else if err != nil {
+		return events.JobVaultPage{}, unavailable("read job", err)
+	}
+	return j.queries.JobVaults(ctx, q)
 }
 
-// Cancel asks an in_progress job to stop: it sets abort (compare-and-set,
-// retried when a worker updated the record meanwhile) and publishes an
-// abort-requested job event. Cancelling a job that already has abort set
-// publishes the event again (deduplicated by NATS) and succeeds. A job
+// Cancel asks an in_progress job to stop: it sets abort on the header
+// (compare-and-set; the header is small and rarely written) and publishes
+// an abort-requested job event. Cancelling a job that already has abort
+// set publishes the event again (deduplicated by NATS) and succeeds. A job
 // that is not in_progress is a conflict. If the event cannot be published
-// the abort is still recorded (workers read it from the record) and the
+// the abort is still recorded (workers read it from the header) and the
 // error wraps [ErrUnavailable] so the caller can retry.
-func (j *Jobs) Cancel(ctx context.Context, id string) (events.Job, error) {
-	var job events.Job
-	for attempt := 0; ; attempt++ {
-		var rev uint64
-		var err error
-		job, rev, err = j.get(ctx, id)
-		if err != nil {
-			return events.Job{}, err
+func (j *Jobs) Cancel(ctx context.Context, id string) (events.JobDetail, error) {
+	if !IsID(id) {
+		return events.JobDetail{}, notFoundf("job %q not found", id)
+	}
+	var notInProgress bool
+	job, _, err := j.store.Update(ctx, id, func(h *events.Job) error {
+		notInProgress = h.Finished()
+		if notInProgress || h.Abort {
+			return jobs.ErrNoChange
 		}
-		if job.OverallStatus != events.JobInProgress {
-			return events.Job{}, conflictf("job %s is %s; only an in_progress job can be cancelled", job.ID, job.OverallStatus)
-		}
-		if job.Abort {
-			break
-		}
-		job.Abort = true
-		job.UpdatedAt = j.cfg.Now().UTC().Truncate(time.Microsecond)
-		data, err := json.Marshal(job)
-		if err != nil {
-			return events.Job{}, fmt.Errorf("control: encode job: %w", err)
-		}
-		_, err = j.kv.Update(ctx, job.ID, data, rev)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return events.Job{}, unavailable("update job", err)
-		}
-		if attempt+1 >= j.cfg.CASRetries {
-			return events.Job{}, conflictf("job %s is being updated too often; retry the cancel", job.ID)
-		}
+		h.Abort = true
+		h.UpdatedAt = j.cfg.Now().UTC().Truncate(time.Microsecond)
+		return nil
+	})
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return events.JobDetail{}, notFoundf("job %q not found", id)
+	case errors.Is(err, jobs.ErrContended):
+		return events.JobDetail{}, conflictf("job %s is being updated too often; retry the cancel", id)
+	case err != nil:
+		return events.JobDetail{}, unavailable("update job", err)
+	case notInProgress:
+		return events.JobDetail{}, conflictf("job %s is %s; only an in_progress job can be cancelled", job.ID, job.OverallStatus)
 	}
 	ev, err := events.MarshalEvent(j.cfg.Source, events.KindJobAbortRequested.Type(EventScopeJob), job.ID, job)
 	if err != nil {
-		return events.Job{}, fmt.Errorf("control: %w", err)
+		return events.JobDetail{}, fmt.Errorf("control: %w", err)
 	}
 	subject := events.JobEventSubject(job.ID, events.KindJobAbortRequested)
 	if _, err := j.js.Publish(ctx, subject, ev, jetstream.WithMsgID(job.ID+AbortMsgIDSuffix)); err != nil {
-		return job, unavailable("abort recorded but its event was not published; retry the cancel", err)
+		return events.JobDetail{Job: job}, unavailable("abort recorded but its event was not published; retry the cancel", err)
 	}
-	return job, nil
+	return j.Get(ctx, id)
 }

@@ -46,13 +46,33 @@ func (q *Queries) Key(ctx context.Context, id string) (events.KeyRecord, error) 
 }
 
 // Jobs returns one page of jobs matching query, newest first, as the
-// workers' inventory knows them (it may lag the job records by the time
-// a worker takes to apply a change).
+// workers' inventory knows them (a worker answers once it has applied the
+// jobs bucket as it was when the query arrived). Each job carries its
+// progress and at most events.ListDetailVaults vaults.
 func (q *Queries) Jobs(ctx context.Context, query events.JobQuery) (events.JobPage, error) {
 	var page events.JobPage
 	err := q.request(ctx, events.QueryJobsList, query, &page)
 	if page.Resources == nil {
-		page.Resources = []events.Job{}
+		page.Resources = []events.JobDetail{}
+	}
+	return page, err
+}
+
+// Job returns a job with its progress and at most vaults of its vaults
+// (failures first) from the workers' inventory.
+func (q *Queries) Job(ctx context.Context, id string, vaults int) (events.JobDetail, error) {
+	var d events.JobDetail
+	err := q.request(ctx, events.QueryJobsGet, events.JobGetRequest{ID: id, Vaults: vaults}, &d)
+	return d, err
+}
+
+// JobVaults returns one page of a job's vaults from the workers'
+// inventory.
+func (q *Queries) JobVaults(ctx context.Context, query events.JobVaultQuery) (events.JobVaultPage, error) {
+	var page events.JobVaultPage
+	err := q.request(ctx, events.QueryJobVaults, query, &page)
+	if page.Resources == nil {
+		page.Resources = []events.JobVault{}
 	}
 	return page, err
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -101,7 +102,7 @@ type VaultPage struct {
 // safe for concurrent use, also by several processes.
 type Registry struct {
 	kv    jetstream.KeyValue
-	locks jetstream.KeyValue
+	store *jobs.Store
 	cfg   Config
 }
 
@@ -316,6 +317,21 @@ func (r *Registry) get(ctx context.Context, id string) (events.Vault, uint64, er
 	return getRecord[events.Vault](ctx, r.kv, "vault", id)
 }
 
+// EachBatch streams every registered vault in one pass, calling fn with
+// batches of up to batch vaults, in no particular order. fn's error is
+// returned as it is; a failure to read the registry wraps [ErrUnavailable].
+func (r *Registry) EachBatch(ctx context.Context, batch int, fn func([]events.Vault) error) error {
+	var fnErr error
+	err := events.EachVault(ctx, r.kv, batch, func(vs []events.Vault) error {
+		fnErr = fn(vs)
+		return fnErr
+	})
+	if err != nil && fnErr == nil {
+		return unavailable("list vaults", err)
+	}
+	return err
+}
+
 // All returns every registered vault, in no particular order.
 func (r *Registry) All(ctx context.Context) ([]events.Vault, error) {
 	vs, err := events.ListVaults(ctx, r.kv)
@@ -438,20 +454,22 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 	if err != nil {
 		return events.Vault{}, err
 	}
-	lock, owner, ok, err := takeLock(ctx, r.locks, v.ID, RemoveLockHolder)
-	if err != nil {
-		return events.Vault{}, err
-	}
-	if !ok {
+	lockRev, err := r.store.TakeLock(ctx, v.ID, RemoveLockHolder)
+	var conflict *jobs.LockConflictError
+	if errors.As(err, &conflict) {
+		owner := conflict.Holder
 		if owner == RemoveLockHolder {
 			owner = ""
 		}
 		return events.Vault{}, &ConflictError{Vault: v.QualifiedName(), JobID: owner}
 	}
+	if err != nil {
+		return events.Vault{}, unavailable("take vault lock", err)
+	}
 	defer func() {
 		cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
 		defer cancel()
-		releaseLocks(cctx, r.locks, []heldLock{lock})
+		_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
 	}()
 	if err := r.kv.Delete(ctx, v.ID, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {

@@ -40,8 +40,8 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// getJob handles GET /cckm/azure/synchronization-jobs/{id} (the
-// authoritative job record).
+// getJob handles GET /cckm/azure/synchronization-jobs/{id}: the job's
+// header (authoritative) with its progress and a bounded detail.
 func (a *api) getJob(w http.ResponseWriter, r *http.Request) {
 	job, err := a.d.Jobs.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -60,4 +60,24 @@ func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, RenderJob(job))
+}
+
+// jobVaults handles GET /cckm/azure/synchronization-jobs/{id}/vaults: one
+// page of the job's vaults (skip, limit, status), failures first.
+func (a *api) jobVaults(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseJobVaultQuery(r.URL.Query())
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	q.JobID = r.PathValue("id")
+	page, err := a.d.Jobs.Vaults(r.Context(), q)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Page[JobVaultJSON]{
+		Skip: page.Skip, Limit: page.Limit, Total: page.Total,
+		Resources: renderAll(page.Resources, RenderJobVault),
+	})
 }

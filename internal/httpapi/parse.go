@@ -215,6 +215,31 @@ func ParseKeyQuery(v url.Values) (events.KeyQuery, error) {
 	return q, nil
 }
 
+// JobVaultParams are the query parameters of GET
+// /cckm/azure/synchronization-jobs/{id}/vaults.
+var JobVaultParams = []string{"status", "skip", "limit"}
+
+// ParseJobVaultQuery parses the query of GET
+// …/synchronization-jobs/{id}/vaults: skip, limit and status.
+func ParseJobVaultQuery(v url.Values) (events.JobVaultQuery, error) {
+	p, err := newParams(v, JobVaultParams...)
+	if err != nil {
+		return events.JobVaultQuery{}, err
+	}
+	var q events.JobVaultQuery
+	status, err := p.str("status")
+	if err != nil {
+		return events.JobVaultQuery{}, err
+	}
+	if q.Status = events.VaultStatus(status); status != "" && !q.Status.Valid() {
+		return events.JobVaultQuery{}, invalid("query parameter status must be pending, in_progress, completed, failed or aborted, not %q", status)
+	}
+	if q.Skip, q.Limit, err = p.paging(); err != nil {
+		return events.JobVaultQuery{}, err
+	}
+	return q, nil
+}
+
 // JobParams are the query parameters of GET /cckm/azure/synchronization-jobs.
 var JobParams = []string{"id", "overall_status", "key_vaults", "skip", "limit", "sort"}
 

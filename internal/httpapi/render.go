@@ -35,43 +35,104 @@ type Page[T any] struct {
 	Resources []T `json:"resources"`
 }
 
-// JobJSON is a synchronization job in CCKM's shape.
+// JobJSON is a synchronization job in CCKM's shape. key_vaults and
+// detailed_status are bounded: a job's GET carries at most
+// events.GetDetailVaults vaults and each row of the jobs list at most
+// events.ListDetailVaults, failures first, then running, aborted, pending
+// and completed vaults; vaults_truncated says more exist, vaults_total
+// and progress count them all, and GET …/{id}/vaults pages the rest.
 type JobJSON struct {
-	ID             string            `json:"id"`
-	URI            string            `json:"uri"`
-	Account        string            `json:"account"`
-	Application    string            `json:"application"`
-	DevAccount     string            `json:"devAccount"`
-	CreatedAt      string            `json:"createdAt"`
-	UpdatedAt      string            `json:"updatedAt"`
-	CompletedAt    string            `json:"completed_at,omitempty"`
-	OverallStatus  events.JobStatus  `json:"overall_status"`
-	DetailedStatus map[string]string `json:"detailed_status"`
-	Cloud          string            `json:"cloud"`
-	KeyVaults      []string          `json:"key_vaults"`
-	Abort          bool              `json:"abort"`
-	SynchronizeAll bool              `json:"synchronize_all"`
+	ID              string            `json:"id"`
+	URI             string            `json:"uri"`
+	Account         string            `json:"account"`
+	Application     string            `json:"application"`
+	DevAccount      string            `json:"devAccount"`
+	CreatedAt       string            `json:"createdAt"`
+	UpdatedAt       string            `json:"updatedAt"`
+	CompletedAt     string            `json:"completed_at,omitempty"`
+	OverallStatus   events.JobStatus  `json:"overall_status"`
+	DetailedStatus  map[string]string `json:"detailed_status"`
+	Cloud           string            `json:"cloud"`
+	KeyVaults       []string          `json:"key_vaults"`
+	Abort           bool              `json:"abort"`
+	SynchronizeAll  bool              `json:"synchronize_all"`
+	VaultsTotal     int               `json:"vaults_total"`
+	VaultsTruncated bool              `json:"vaults_truncated"`
+	// Progress is absent when no worker answered (the header alone).
+	Progress *ProgressJSON `json:"progress,omitempty"`
 }
 
-// RenderJob converts a job record to CCKM's shape.
-func RenderJob(j events.Job) JobJSON {
+// ProgressJSON counts a job's vaults by status and sums their keys.
+type ProgressJSON struct {
+	Pending    int   `json:"pending"`
+	InProgress int   `json:"in_progress"`
+	Completed  int   `json:"completed"`
+	Failed     int   `json:"failed"`
+	Aborted    int   `json:"aborted"`
+	Listed     int64 `json:"keys_listed"`
+	Fetched    int64 `json:"keys_fetched"`
+	Unchanged  int64 `json:"keys_unchanged"`
+	Gone       int64 `json:"keys_gone"`
+}
+
+// RenderJob converts a job to CCKM's shape.
+func RenderJob(j events.JobDetail) JobJSON {
 	out := JobJSON{
-		ID:             j.ID,
-		URI:            JobURIPrefix + j.ID,
-		Account:        Account,
-		Application:    Application,
-		DevAccount:     DevAccount,
-		CreatedAt:      formatTime(j.CreatedAt),
-		UpdatedAt:      formatTime(j.UpdatedAt),
-		OverallStatus:  j.OverallStatus,
-		DetailedStatus: j.DetailedStatus(),
-		Cloud:          j.Cloud,
-		KeyVaults:      j.KeyVaults(),
-		Abort:          j.Abort,
-		SynchronizeAll: j.SynchronizeAll,
+		ID:              j.ID,
+		URI:             JobURIPrefix + j.ID,
+		Account:         Account,
+		Application:     Application,
+		DevAccount:      DevAccount,
+		CreatedAt:       formatTime(j.CreatedAt),
+		UpdatedAt:       formatTime(j.UpdatedAt),
+		OverallStatus:   j.OverallStatus,
+		DetailedStatus:  make(map[string]string, len(j.Vaults)),
+		Cloud:           j.Cloud,
+		KeyVaults:       make([]string, 0, len(j.Vaults)),
+		Abort:           j.Abort,
+		SynchronizeAll:  j.SynchronizeAll,
+		VaultsTotal:     j.VaultTotal,
+		VaultsTruncated: j.VaultsTruncated,
+	}
+	for _, v := range j.Vaults {
+		out.KeyVaults = append(out.KeyVaults, v.QualifiedName())
+		out.DetailedStatus[v.QualifiedName()] = v.StatusText()
+	}
+	if !j.DetailUnavailable {
+		p := j.Progress
+		out.Progress = &ProgressJSON{Pending: p.Pending, InProgress: p.Running, Completed: p.Completed, Failed: p.Failed,
+			Aborted: p.Aborted, Listed: p.Listed, Fetched: p.Fetched, Unchanged: p.Unchanged, Gone: p.Gone}
 	}
 	if j.CompletedAt != nil && j.OverallStatus != events.JobInProgress {
 		out.CompletedAt = formatTime(*j.CompletedAt)
+	}
+	return out
+}
+
+// JobVaultJSON is one vault of a job (GET …/synchronization-jobs/{id}/vaults).
+type JobVaultJSON struct {
+	VaultID    string             `json:"vault_id"`
+	Name       string             `json:"name"`
+	Status     events.VaultStatus `json:"status"`
+	Error      string             `json:"error,omitempty"`
+	Listed     int                `json:"keys_listed"`
+	Fetched    int                `json:"keys_fetched"`
+	Unchanged  int                `json:"keys_unchanged"`
+	Gone       int                `json:"keys_gone"`
+	Attempt    int                `json:"attempt,omitempty"`
+	StartedAt  string             `json:"started_at,omitempty"`
+	FinishedAt string             `json:"finished_at,omitempty"`
+}
+
+// RenderJobVault converts a job's vault record to its API shape.
+func RenderJobVault(v events.JobVault) JobVaultJSON {
+	out := JobVaultJSON{VaultID: v.VaultID, Name: v.QualifiedName(), Status: v.Status, Error: v.Error,
+		Listed: v.Listed, Fetched: v.Fetched, Unchanged: v.Unchanged, Gone: v.Gone, Attempt: v.Attempt}
+	if v.StartedAt != nil {
+		out.StartedAt = formatTime(*v.StartedAt)
+	}
+	if v.FinishedAt != nil {
+		out.FinishedAt = formatTime(*v.FinishedAt)
 	}
 	return out
 }

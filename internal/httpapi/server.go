@@ -19,9 +19,10 @@ const APIPrefix = "/api/v1"
 
 // JobService creates, reads and cancels jobs; *control.Jobs implements it.
 type JobService interface {
-	Create(ctx context.Context, req control.CreateJobRequest, createdBy string) (events.Job, error)
-	Get(ctx context.Context, id string) (events.Job, error)
-	Cancel(ctx context.Context, id string) (events.Job, error)
+	Create(ctx context.Context, req control.CreateJobRequest, createdBy string) (events.JobDetail, error)
+	Get(ctx context.Context, id string) (events.JobDetail, error)
+	Vaults(ctx context.Context, q events.JobVaultQuery) (events.JobVaultPage, error)
+	Cancel(ctx context.Context, id string) (events.JobDetail, error)
 }
 
 // VaultService is the vault registry; *control.Registry implements it.
@@ -137,6 +138,7 @@ func (a *api) routes() []route {
 		{"POST", azure + "/synchronization-jobs", auth.PermJobsWrite, a.createJob},
 		{"GET", azure + "/synchronization-jobs", auth.PermJobsRead, a.listJobs},
 		{"GET", azure + "/synchronization-jobs/{id}", auth.PermJobsRead, a.getJob},
+		{"GET", azure + "/synchronization-jobs/{id}/vaults", auth.PermJobsRead, a.jobVaults},
 		{"POST", azure + "/synchronization-jobs/{id}/cancel", auth.PermJobsWrite, a.cancelJob},
 
 		{"POST", azure + "/add-vaults", auth.PermVaultsWrite, a.addVaults},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/store"
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 )
 
 // Sources the projector applies, by the stream they come from.
@@ -64,16 +65,33 @@ type item struct {
 	msg    jetstream.Msg
 }
 
-// Run applies both sources until ctx ends.
+// Run applies both sources until ctx ends. Each source has its own loop
+// and batches (bbolt serializes the commits), so a flood of key records
+// never delays the job records behind it: job queries stay current while
+// a big sync runs.
 func (p *Projector) Run(ctx context.Context) error {
-	// The followers and the store outlive ctx by the drain below.
+	errc := make(chan error, 2)
+	for _, src := range []string{SourceKeys, SourceJobs} {
+		go func() { errc <- p.runSource(ctx, src) }()
+	}
+	var first error
+	for range 2 {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// runSource follows one source and applies it in batches until ctx ends;
+// then it drains what the stream holds (within DefaultDrainTimeout).
+func (p *Projector) runSource(ctx context.Context, src string) error {
+	// The follower and the store outlive ctx by the drain below.
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := make(chan item, 4*p.batchLimit)
-	errc := make(chan error, 2)
-	for _, src := range []string{SourceKeys, SourceJobs} {
-		go func() { errc <- p.follow(runCtx, src, ch) }()
-	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.follow(runCtx, src, ch) }()
 	stop := ctx.Done()
 	var drainTo map[string]uint64
 	var drainDeadline <-chan time.Time
@@ -84,12 +102,12 @@ func (p *Projector) Run(ctx context.Context) error {
 		select {
 		case <-stop:
 			// A graceful stop leaves the store current: apply what the
-			// streams hold now, within DefaultDrainTimeout.
+			// stream holds now, within DefaultDrainTimeout.
 			stop = nil
-			drainTo = p.lastSequences()
+			drainTo = p.lastSequences(src)
 			drainDeadline = time.After(DefaultDrainTimeout)
 		case <-drainDeadline:
-			p.log.Warn().Msg("stopping before the store caught up with the streams; it resumes at the next start")
+			p.log.Warn().Str("source", src).Msg("stopping before the store caught up with the stream; it resumes at the next start")
 			return nil
 		case err := <-errc:
 			if drainTo != nil || ctx.Err() != nil {
@@ -123,13 +141,13 @@ func (p *Projector) Run(ctx context.Context) error {
 // to catch up with the streams.
 const DefaultDrainTimeout = 5 * time.Second
 
-// lastSequences reads each source's last stream sequence (0 when unknown:
+// lastSequences reads the sources' last stream sequences (0 when unknown:
 // nothing to wait for).
-func (p *Projector) lastSequences() map[string]uint64 {
+func (p *Projector) lastSequences(sources ...string) map[string]uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	out := map[string]uint64{}
-	for _, src := range []string{SourceKeys, SourceJobs} {
+	for _, src := range sources {
 		st, err := p.js.Stream(ctx, src)
 		if err != nil {
 			continue
@@ -204,17 +222,9 @@ func (p *Projector) apply(ctx context.Context, items []item) error {
 			}
 			b.Keys = append(b.Keys, r)
 		case SourceJobs:
-			id := it.msg.Subject()[strings.LastIndexByte(it.msg.Subject(), '.')+1:]
-			if op := it.msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
-				b.DeletedJobs = append(b.DeletedJobs, id)
-				continue
-			}
-			var j events.Job
-			if err := json.Unmarshal(it.msg.Data(), &j); err != nil || j.ID == "" {
+			if err := addJobRecord(&b.Jobs, it.msg); err != nil {
 				p.log.Warn().Err(err).Str("subject", it.msg.Subject()).Msg("skipping undecodable job record")
-				continue
 			}
-			b.Jobs = append(b.Jobs, j)
 		}
 	}
 	if err := p.st.Apply(ctx, b); err != nil {
@@ -227,6 +237,48 @@ func (p *Projector) apply(ctx context.Context, items []item) error {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
+	return nil
+}
+
+// jobsKeyPrefix is the subject prefix of the jobs bucket's keys.
+const jobsKeyPrefix = "$KV." + events.BucketJobs + "."
+
+// addJobRecord adds one message of the jobs bucket's stream to the batch:
+// a header, a plan chunk or a vault record (see pkg/jobs), or the deletion
+// of a job (a delete or purge of its header).
+func addJobRecord(c *store.JobChanges, msg jetstream.Msg) error {
+	key := strings.TrimPrefix(msg.Subject(), jobsKeyPrefix)
+	jobID, kind, _ := jobs.ParseKey(key)
+	if op := msg.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		if kind == jobs.KindHeader {
+			c.Deleted = append(c.Deleted, jobID)
+		}
+		return nil
+	}
+	switch kind {
+	case jobs.KindHeader:
+		var j events.Job
+		if err := json.Unmarshal(msg.Data(), &j); err != nil || j.ID == "" {
+			return fmt.Errorf("job header: %w", errors.Join(err, errors.New("no id")))
+		}
+		c.Headers = append(c.Headers, j)
+	case jobs.KindPlan:
+		var pc events.JobPlanChunk
+		if err := json.Unmarshal(msg.Data(), &pc); err != nil {
+			return fmt.Errorf("job plan: %w", err)
+		}
+		pc.JobID = jobID
+		c.Plans = append(c.Plans, pc)
+	case jobs.KindVault:
+		var v events.JobVault
+		if err := json.Unmarshal(msg.Data(), &v); err != nil {
+			return fmt.Errorf("job vault: %w", err)
+		}
+		v.JobID = jobID
+		c.Vaults = append(c.Vaults, v)
+	default:
+		return fmt.Errorf("unknown jobs key %q", key)
+	}
 	return nil
 }
 
@@ -295,4 +347,41 @@ func (p *Projector) VaultKeys(ctx context.Context, vaultID string) (map[string]e
 		return nil
 	})
 	return out, err
+}
+
+// DefaultProgressWait bounds how long JobProgress waits for the store to
+// apply the jobs stream up to the sequence asked for.
+const DefaultProgressWait = 30 * time.Second
+
+// JobProgress returns a job's vault counts once the store has applied the
+// jobs bucket's stream up to seq. It implements sync.Progress.
+func (p *Projector) JobProgress(ctx context.Context, jobID string, seq uint64) (events.JobProgress, error) {
+	if seq > 0 && !p.WaitFor(ctx, SourceJobs, seq, DefaultProgressWait) {
+		return events.JobProgress{}, fmt.Errorf("inventory: the store did not apply %s up to %d within %s", SourceJobs, seq, DefaultProgressWait)
+	}
+	return p.st.JobProgress(ctx, jobID)
+}
+
+// WaitKeys blocks until the store has applied the KEYS stream up to seq,
+// or ctx ends. It implements sync.Progress.
+func (p *Projector) WaitKeys(ctx context.Context, seq uint64) error {
+	if !p.WaitFor(ctx, SourceKeys, seq, DefaultVaultKeysWait) {
+		return fmt.Errorf("inventory: the store did not apply %s up to %d", SourceKeys, seq)
+	}
+	return nil
+}
+
+// InProgressJobs lists the jobs in progress, once the store has caught up
+// with the jobs stream. It implements sync.JobIndex.
+func (p *Projector) InProgressJobs(ctx context.Context) ([]events.Job, error) {
+	if ok, err := p.CatchUp(ctx, SourceJobs, DefaultProgressWait); err != nil || !ok {
+		return nil, fmt.Errorf("inventory: catch up with %s: %w", SourceJobs, errors.Join(err, errBehind))
+	}
+	return p.st.InProgressJobs(ctx)
+}
+
+// ExpiredJobs lists finished jobs past retention. It implements
+// sync.JobIndex.
+func (p *Projector) ExpiredJobs(ctx context.Context, olderThan time.Time, keep, limit int) ([]string, error) {
+	return p.st.ExpiredJobs(ctx, olderThan, keep, limit)
 }

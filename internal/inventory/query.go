@@ -63,6 +63,7 @@ func StartQueryService(nc *nats.Conn, st *store.Store, proj *Projector, log zero
 		{"keys-get", events.QueryKeysGet, SourceKeys, q.getKey},
 		{"jobs-list", events.QueryJobsList, SourceJobs, q.listJobs},
 		{"jobs-get", events.QueryJobsGet, SourceJobs, q.getJob},
+		{"jobs-vaults", events.QueryJobVaults, SourceJobs, q.jobVaults},
 	}
 	for _, e := range endpoints {
 		h := q.handler(e.source, e.fn)
@@ -169,9 +170,17 @@ func (q *QueryService) listJobs(ctx context.Context, data []byte) (any, error) {
 }
 
 func (q *QueryService) getJob(ctx context.Context, data []byte) (any, error) {
-	var g events.GetRequest
+	var g events.JobGetRequest
 	if err := decode(data, &g); err != nil {
 		return nil, err
 	}
-	return q.st.GetJob(ctx, g.ID)
+	return q.st.GetJob(ctx, g.ID, g.Vaults)
+}
+
+func (q *QueryService) jobVaults(ctx context.Context, data []byte) (any, error) {
+	var jq events.JobVaultQuery
+	if err := decode(data, &jq); err != nil {
+		return nil, err
+	}
+	return q.st.ListJobVaults(ctx, jq)
 }

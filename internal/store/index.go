@@ -65,15 +65,13 @@ import (
 )
 
 // schemaVersion is the layout version written to the meta bucket.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var (
 	bucketMeta      = []byte("meta")
 	bucketPositions = []byte("positions")
 	bucketKeys      = []byte("keys")
 	bucketCounts    = []byte("ix_counts")
-	bucketJobs      = []byte("jobs")
-	bucketJobIdx    = []byte("job_created")
 
 	metaSchema = []byte("schema")
 	metaKeys   = []byte("keys")
@@ -183,7 +181,8 @@ func idFromSortKey(i int, k []byte) []byte {
 
 // allBuckets lists every bucket Open creates.
 func allBuckets() [][]byte {
-	bs := [][]byte{bucketMeta, bucketPositions, bucketKeys, bucketCounts, bucketJobs, bucketJobIdx}
+	bs := [][]byte{bucketMeta, bucketPositions, bucketKeys, bucketCounts}
+	bs = append(bs, jobBuckets...)
 	for _, ix := range filterIndexes {
 		bs = append(bs, ix.bucket)
 	}

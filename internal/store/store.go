@@ -27,18 +27,16 @@ type Store struct {
 }
 
 // Batch is a set of changes Apply commits in one transaction: key records
-// upserted by id, jobs upserted by id, jobs deleted by id (after the
-// upserts), and the new stream positions (source name -> last applied
+// upserted by id, job records (see JobChanges), and the new stream positions (source name -> last applied
 // sequence) that this batch brings the store to.
 type Batch struct {
-	Keys        []events.KeyRecord
-	Jobs        []events.Job
-	DeletedJobs []string
-	Positions   map[string]uint64
+	Keys      []events.KeyRecord
+	Jobs      JobChanges
+	Positions map[string]uint64
 }
 
 // Len returns the number of records in the batch (keys, jobs, deletions).
-func (b *Batch) Len() int { return len(b.Keys) + len(b.Jobs) + len(b.DeletedJobs) }
+func (b *Batch) Len() int { return len(b.Keys) + b.Jobs.Len() }
 
 // Stats is a snapshot of the store's size.
 type Stats struct {
@@ -156,7 +154,7 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 		if err := applyKeys(ctx, tx, b.Keys); err != nil {
 			return err
 		}
-		if err := applyJobs(tx, b.Jobs, b.DeletedJobs); err != nil {
+		if err := applyJobs(ctx, tx, b.Jobs); err != nil {
 			return err
 		}
 		return applyPositions(tx, b.Positions)
@@ -164,7 +162,7 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 	if err != nil {
 		return fmt.Errorf("store: apply: %w", err)
 	}
-	s.log.Debug().Int("keys", len(b.Keys)).Int("jobs", len(b.Jobs)).Int("deleted_jobs", len(b.DeletedJobs)).
+	s.log.Debug().Int("keys", len(b.Keys)).Int("job_records", b.Jobs.Len()).
 		Interface("positions", b.Positions).Dur("took", time.Since(start)).Msg("batch applied")
 	return nil
 }

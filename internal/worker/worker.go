@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	gosync "sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,6 +17,7 @@ import (
 	"github.com/akvsync/akvsync/internal/inventory"
 	"github.com/akvsync/akvsync/internal/store"
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 	"github.com/akvsync/akvsync/pkg/sync"
 )
 
@@ -39,9 +39,9 @@ type Config struct {
 	Azure azure.Config
 	// Connections resolves vault connections.
 	Connections sync.Connections
-	// JanitorInterval and JanitorGrace tune the repair of orphaned jobs
-	// (zero: sync.DefaultJanitorInterval, sync.DefaultJanitorGrace).
-	JanitorInterval, JanitorGrace time.Duration
+	// Janitor tunes the repair of orphaned jobs and the retention of
+	// finished ones (zero fields: the sync.Default* values).
+	Janitor sync.JanitorConfig
 	// Logger receives the worker's logs.
 	Logger zerolog.Logger
 }
@@ -61,6 +61,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker: heartbeat %s must be at most a third of the task ack wait %s, or running tasks are redelivered", hb, ack)
 	}
 	if err := c.Azure.Validate(); err != nil {
+		return err
+	}
+	if err := c.Janitor.Validate(); err != nil {
 		return err
 	}
 	return c.Sync.Validate()
@@ -96,7 +99,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	buckets := map[string]jetstream.KeyValue{}
-	for _, b := range []string{events.BucketJobs, events.BucketVaults, events.BucketLocks} {
+	for _, b := range []string{events.BucketJobs, events.BucketLocks} {
 		if buckets[b], err = events.Bucket(ctx, js, b); err != nil {
 			return nil, err
 		}
@@ -125,17 +128,22 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	planner, err := sync.NewPlanner(cfg.Sync, js, buckets[events.BucketVaults])
+	jobStore, err := jobs.New(js, buckets[events.BucketJobs], buckets[events.BucketLocks], jobs.Config{CASRetries: cfg.Sync.CASRetries()})
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	syncer, err := sync.NewSyncer(cfg.Sync, nc, js, buckets[events.BucketJobs], cfg.Connections, factory, proj)
+	planner, err := sync.NewPlanner(cfg.Sync, js, jobStore)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	tracker, err := sync.NewTracker(cfg.Sync, js, buckets[events.BucketJobs], buckets[events.BucketLocks])
+	syncer, err := sync.NewSyncer(cfg.Sync, nc, js, jobStore, cfg.Connections, factory, proj)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	tracker, err := sync.NewTracker(cfg.Sync, js, jobStore, proj)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
@@ -147,10 +155,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: query service: %w", err)
 	}
 
-	janitor, err := sync.NewJanitor(cfg.Sync, nc, js, buckets[events.BucketJobs], buckets[events.BucketLocks], func(ctx context.Context) ([]events.Job, error) {
-		page, err := st.ListJobs(ctx, events.JobQuery{OverallStatus: events.JobInProgress, Limit: events.LimitAll})
-		return page.Resources, err
-	}, cfg.JanitorInterval, cfg.JanitorGrace)
+	janitor, err := sync.NewJanitor(cfg.Sync, cfg.Janitor, nc, js, jobStore, proj)
 	if err != nil {
 		_ = query.Stop()
 		_ = st.Close()

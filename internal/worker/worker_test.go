@@ -87,7 +87,7 @@ func setup(t testing.TB, o envOptions) *env {
 	}
 	// "ghost" is a connection the API accepts but no worker knows.
 	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator", "ghost"},
-		MaxJobVaults: control.MaxJobVaultsFor(nc.MaxPayload())})
+		MaxJobVaults: 0})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package events
 
 import (
-	"sort"
 	"time"
 )
 
@@ -29,14 +28,30 @@ const (
 	VaultAborted   VaultStatus = "aborted"
 )
 
+// VaultStatuses lists every vault status, in the order a job's detail
+// shows them: failures first, then running, aborted, pending, completed.
+var VaultStatuses = []VaultStatus{VaultFailed, VaultRunning, VaultAborted, VaultPending, VaultCompleted}
+
 // Terminal reports whether s is a final vault status.
 func (s VaultStatus) Terminal() bool {
 	return s == VaultCompleted || s == VaultFailed || s == VaultAborted
 }
 
-// Job is the write model of a synchronization job, stored in the jobs
-// bucket under its id and updated only with compare-and-set. The HTTP API
-// renders it in CCKM's shape.
+// Valid reports whether s is one of the vault statuses.
+func (s VaultStatus) Valid() bool {
+	for _, v := range VaultStatuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Job is the header of a synchronization job, stored in the jobs bucket
+// under its id and updated only with compare-and-set. Its size does not
+// depend on the number of vaults: each vault's part is a [JobVault] record
+// of its own, and the vaults the job covers are listed in [JobPlanChunk]
+// records written once, when the job is created (see pkg/jobs).
 type Job struct {
 	ID                 string     `json:"id"`
 	CreatedAt          time.Time  `json:"createdAt"`
@@ -48,11 +63,20 @@ type Job struct {
 	TakeCloudKeyBackup bool       `json:"take_cloud_key_backup"`
 	Cloud              string     `json:"cloud"`
 	CreatedBy          string     `json:"created_by,omitempty"`
-	Vaults             []JobVault `json:"vaults"`
+	// VaultTotal is the number of vaults the job covers.
+	VaultTotal int `json:"vault_total"`
+	// PlanChunks is the number of plan records listing the job's vaults.
+	PlanChunks int `json:"plan_chunks"`
 }
 
-// JobVault is one vault's part in a job.
+// Finished reports whether the job reached a final overall status.
+func (j *Job) Finished() bool { return j.OverallStatus != JobInProgress }
+
+// JobVault is one vault's part in a job: its own record in the jobs
+// bucket, written by the job trackers as the vault's events arrive. A vault
+// with no record yet is pending.
 type JobVault struct {
+	JobID          string      `json:"job_id,omitempty"`
 	VaultID        string      `json:"vault_id"`
 	Name           string      `json:"name"`
 	SubscriptionID string      `json:"subscription_id"`
@@ -62,77 +86,123 @@ type JobVault struct {
 	Fetched        int         `json:"fetched"`
 	Unchanged      int         `json:"unchanged"`
 	Gone           int         `json:"gone"`
+	Attempt        int         `json:"attempt,omitempty"`
 	StartedAt      *time.Time  `json:"started_at,omitempty"`
 	FinishedAt     *time.Time  `json:"finished_at,omitempty"`
+	// KeysSeq is the KEYS stream sequence of the last key record the
+	// vault's sync published (0 if none).
+	KeysSeq uint64 `json:"keys_seq,omitempty"`
 }
 
 // QualifiedName is the vault's CCKM name, "name::subscription".
 func (v JobVault) QualifiedName() string { return QualifiedVaultName(v.Name, v.SubscriptionID) }
 
-// KeyVaults lists the job's vaults as "name::subscription", in job order.
-func (j *Job) KeyVaults() []string {
-	out := make([]string, len(j.Vaults))
-	for i, v := range j.Vaults {
-		out[i] = v.QualifiedName()
+// StatusText is the vault's CCKM detailed_status text: the status, or
+// "failed: <error>" for a failed vault.
+func (v JobVault) StatusText() string {
+	s := string(v.Status)
+	if v.Status == VaultFailed && v.Error != "" {
+		s += ": " + v.Error
 	}
-	return out
+	return s
 }
 
-// DetailedStatus maps each vault ("name::subscription") to its status text:
-// the status, or "failed: <error>" for a failed vault.
-func (j *Job) DetailedStatus() map[string]string {
-	out := make(map[string]string, len(j.Vaults))
-	for _, v := range j.Vaults {
-		s := string(v.Status)
-		if v.Status == VaultFailed && v.Error != "" {
-			s += ": " + v.Error
-		}
-		out[v.QualifiedName()] = s
-	}
-	return out
+// PlannedVault is one vault of a job's plan: the registry record as the
+// job was accepted, and the revision of the vault lock the job took.
+type PlannedVault struct {
+	Vault
+	LockRev uint64 `json:"lock_rev"`
 }
 
-// Vault returns the job's entry for a vault id, or nil.
-func (j *Job) Vault(vaultID string) *JobVault {
-	for i := range j.Vaults {
-		if j.Vaults[i].VaultID == vaultID {
-			return &j.Vaults[i]
-		}
-	}
-	return nil
+// JobPlanChunk is one record of a job's plan: part of the list of vaults
+// it covers. Chunks are numbered from 0 and bounded in size, so a job of
+// 100,000 vaults is a hundred-odd records of a few hundred kilobytes.
+type JobPlanChunk struct {
+	JobID  string         `json:"job_id"`
+	Index  int            `json:"index"`
+	Vaults []PlannedVault `json:"vaults"`
 }
 
-// AllTerminal reports whether every vault of the job is in a final state.
-func (j *Job) AllTerminal() bool {
-	for _, v := range j.Vaults {
-		if !v.Status.Terminal() {
-			return false
-		}
-	}
-	return true
+// JobProgress counts a job's vaults by status and sums their key counts.
+// The inventory derives it from the vault records; it is not stored in
+// the job header, so no vault event rewrites a shared record.
+type JobProgress struct {
+	Pending   int   `json:"pending"`
+	Running   int   `json:"in_progress"`
+	Completed int   `json:"completed"`
+	Failed    int   `json:"failed"`
+	Aborted   int   `json:"aborted"`
+	Listed    int64 `json:"listed"`
+	Fetched   int64 `json:"fetched"`
+	Unchanged int64 `json:"unchanged"`
+	Gone      int64 `json:"gone"`
+	// KeysSeq is the largest KEYS stream sequence any vault of the job
+	// published: an inventory that applied it holds every key of the job.
+	KeysSeq uint64 `json:"keys_seq,omitempty"`
 }
 
-// Finish sets the job's overall status from its vaults once all are
-// terminal: failed if any vault failed, else completed (with Abort as it
-// is). It reports whether the job changed.
-func (j *Job) Finish(now time.Time) bool {
-	if j.OverallStatus != JobInProgress || !j.AllTerminal() {
-		return false
+// Terminal is the number of vaults in a final state.
+func (p JobProgress) Terminal() int { return p.Completed + p.Failed + p.Aborted }
+
+// Count returns the number of vaults with status s.
+func (p JobProgress) Count(s VaultStatus) int {
+	switch s {
+	case VaultPending:
+		return p.Pending
+	case VaultRunning:
+		return p.Running
+	case VaultCompleted:
+		return p.Completed
+	case VaultFailed:
+		return p.Failed
+	case VaultAborted:
+		return p.Aborted
 	}
-	j.OverallStatus = JobCompleted
-	for _, v := range j.Vaults {
-		if v.Status == VaultFailed {
-			j.OverallStatus = JobFailed
-		}
-	}
-	t := now.UTC()
-	j.CompletedAt = &t
-	j.UpdatedAt = t
-	return true
+	return 0
 }
 
-// SortVaults orders the job's vaults by qualified name, the order the API
-// shows them in.
-func (j *Job) SortVaults() {
-	sort.Slice(j.Vaults, func(a, b int) bool { return j.Vaults[a].QualifiedName() < j.Vaults[b].QualifiedName() })
+// Add adds n vaults of status s (n may be negative).
+func (p *JobProgress) Add(s VaultStatus, n int) {
+	switch s {
+	case VaultPending:
+		p.Pending += n
+	case VaultRunning:
+		p.Running += n
+	case VaultCompleted:
+		p.Completed += n
+	case VaultFailed:
+		p.Failed += n
+	case VaultAborted:
+		p.Aborted += n
+	}
+}
+
+// FinalStatus is the overall status a job whose vaults are all terminal
+// ends with: failed if any vault failed, else completed.
+func (p JobProgress) FinalStatus() JobStatus {
+	if p.Failed > 0 {
+		return JobFailed
+	}
+	return JobCompleted
+}
+
+// JobDetail is a job as the API shows it: the header, its progress, and a
+// bounded selection of its vaults (failures first; see [VaultStatuses]).
+// VaultsTruncated reports that the job has more vaults than Vaults holds;
+// the full list is paged separately.
+type JobDetail struct {
+	Job
+	Progress        JobProgress `json:"progress"`
+	Vaults          []JobVault  `json:"vaults"`
+	VaultsTruncated bool        `json:"vaults_truncated,omitempty"`
+	// DetailUnavailable reports that no inventory answered, so Progress
+	// and Vaults are empty: only the header is known.
+	DetailUnavailable bool `json:"detail_unavailable,omitempty"`
+}
+
+// JobFinished is the data of a job's finished event: the header and its
+// final progress.
+type JobFinished struct {
+	Job
+	Progress JobProgress `json:"progress"`
 }

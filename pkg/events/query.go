@@ -49,6 +49,45 @@ type JobQuery struct {
 	Limit     int      `json:"limit"`
 }
 
+// MaxJobsLimit bounds the page size of a jobs list: a page never carries
+// more jobs than this, limit=-1 included.
+const MaxJobsLimit = 100
+
+// ListDetailVaults bounds the vaults each job of a jobs list carries;
+// GetDetailVaults bounds those of a single job's GET. The rest are paged
+// with [JobVaultQuery].
+const (
+	ListDetailVaults = 10
+	GetDetailVaults  = 1000
+)
+
+// JobGetRequest is the body of the jobs.get query endpoint.
+type JobGetRequest struct {
+	ID string `json:"id"`
+	// Vaults bounds the vaults of the reply (0: none).
+	Vaults int `json:"vaults"`
+}
+
+// JobVaultQuery pages the vaults of one job, by qualified name within each
+// status, statuses in [VaultStatuses] order. Status, when set, filters.
+type JobVaultQuery struct {
+	JobID  string      `json:"job_id"`
+	Status VaultStatus `json:"status,omitempty"`
+	Skip   int         `json:"skip"`
+	Limit  int         `json:"limit"`
+}
+
+// MaxJobVaultsLimit bounds the page size of a job's vault list.
+const MaxJobVaultsLimit = 1000
+
+// JobVaultPage is one page of a job's vaults in CCKM's list envelope.
+type JobVaultPage struct {
+	Skip      int        `json:"skip"`
+	Limit     int        `json:"limit"`
+	Total     int        `json:"total"`
+	Resources []JobVault `json:"resources"`
+}
+
 // KeyPage is one page of keys in CCKM's list envelope.
 type KeyPage struct {
 	Skip      int         `json:"skip"`
@@ -59,10 +98,10 @@ type KeyPage struct {
 
 // JobPage is one page of jobs in CCKM's list envelope.
 type JobPage struct {
-	Skip      int   `json:"skip"`
-	Limit     int   `json:"limit"`
-	Total     int   `json:"total"`
-	Resources []Job `json:"resources"`
+	Skip      int         `json:"skip"`
+	Limit     int         `json:"limit"`
+	Total     int         `json:"total"`
+	Resources []JobDetail `json:"resources"`
 }
 
 // GetRequest is the body of the keys.get and jobs.get query endpoints.

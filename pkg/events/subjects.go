@@ -30,6 +30,8 @@ const (
 	QueryKeysGet  = "keys.get"
 	QueryJobsList = "jobs.list"
 	QueryJobsGet  = "jobs.get"
+	// QueryJobVaults pages the vaults of one job.
+	QueryJobVaults = "jobs.vaults"
 	// QueryQueueGroup is the queue group every worker's query service joins.
 	QueryQueueGroup = "akvsync-query"
 )

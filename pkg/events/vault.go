@@ -72,34 +72,59 @@ type VaultResult struct {
 const VaultIndexPrefix = "byname."
 
 // ListVaults reads every vault record of the vaults bucket (not the index
-// entries), in no particular order. An entry that is not a vault record is
-// skipped: one bad entry must not stop every reader of the registry.
+// entries), in no particular order. Prefer [EachVault], which holds one
+// batch in memory, for anything that may be large.
 func ListVaults(ctx context.Context, kv jetstream.KeyValue) ([]Vault, error) {
+	var out []Vault
+	err := EachVault(ctx, kv, 1000, func(vs []Vault) error {
+		out = append(out, vs...)
+		return nil
+	})
+	return out, err
+}
+
+// EachVault streams every vault record of the vaults bucket (not the index
+// entries) in one pass, calling fn with batches of up to batch vaults in
+// no particular order; it stops at fn's first error. An entry that is not
+// a vault record is skipped.
+func EachVault(ctx context.Context, kv jetstream.KeyValue, batch int, fn func([]Vault) error) error {
+	if batch < 1 {
+		batch = 1
+	}
 	w, err := kv.WatchFiltered(ctx, []string{"*"}, jetstream.IgnoreDeletes())
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil, nil
+			return nil
 		}
-		return nil, fmt.Errorf("list vaults: %w", err)
+		return fmt.Errorf("list vaults: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	var out []Vault
+	buf := make([]Vault, 0, batch)
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, errors.New("list vaults: watcher closed")
+				return errors.New("list vaults: watcher closed")
 			}
 			if e == nil {
-				return out, nil
+				if len(buf) > 0 {
+					return fn(buf)
+				}
+				return nil
 			}
 			var v Vault
 			if err := json.Unmarshal(e.Value(), &v); err != nil || v.ID == "" {
 				continue
 			}
-			out = append(out, v)
+			buf = append(buf, v)
+			if len(buf) == batch {
+				if err := fn(buf); err != nil {
+					return err
+				}
+				buf = make([]Vault, 0, batch)
+			}
 		case <-ctx.Done():
-			return nil, fmt.Errorf("list vaults: %w", ctx.Err())
+			return fmt.Errorf("list vaults: %w", ctx.Err())
 		}
 	}
 }

@@ -12,63 +12,131 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 )
 
-// Defaults of the janitor.
+// Defaults of [JanitorConfig].
 const (
-	// DefaultJanitorInterval is how often the janitor looks for orphaned
-	// jobs.
+	// DefaultJanitorInterval is how often the janitor sweeps.
 	DefaultJanitorInterval = time.Minute
-	// DefaultJanitorGrace is how old an in-progress job must be before
-	// the janitor checks that its sync-requested event exists.
+	// DefaultJanitorGrace is how old an in-progress job or a vault lock
+	// must be before the janitor repairs it.
 	DefaultJanitorGrace = time.Minute
+	// DefaultJobRetention is how long a finished job is kept.
+	DefaultJobRetention = 30 * 24 * time.Hour
+	// DefaultJobsKept is how many finished jobs are kept at most; the
+	// oldest beyond it are deleted.
+	DefaultJobsKept = 10000
+	// DefaultRetentionBatch bounds the jobs one sweep deletes, so a sweep
+	// after a long outage stays short; the next sweep goes on.
+	DefaultRetentionBatch = 100
 	// janitorQueue is the queue group in which one worker handles each
 	// max-deliveries advisory.
 	janitorQueue = "akvsync-janitor"
 )
 
-// InProgressJobs lists the jobs that are in progress (from a worker's
-// inventory).
-type InProgressJobs func(ctx context.Context) ([]events.Job, error)
+// JanitorConfig configures a [Janitor]. Zero fields take the defaults.
+type JanitorConfig struct {
+	// Interval between sweeps (DefaultJanitorInterval).
+	Interval time.Duration
+	// Grace before an in-progress job or a lock is repaired
+	// (DefaultJanitorGrace).
+	Grace time.Duration
+	// JobRetention is how long a finished job is kept after it finished
+	// (DefaultJobRetention).
+	JobRetention time.Duration
+	// JobsKept bounds the finished jobs kept (DefaultJobsKept).
+	JobsKept int
+	// RetentionBatch bounds the deletions of one sweep
+	// (DefaultRetentionBatch).
+	RetentionBatch int
+}
+
+// WithDefaults returns c with zero fields replaced by the defaults.
+func (c JanitorConfig) WithDefaults() JanitorConfig {
+	if c.Interval == 0 {
+		c.Interval = DefaultJanitorInterval
+	}
+	if c.Grace == 0 {
+		c.Grace = DefaultJanitorGrace
+	}
+	if c.JobRetention == 0 {
+		c.JobRetention = DefaultJobRetention
+	}
+	if c.JobsKept == 0 {
+		c.JobsKept = DefaultJobsKept
+	}
+	if c.RetentionBatch == 0 {
+		c.RetentionBatch = DefaultRetentionBatch
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c JanitorConfig) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case c.Interval < 0 || c.Grace < 0 || c.JobRetention < 0:
+		return fmt.Errorf("%w: janitor durations must not be negative", ErrInvalidConfig)
+	case c.JobsKept < 0:
+		return fmt.Errorf("%w: jobs kept must not be negative", ErrInvalidConfig)
+	case c.RetentionBatch < 1:
+		return fmt.Errorf("%w: retention batch must be at least 1", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// JobIndex is what the janitor needs from a worker's inventory: the jobs
+// in progress and the finished jobs past retention, each in O(result)
+// rather than O(jobs kept), and the vault counts of a job.
+type JobIndex interface {
+	Progress
+	// InProgressJobs lists the jobs in progress.
+	InProgressJobs(ctx context.Context) ([]events.Job, error)
+	// ExpiredJobs lists up to limit finished jobs that finished before
+	// olderThan, or that are beyond the newest keep finished jobs, oldest
+	// first.
+	ExpiredJobs(ctx context.Context, olderThan time.Time, keep, limit int) ([]string, error)
+}
 
 // Janitor makes sure every accepted job reaches a terminal state when a
-// process dies at the wrong moment:
+// process dies at the wrong moment, and keeps the job records bounded:
 //
-//   - a job whose record exists but whose sync-requested event was never
+//   - a job whose header exists but whose sync-requested event was never
 //     published (the API died in between) is published again, so it runs;
+//   - a job whose vaults are all terminal but that is still in progress
+//     (its tracker died while finishing it) is finished;
 //   - a vault task that ran out of deliveries without an ack (its worker
 //     died on the last delivery) fails its vault, so its job can finish;
 //   - a vault lock whose holder is gone (the API died while creating a job
-//     or removing a vault) or finished is released, so the vault can be
-//     synced again.
+//     or removing a vault) or finished is released;
+//   - finished jobs past their retention (age or count) are deleted with
+//     their plan and vault records.
 //
-// Every worker runs one; both repairs are idempotent.
+// Every worker runs one; every repair is idempotent. A sweep costs
+// O(jobs in progress + locks held + jobs expiring): the live work.
 type Janitor struct {
-	cfg        Config
-	nc         *nats.Conn
-	js         jetstream.JetStream
-	jobs       jetstream.KeyValue
-	locks      jetstream.KeyValue
-	inProgress InProgressJobs
-	interval   time.Duration
-	grace      time.Duration
-	log        zerolog.Logger
-	sub        *nats.Subscription
+	cfg   Config
+	jcfg  JanitorConfig
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store *jobs.Store
+	index JobIndex
+	log   zerolog.Logger
+	now   func() time.Time
+	sub   *nats.Subscription
 }
 
-// NewJanitor returns a janitor. interval and grace <= 0 take the defaults.
-func NewJanitor(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs, locks jetstream.KeyValue, inProgress InProgressJobs, interval, grace time.Duration) (*Janitor, error) {
+// NewJanitor returns a janitor.
+func NewJanitor(cfg Config, jcfg JanitorConfig, nc *nats.Conn, js jetstream.JetStream, store *jobs.Store, index JobIndex) (*Janitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if interval <= 0 {
-		interval = DefaultJanitorInterval
-	}
-	if grace <= 0 {
-		grace = DefaultJanitorGrace
+	if err := jcfg.Validate(); err != nil {
+		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	return &Janitor{cfg: cfg, nc: nc, js: js, jobs: jobs, locks: locks, inProgress: inProgress, interval: interval, grace: grace,
+	return &Janitor{cfg: cfg, jcfg: jcfg.WithDefaults(), nc: nc, js: js, store: store, index: index, now: time.Now,
 		log: cfg.Logger.With().Str("component", "janitor").Logger()}, nil
 }
 
@@ -95,14 +163,13 @@ func (j *Janitor) Subscribe(ctx context.Context) error {
 	return nil
 }
 
-// Run handles max-deliveries advisories and sweeps for orphaned jobs until
-// ctx ends.
+// Run handles max-deliveries advisories and sweeps until ctx ends.
 func (j *Janitor) Run(ctx context.Context) error {
 	if err := j.Subscribe(ctx); err != nil {
 		return err
 	}
 	defer func() { _ = j.sub.Unsubscribe() }()
-	t := time.NewTicker(j.interval)
+	t := time.NewTicker(j.jcfg.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -116,14 +183,14 @@ func (j *Janitor) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep republishes the sync-requested event of every in-progress job
-// older than the grace period that has none, and releases stale locks.
+// Sweep runs every repair once: orphaned and unfinished jobs, stale locks,
+// and retention.
 func (j *Janitor) Sweep(ctx context.Context) error {
-	return errors.Join(j.sweepJobs(ctx), j.sweepLocks(ctx))
+	return errors.Join(j.sweepJobs(ctx), j.sweepLocks(ctx), j.sweepRetention(ctx))
 }
 
 func (j *Janitor) sweepJobs(ctx context.Context) error {
-	jobs, err := j.inProgress(ctx)
+	inProgress, err := j.index.InProgressJobs(ctx)
 	if err != nil {
 		return err
 	}
@@ -131,28 +198,36 @@ func (j *Janitor) sweepJobs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, job := range jobs {
-		if time.Since(job.CreatedAt) < j.grace {
+	var errs []error
+	for _, job := range inProgress {
+		if j.now().Sub(job.CreatedAt) < j.jcfg.Grace {
 			continue
 		}
-		_, err := st.GetLastMsgForSubject(ctx, events.SyncRequestedSubject(job.ID))
+		log := j.log.With().Str("job_id", job.ID).Logger()
+		current, _, err := j.store.Get(ctx, job.ID)
+		if err != nil || current.Finished() {
+			continue
+		}
+		if err := finishJob(ctx, j.cfg, j.js, j.store, j.index, current, 0, j.now, log); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_, err = st.GetLastMsgForSubject(ctx, events.SyncRequestedSubject(job.ID))
 		if err == nil {
 			continue
 		}
 		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return err
-		}
-		current, _, err := getJob(ctx, j.jobs, job.ID)
-		if err != nil || current.OverallStatus != events.JobInProgress {
+			errs = append(errs, err)
 			continue
 		}
 		if _, err := publishEvent(ctx, j.js, j.cfg.Source, events.SyncRequestedSubject(job.ID),
 			events.KindSyncRequested.Type("sync"), job.ID, job.ID, events.SyncRequested{Job: current}); err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
-		j.log.Warn().Str("job_id", job.ID).Msg("job had no sync-requested event (its API process died?); published it")
+		log.Warn().Msg("job had no sync-requested event (its API process died?); published it")
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // advisory is the part of JetStream's max-deliveries advisory we use.
@@ -188,7 +263,7 @@ func (j *Janitor) exhausted(ctx context.Context, data []byte) error {
 	if err := json.Unmarshal(raw.Data, &task); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := j.now().UTC()
 	res := events.VaultResult{
 		JobID: task.JobID, VaultID: task.Vault.ID, Vault: task.Vault.QualifiedName(), Status: events.VaultFailed,
 		Error:   fmt.Sprintf("gave up after %d deliveries: the workers syncing it stopped before finishing", a.Deliveries),
@@ -208,44 +283,39 @@ func (j *Janitor) exhausted(ctx context.Context, data []byte) error {
 // sweepLocks releases every lock older than the grace period whose holder
 // is not an in-progress job: the API died between taking it and creating
 // the job (or while removing the vault), or the job finished and its
-// release was lost. The delete is revision-checked, so a lock taken again
+// release was lost. One streamed pass over the locks held, one header read
+// per distinct holder; deletes are revision-checked, so a lock taken again
 // meanwhile is kept.
 func (j *Janitor) sweepLocks(ctx context.Context) error {
-	keys, err := j.locks.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil
+	released, err := j.store.SweepLocks(ctx, j.jcfg.Grace, func(ctx context.Context, holder string) (bool, error) {
+		job, _, err := j.store.Get(ctx, holder)
+		switch {
+		case errors.Is(err, jobs.ErrNotFound):
+			return false, nil // a vault removal's marker, or a job never created
+		case err != nil:
+			return false, err
+		}
+		return !job.Finished(), nil
+	})
+	for _, l := range released {
+		j.log.Warn().Str("vault_id", l.VaultID).Str("holder", l.Holder).Msg("released a stale vault lock")
 	}
+	return err
+}
+
+// sweepRetention deletes finished jobs past their retention: older than
+// JobRetention, or beyond the newest JobsKept. Each deletion removes the
+// job's plan and vault records with one purge, then its header.
+func (j *Janitor) sweepRetention(ctx context.Context) error {
+	ids, err := j.index.ExpiredJobs(ctx, j.now().Add(-j.jcfg.JobRetention), j.jcfg.JobsKept, j.jcfg.RetentionBatch)
 	if err != nil {
 		return err
 	}
-	for _, vaultID := range keys {
-		e, err := j.locks.Get(ctx, vaultID)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
+	for _, id := range ids {
+		if err := j.store.Delete(ctx, id); err != nil {
 			return err
 		}
-		if time.Since(e.Created()) < j.grace {
-			continue
-		}
-		holder := string(e.Value())
-		job, _, err := getJob(ctx, j.jobs, holder)
-		switch {
-		case err == nil && job.OverallStatus == events.JobInProgress:
-			continue
-		case err != nil && !errors.Is(err, jetstream.ErrKeyNotFound):
-			continue // unreadable now: try again at the next sweep
-		}
-		// The holder is no job (a vault removal's marker, or a job never
-		// created) or a finished job.
-		if err := j.locks.Delete(ctx, vaultID, jetstream.LastRevision(e.Revision())); err != nil {
-			if revisionMismatch(err) {
-				continue
-			}
-			return err
-		}
-		j.log.Warn().Str("vault_id", vaultID).Str("holder", holder).Msg("released a stale vault lock")
+		j.log.Info().Str("job_id", id).Msg("deleted a finished job past its retention")
 	}
 	return nil
 }

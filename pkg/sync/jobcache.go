@@ -5,72 +5,76 @@ import (
 	gosync "sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 )
 
-// jobCacheTTL is how long a worker reuses a job's state for the first
-// delivery of its vault tasks. A job of thousands of vaults has a record
-// of megabytes; reading it for every task would cost more than the sync.
+// jobCacheTTL is how long a worker reuses a job's header for the first
+// delivery of its vault tasks: a job of 100,000 vaults would otherwise
+// have its header read 100,000 times in a few minutes.
 const jobCacheTTL = 2 * time.Second
 
-// jobCache keeps recently read job states. An abort request marks the
-// cached state at once, so the cache never hides an abort it was told of.
+// jobCacheMax bounds the cached headers; expired ones are dropped first.
+const jobCacheMax = 256
+
+// jobCache keeps recently read job headers. An abort request marks the
+// cached header at once, so the cache never hides an abort it was told of.
 type jobCache struct {
-	kv jetstream.KeyValue
+	store *jobs.Store
 
 	mu gosync.Mutex
 	m  map[string]cachedJob
 }
 
 type cachedJob struct {
-	state jobState
-	at    time.Time
+	job events.Job
+	at  time.Time
 }
 
-func newJobCache(kv jetstream.KeyValue) *jobCache {
-	return &jobCache{kv: kv, m: map[string]cachedJob{}}
+func newJobCache(store *jobs.Store) *jobCache {
+	return &jobCache{store: store, m: map[string]cachedJob{}}
 }
 
-// get returns the job's state, from the cache unless fresh is set or the
+// get returns the job's header, from the cache unless fresh is set or the
 // entry is older than jobCacheTTL.
-func (c *jobCache) get(ctx context.Context, id string, fresh bool) (jobState, error) {
+func (c *jobCache) get(ctx context.Context, id string, fresh bool) (events.Job, error) {
 	now := time.Now()
 	if !fresh {
 		c.mu.Lock()
 		e, ok := c.m[id]
 		c.mu.Unlock()
 		if ok && now.Sub(e.at) < jobCacheTTL {
-			return e.state, nil
+			return e.job, nil
 		}
 	}
-	st, err := getJobState(ctx, c.kv, id)
+	j, _, err := c.store.Get(ctx, id)
 	if err != nil {
-		return jobState{}, err
+		return events.Job{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[id]; ok && e.state.Abort {
-		st.Abort = true // an abort event arrived while reading (or before)
+	if e, ok := c.m[id]; ok && e.job.Abort {
+		j.Abort = true // an abort event arrived while reading (or before)
 	}
-	c.m[id] = cachedJob{state: st, at: now}
-	if len(c.m) > 256 {
+	c.m[id] = cachedJob{job: j, at: now}
+	if len(c.m) > jobCacheMax {
 		for k, e := range c.m {
 			if now.Sub(e.at) >= jobCacheTTL {
 				delete(c.m, k)
 			}
 		}
 	}
-	return st, nil
+	return j, nil
 }
 
 // markAborted records an abort request for a cached job. An uncached job
-// needs nothing: the API writes abort to the record before it announces
+// needs nothing: the API writes abort to the header before it announces
 // it, so the next read sees it.
 func (c *jobCache) markAborted(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[id]; ok {
-		e.state.Abort = true
+		e.job.Abort = true
 		c.m[id] = e
 	}
 }

@@ -3,42 +3,42 @@ package sync
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 )
 
-// plannerBeat is how many vault tasks the planner publishes between two
-// InProgress heartbeats on the request.
-const plannerBeat = 100
-
 // Planner consumes sync-requested events and publishes one vault task per
-// vault of the job. Any number of workers run it on the same durable
-// consumer.
+// vault of the job, reading the job's plan a chunk at a time and
+// publishing each chunk's tasks asynchronously (pipelined), so a job of
+// 100,000 vaults is planned in seconds with one chunk in memory.
+// Any number of workers run it on the same durable consumer.
 //
 // Ack semantics: a request is acked once every task is stored in the tasks
 // stream (tasks carry Nats-Msg-Id "<job>/<vault>", so a redelivered request
-// publishes no duplicate); it is nacked when publishing fails, and
-// terminated when it does not decode.
+// publishes no duplicate within the duplicate window, and a task published
+// again later finds its vault terminal and does nothing); it is nacked
+// when reading the plan or publishing fails, and terminated when it does
+// not decode or its job is gone.
 type Planner struct {
-	cfg    Config
-	js     jetstream.JetStream
-	vaults jetstream.KeyValue
-	log    zerolog.Logger
+	cfg   Config
+	js    jetstream.JetStream
+	store *jobs.Store
+	log   zerolog.Logger
 }
 
-// NewPlanner returns a planner publishing through js and reading vault
-// records from the vaults bucket.
-func NewPlanner(cfg Config, js jetstream.JetStream, vaults jetstream.KeyValue) (*Planner, error) {
+// NewPlanner returns a planner publishing through js and reading job plans
+// through store.
+func NewPlanner(cfg Config, js jetstream.JetStream, store *jobs.Store) (*Planner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	return &Planner{cfg: cfg, js: js, vaults: vaults, log: cfg.Logger.With().Str("component", "planner").Logger()}, nil
+	return &Planner{cfg: cfg, js: js, store: store, log: cfg.Logger.With().Str("component", "planner").Logger()}, nil
 }
 
 // Run consumes requests from cons until ctx ends.
@@ -55,47 +55,52 @@ func (p *Planner) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	job := req.Job
 	log := p.log.With().Str("job_id", job.ID).Logger()
-	for i, jv := range job.Vaults {
-		if i > 0 && i%plannerBeat == 0 {
-			_ = msg.InProgress() // a job of thousands of vaults outlasts AckWait
-		}
-		task := events.VaultTask{JobID: job.ID}
-		v, err := p.vault(ctx, jv.VaultID)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			// Removed since the job was accepted: the syncer fails it.
-			task.Vault = events.Vault{ID: jv.VaultID, Name: jv.Name, SubscriptionID: jv.SubscriptionID}
-		case err != nil:
-			log.Warn().Err(err).Str("vault", jv.QualifiedName()).Msg("cannot read vault; will retry")
-			_ = msg.NakWithDelay(p.cfg.RetryDelay)
-			return
-		default:
-			task.Vault = v
-		}
-		raw, err := json.Marshal(task)
-		if err != nil {
-			_ = msg.Term()
-			return
-		}
-		if _, err := p.js.Publish(ctx, events.VaultTaskSubject(job.ID, jv.VaultID), raw,
-			jetstream.WithMsgID(job.ID+"/"+jv.VaultID)); err != nil {
-			log.Warn().Err(err).Str("vault", jv.QualifiedName()).Msg("cannot publish vault task; will retry")
-			_ = msg.NakWithDelay(p.cfg.RetryDelay)
-			return
-		}
+	tasks := 0
+	err := p.store.EachPlanned(ctx, job, func(c events.JobPlanChunk) error {
+		n, err := p.publishChunk(ctx, job.ID, c)
+		tasks += n
+		_ = msg.InProgress() // a job of many chunks may outlast AckWait
+		return err
+	})
+	if err != nil {
+		log.Warn().Err(err).Int("published", tasks).Msg("cannot plan the job; will retry")
+		_ = msg.NakWithDelay(p.cfg.RetryDelay)
+		return
 	}
-	log.Info().Int("vaults", len(job.Vaults)).Msg("job planned")
+	log.Info().Int("vaults", tasks).Int("chunks", job.PlanChunks).Msg("job planned")
 	_ = msg.DoubleAck(ctx)
 }
 
-func (p *Planner) vault(ctx context.Context, id string) (events.Vault, error) {
-	e, err := p.vaults.Get(ctx, id)
-	if err != nil {
-		return events.Vault{}, err
+// publishChunk publishes the tasks of one plan chunk, pipelined, and
+// waits for every ack.
+func (p *Planner) publishChunk(ctx context.Context, jobID string, c events.JobPlanChunk) (int, error) {
+	futs := make([]jetstream.PubAckFuture, 0, len(c.Vaults))
+	var pubErr error
+	for _, pv := range c.Vaults {
+		raw, err := json.Marshal(events.VaultTask{JobID: jobID, Vault: pv.Vault})
+		if err != nil {
+			pubErr = err
+			break
+		}
+		f, err := p.js.PublishAsync(events.VaultTaskSubject(jobID, pv.ID), raw, jetstream.WithMsgID(jobID+"/"+pv.ID))
+		if err != nil {
+			pubErr = fmt.Errorf("publish task of vault %s: %w", pv.ID, err)
+			break
+		}
+		futs = append(futs, f)
 	}
-	var v events.Vault
-	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		return events.Vault{}, fmt.Errorf("vault %s: decode: %w", id, err)
+	done := 0
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+			done++
+		case err := <-f.Err():
+			if pubErr == nil {
+				pubErr = fmt.Errorf("publish task: %w", err)
+			}
+		case <-ctx.Done():
+			return done, ctx.Err()
+		}
 	}
-	return v, nil
+	return done, pubErr
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 )
 
 // Connections resolves a vault's connection name to its settings. An error
@@ -56,7 +57,7 @@ type Syncer struct {
 	cfg       Config
 	nc        *nats.Conn
 	js        jetstream.JetStream
-	jobs      jetstream.KeyValue
+	store     *jobs.Store
 	conns     Connections
 	clients   Clients
 	inventory Inventory
@@ -69,19 +70,19 @@ type Syncer struct {
 	subLim   *limiterSet
 }
 
-// NewSyncer returns a syncer. jobs is the jobs bucket (read to honour
+// NewSyncer returns a syncer. store reads the job records (to honour
 // abort before and during a sync); inv gives the previous state of a vault
 // for delta sync and gone-marking.
-func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, jobs jetstream.KeyValue, conns Connections, clients Clients, inv Inventory) (*Syncer, error) {
+func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, store *jobs.Store, conns Connections, clients Clients, inv Inventory) (*Syncer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
 	return &Syncer{
-		cfg: cfg, nc: nc, js: js, jobs: jobs, conns: conns, clients: clients, inventory: inv,
+		cfg: cfg, nc: nc, js: js, store: store, conns: conns, clients: clients, inventory: inv,
 		log:      cfg.Logger.With().Str("component", "syncer").Logger(),
 		aborts:   newAbortRegistry(),
-		jobCache: newJobCache(jobs),
+		jobCache: newJobCache(store),
 		global:   make(chan struct{}, cfg.GlobalGetConcurrency),
 		vaultLim: newLimiterSet(cfg.VaultRate),
 		subLim:   newLimiterSet(cfg.SubscriptionRate),
@@ -128,7 +129,7 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 	// A first delivery may use a state read a moment ago by another task of
 	// the same job; a redelivery reads afresh (its vault may be done).
 	job, err := s.jobCache.get(ctx, task.JobID, attempt > 1)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, jobs.ErrNotFound) {
 		log.Warn().Msg("task of an unknown job; dropping")
 		_ = msg.Term()
 		return
@@ -137,10 +138,20 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(s.cfg.RetryDelay)
 		return
 	}
-	vs, inJob := job.vaultStatus(task.Vault.ID)
-	if job.OverallStatus != events.JobInProgress || !inJob || vs.Terminal() {
+	if job.Finished() {
+		log.Debug().Msg("task of a finished job; acking")
+		_ = msg.Ack()
+		return
+	}
+	// The vault's own record: a vault already terminal (a redelivered or
+	// republished task) is not synced again.
+	if jv, _, err := s.store.Vault(ctx, task.JobID, task.Vault.ID); err == nil && jv.Status.Terminal() {
 		log.Debug().Msg("task already done; acking")
 		_ = msg.Ack()
+		return
+	} else if err != nil && !errors.Is(err, jobs.ErrNotFound) {
+		log.Warn().Err(err).Msg("cannot read the vault's job record; will retry")
+		_ = msg.NakWithDelay(s.cfg.RetryDelay)
 		return
 	}
 	res := events.VaultResult{JobID: task.JobID, VaultID: task.Vault.ID, Vault: task.Vault.QualifiedName(), Attempt: attempt, StartedAt: time.Now().UTC()}
@@ -222,7 +233,7 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string,
 				return
 			case <-t.C:
 				_ = msg.InProgress()
-				if j, err := getJobState(ctx, s.jobs, jobID); err == nil && j.Abort {
+				if j, _, err := s.store.Get(ctx, jobID); err == nil && j.Abort {
 					cancel(ErrAborted)
 				}
 			}
@@ -231,9 +242,8 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string,
 	return func() { close(done); wg.Wait() }
 }
 
-// MaxErrorText bounds the error text of one vault in the job record: the
-// record holds every vault's (about 300 bytes each without error, at most
-// 2,000 vaults per job) and must stay under NATS's 1 MiB message limit.
+// MaxErrorText bounds the error text of one vault in its job record, so
+// a job's detail (up to events.GetDetailVaults vaults) stays small.
 const MaxErrorText = 128
 
 // errorText is the message a user sees in detailed_status: Azure's status

@@ -4,50 +4,77 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 )
 
-// Tracker folds vault events into job records. Every update is a
-// compare-and-set on the job's revision, so any number of workers can run
-// it on the same durable consumer. When the last vault of a job is
-// terminal it releases the job's vault locks, then finishes the job
-// (completed, failed, or completed with abort) and publishes the job's
-// finished event: a job seen finished holds no vault.
-//
-// Ack semantics: an event is acked once the job record reflects it (or
-// already did: events are idempotent); it is nacked when the record cannot
-// be read or written, and terminated when it does not decode.
-type Tracker struct {
-	cfg   Config
-	js    jetstream.JetStream
-	jobs  jetstream.KeyValue
-	locks jetstream.KeyValue
-	log   zerolog.Logger
-	now   func() time.Time
+// Progress counts a job's vaults by status, as an inventory derives them
+// from the jobs bucket's stream. A worker's own inventory implements it;
+// the tracker and the janitor ask it whether every vault of a job is
+// terminal, so no shared counter is rewritten on every vault event.
+type Progress interface {
+	// JobProgress returns the job's progress once the inventory has
+	// applied the jobs bucket's stream up to seq (0: as it is).
+	JobProgress(ctx context.Context, jobID string, seq uint64) (events.JobProgress, error)
+	// WaitKeys blocks until the inventory has applied the KEYS stream up
+	// to seq, or ctx ends.
+	WaitKeys(ctx context.Context, seq uint64) error
 }
 
-// NewTracker returns a tracker updating the jobs bucket and releasing vault
-// locks in the locks bucket.
-func NewTracker(cfg Config, js jetstream.JetStream, jobs, locks jetstream.KeyValue) (*Tracker, error) {
+// Tracker folds vault events into the vaults' status records, one record
+// per vault and event, so the work per event does not depend on the job's
+// size. After each batch it asks the inventory (Progress) whether every
+// vault of the job is terminal; if so it finishes the job: it releases the
+// job's vault locks, then sets the header's overall status (completed,
+// failed, or completed with abort) and publishes the job's finished event.
+// A job seen finished holds no vault, and its keys are in the inventory of
+// the worker that finished it. Any number of workers run it on the same
+// durable consumer: every write is a compare-and-set.
+//
+// Ack semantics: an event is acked once its vault's record reflects it
+// (or already did: events are idempotent) and the job's finish check ran;
+// it is nacked when a record cannot be read or written, and terminated
+// when it does not decode or names an unknown job.
+type Tracker struct {
+	cfg      Config
+	js       jetstream.JetStream
+	store    *jobs.Store
+	progress Progress
+	log      zerolog.Logger
+	now      func() time.Time
+}
+
+// NewTracker returns a tracker writing job records through store and
+// counting vaults through progress.
+func NewTracker(cfg Config, js jetstream.JetStream, store *jobs.Store, progress Progress) (*Tracker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if store == nil || progress == nil {
+		return nil, fmt.Errorf("%w: tracker needs a job store and a progress source", ErrInvalidConfig)
+	}
 	cfg = cfg.WithDefaults()
-	return &Tracker{cfg: cfg, js: js, jobs: jobs, locks: locks, now: time.Now,
+	return &Tracker{cfg: cfg, js: js, store: store, progress: progress, now: time.Now,
 		log: cfg.Logger.With().Str("component", "tracker").Logger()}, nil
 }
 
-// Tracker batching: events are fetched in batches and every job's events
-// of a batch are folded into its record with one compare-and-set, so a job
-// of thousands of vaults is not rewritten thousands of times.
+// Tracker batching: events are fetched in batches; each job's events of a
+// batch are written concurrently (one record per vault) and checked for
+// the job's end once.
 const (
-	trackerBatch     = 256
-	trackerBatchWait = 100 * time.Millisecond
+	trackerBatch       = 256
+	trackerBatchWait   = 100 * time.Millisecond
+	trackerParallelism = 16
+	// finishKeysWait bounds how long finishing a job waits for the
+	// worker's inventory to hold the job's keys.
+	finishKeysWait = 30 * time.Second
 )
 
 // Run consumes vault events from cons until ctx ends.
@@ -82,8 +109,8 @@ type trackedEvent struct {
 	res  events.VaultResult
 }
 
-// handleBatch folds a batch of vault events into their jobs, one CAS per
-// job, and acks (or naks) each job's messages together.
+// handleBatch folds a batch of vault events into their vaults' records
+// and acks (or naks) each job's messages together.
 func (t *Tracker) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 	byJob := map[string][]trackedEvent{}
 	var order []string
@@ -115,133 +142,151 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 			f(e.msg)
 		}
 	}
-	job, changed, err := t.apply(ctx, jobID, evs)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	job, _, err := t.store.Get(ctx, jobID)
+	if errors.Is(err, jobs.ErrNotFound) {
 		log.Warn().Msg("events of an unknown job; dropping")
 		settle(func(m jetstream.Msg) { _ = m.Term() })
 		return
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot read job; will retry")
+		settle(func(m jetstream.Msg) { _ = m.NakWithDelay(time.Second) })
+		return
+	}
+	if job.Finished() {
+		settle(func(m jetstream.Msg) { _ = m.Ack() })
+		return
+	}
+	seq, err := t.apply(ctx, evs)
+	if err == nil {
+		err = finishJob(ctx, t.cfg, t.js, t.store, t.progress, job, seq, t.now, log)
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot update job; will retry")
 		settle(func(m jetstream.Msg) { _ = m.NakWithDelay(time.Second) })
 		return
 	}
-	if job.OverallStatus != events.JobInProgress {
-		// Finished by this call (apply released the locks inside the CAS),
-		// or found finished: a redelivery after a crash between the finish
-		// and the finished event, when releasing again is the safe thing.
-		if err := t.releaseUnlessDone(ctx, job, changed); err != nil {
-			log.Warn().Err(err).Msg("cannot release vault locks; will retry")
-			settle(func(m jetstream.Msg) { _ = m.NakWithDelay(time.Second) })
-			return
-		}
-		if _, err := publishEvent(ctx, t.js, t.cfg.Source, events.JobEventSubject(job.ID, events.KindJobFinished),
-			events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", job); err != nil {
-			log.Warn().Err(err).Msg("cannot publish job finished; will retry")
-			settle(func(m jetstream.Msg) { _ = m.NakWithDelay(time.Second) })
-			return
-		}
-		if changed {
-			log.Info().Str("overall_status", string(job.OverallStatus)).Bool("abort", job.Abort).Msg("job finished")
-		}
-	}
 	settle(func(m jetstream.Msg) { _ = m.Ack() })
 }
 
-// Apply folds one vault event into its job with compare-and-set and
-// reports the job as stored and whether this call changed it.
-func (t *Tracker) Apply(ctx context.Context, kind events.EventKind, res events.VaultResult) (events.Job, bool, error) {
-	return t.apply(ctx, res.JobID, []trackedEvent{{kind: kind, res: res}})
-}
-
-// apply folds vault events of one job into its record with one
-// compare-and-set. Events are idempotent: a terminal vault never changes
-// again, and a started event only moves a pending vault.
-func (t *Tracker) apply(ctx context.Context, jobID string, evs []trackedEvent) (events.Job, bool, error) {
-	return updateJob(ctx, t.jobs, jobID, t.cfg.CASRetries(), func(j *events.Job) error {
-		if j.OverallStatus != events.JobInProgress {
-			return errNoChange
-		}
-		now := t.now().UTC()
-		changed := false
-		for _, e := range evs {
-			if foldVaultEvent(j, e.kind, e.res) {
-				changed = true
+// apply writes each event into its vault's record (concurrently: the
+// records are independent) and returns the largest revision written or
+// found, the jobs-stream sequence the inventory must reach to reflect
+// them.
+func (t *Tracker) apply(ctx context.Context, evs []trackedEvent) (uint64, error) {
+	var (
+		mu     gosync.Mutex
+		maxRev uint64
+		errs   []error
+		wg     gosync.WaitGroup
+		sem    = make(chan struct{}, trackerParallelism)
+	)
+	for _, e := range evs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, _, rev, err := t.store.UpdateVault(ctx, e.res.JobID, e.res.VaultID, func(v *events.JobVault, exists bool) error {
+				return foldVaultEvent(v, exists, e.kind, e.res)
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
 			}
-		}
-		if !changed {
-			return errNoChange
-		}
-		j.UpdatedAt = now
-		if j.AllTerminal() {
-			// Free the vaults before the job shows finished, so a client
-			// that sees it finished can start the next sync at once.
-			// Idempotent, so a CAS retry may repeat it.
-			if err := t.release(ctx, *j); err != nil {
-				return fmt.Errorf("release vault locks: %w", err)
-			}
-		}
-		j.Finish(now)
-		return nil
-	})
-}
-
-// foldVaultEvent applies one vault event to the job and reports whether it
-// changed anything.
-func foldVaultEvent(j *events.Job, kind events.EventKind, res events.VaultResult) bool {
-	jv := j.Vault(res.VaultID)
-	if jv == nil || jv.Status.Terminal() {
-		return false
+			maxRev = max(maxRev, rev)
+		}()
 	}
+	wg.Wait()
+	return maxRev, errors.Join(errs...)
+}
+
+// foldVaultEvent applies one vault event to its vault's record. Events
+// are idempotent: a terminal vault never changes again, and a started
+// event only moves a pending vault. It returns jobs.ErrNoChange when the
+// record stays as it is.
+func foldVaultEvent(v *events.JobVault, exists bool, kind events.EventKind, res events.VaultResult) error {
+	if !exists {
+		name, sub, _ := strings.Cut(res.Vault, "::")
+		*v = events.JobVault{JobID: res.JobID, VaultID: res.VaultID, Name: name, SubscriptionID: sub, Status: events.VaultPending}
+	}
+	if v.Status.Terminal() {
+		return jobs.ErrNoChange
+	}
+	v.Attempt = max(v.Attempt, res.Attempt)
 	switch kind {
 	case events.KindVaultStarted:
-		if jv.Status != events.VaultPending {
-			return false
+		if v.Status != events.VaultPending {
+			return jobs.ErrNoChange
 		}
-		jv.Status = events.VaultRunning
+		v.Status = events.VaultRunning
 		st := res.StartedAt
-		jv.StartedAt = &st
+		v.StartedAt = &st
 	case events.KindVaultCompleted, events.KindVaultFailed, events.KindVaultAborted:
-		jv.Status, jv.Error = res.Status, res.Error
-		jv.Listed, jv.Fetched, jv.Unchanged, jv.Gone = res.Listed, res.Fetched, res.Unchanged, res.Gone
-		if jv.StartedAt == nil {
+		if !res.Status.Terminal() {
+			return jobs.ErrNoChange
+		}
+		v.Status, v.Error = res.Status, res.Error
+		v.Listed, v.Fetched, v.Unchanged, v.Gone = res.Listed, res.Fetched, res.Unchanged, res.Gone
+		v.KeysSeq = res.KeysSeq
+		if v.StartedAt == nil {
 			st := res.StartedAt
-			jv.StartedAt = &st
+			v.StartedAt = &st
 		}
 		fin := res.FinishedAt
-		jv.FinishedAt = &fin
+		v.FinishedAt = &fin
 	default:
-		return false
+		return jobs.ErrNoChange
 	}
-	return true
+	return nil
 }
 
-func (t *Tracker) releaseUnlessDone(ctx context.Context, job events.Job, done bool) error {
-	if done {
+// finishJob finishes an in-progress job whose vaults are all terminal,
+// as the inventory counts them once it has applied the jobs stream up to
+// seq: it waits (bounded) until the inventory holds the job's keys,
+// releases the job's vault locks, sets the header's final status with a
+// compare-and-set whose callback does no I/O, and publishes the job's
+// finished event. Every step is idempotent, so the tracker and the
+// janitor may both run it, and a retry after a crash completes it.
+func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *jobs.Store, progress Progress,
+	job events.Job, seq uint64, now func() time.Time, log zerolog.Logger) error {
+	p, err := progress.JobProgress(ctx, job.ID, seq)
+	if err != nil {
+		return fmt.Errorf("job progress: %w", err)
+	}
+	if p.Terminal() < job.VaultTotal {
 		return nil
 	}
-	return t.release(ctx, job)
-}
-
-// release deletes the job's vault locks that it still holds.
-func (t *Tracker) release(ctx context.Context, job events.Job) error {
-	for _, v := range job.Vaults {
-		e, err := t.locks.Get(ctx, v.VaultID)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
+	if p.KeysSeq > 0 {
+		wctx, cancel := context.WithTimeout(ctx, finishKeysWait)
+		err := progress.WaitKeys(wctx, p.KeysSeq)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("finishing the job before this worker's inventory holds all its keys")
 		}
-		if err != nil {
-			return err
+	}
+	if err := store.ReleaseJobLocks(ctx, job); err != nil {
+		return fmt.Errorf("release vault locks: %w", err)
+	}
+	final, changed, err := store.Update(ctx, job.ID, func(j *events.Job) error {
+		if j.Finished() {
+			return jobs.ErrNoChange
 		}
-		if string(e.Value()) != job.ID {
-			continue
-		}
-		if err := t.locks.Delete(ctx, v.VaultID, jetstream.LastRevision(e.Revision())); err != nil {
-			if revisionMismatch(err) {
-				continue // taken over meanwhile: not ours any more
-			}
-			return err
-		}
+		t := now().UTC()
+		j.OverallStatus, j.CompletedAt, j.UpdatedAt = p.FinalStatus(), &t, t
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := publishEvent(ctx, js, cfg.Source, events.JobEventSubject(job.ID, events.KindJobFinished),
+		events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", events.JobFinished{Job: final, Progress: p}); err != nil {
+		return err
+	}
+	if changed {
+		log.Info().Str("overall_status", string(final.OverallStatus)).Bool("abort", final.Abort).
+			Int("vaults", final.VaultTotal).Int("failed", p.Failed).Int64("fetched", p.Fetched).Msg("job finished")
 	}
 	return nil
 }
