@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -193,7 +192,7 @@ func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy strin
 	for _, v := range first {
 		d.Vaults = append(d.Vaults, events.JobVault{JobID: job.ID, VaultID: v.ID, Name: v.Name, SubscriptionID: v.SubscriptionID, Status: events.VaultPending})
 	}
-	sortJobVaults(d.Vaults)
+	events.SortJobVaults(d.Vaults)
 	return d, nil
 }
 
@@ -230,21 +229,6 @@ func (j *Jobs) checkRegistered(ctx context.Context, job events.Job) error {
 			}
 		}
 		return nil
-	})
-}
-
-// sortJobVaults orders vaults as a job's detail shows them: by status
-// (failures first, see events.VaultStatuses), then by qualified name.
-func sortJobVaults(vs []events.JobVault) {
-	rank := map[events.VaultStatus]int{}
-	for i, s := range events.VaultStatuses {
-		rank[s] = i
-	}
-	slices.SortFunc(vs, func(a, b events.JobVault) int {
-		if rank[a.Status] != rank[b.Status] {
-			return rank[a.Status] - rank[b.Status]
-		}
-		return strings.Compare(a.QualifiedName(), b.QualifiedName())
 	})
 }
 
@@ -288,6 +272,10 @@ func (j *Jobs) resolve(ctx context.Context, req CreateJobRequest) ([]events.Vaul
 	return out, nil
 }
 
+// RecordDetailVaults is the largest job whose detail Get reads from the
+// job's own records when no worker's inventory answers.
+const RecordDetailVaults = 100
+
 // Get returns a job: its header (the authoritative state, read from the
 // jobs bucket) with its progress and up to events.GetDetailVaults of its
 // vaults from the workers' inventory. If no worker answers, the header
@@ -309,6 +297,13 @@ func (j *Jobs) Get(ctx context.Context, id string) (events.JobDetail, error) {
 		d.Job = job // the header as stored now
 		return d, nil
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotFound):
+		// No worker answers (or none has the job yet): a small job's
+		// detail is read from its records; a big one shows its header.
+		if job.VaultTotal <= RecordDetailVaults {
+			if d, err := j.store.Detail(ctx, job); err == nil {
+				return d, nil
+			}
+		}
 		return events.JobDetail{Job: job, DetailUnavailable: true, VaultsTruncated: job.VaultTotal > 0}, nil
 	default:
 		return events.JobDetail{}, err

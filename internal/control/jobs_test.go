@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -50,6 +52,19 @@ func (e *env) jobRecord(t *testing.T, id string) events.Job {
 	return j
 }
 
+// headers lists the job headers in the jobs bucket (keys without a dot:
+// plan chunks and vault records are "<job>.plan.N", "<job>.vault.V").
+func (e *env) headers(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, k := range e.keys(t, events.BucketJobs) {
+		if !strings.Contains(k, ".") {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // assertUntouched checks there is no job, lock or sync request.
 func (e *env) assertUntouched(t *testing.T) {
 	t.Helper()
@@ -77,8 +92,15 @@ func TestCreateJob(t *testing.T) {
 	if job.CreatedAt.Location() != time.UTC || !job.CreatedAt.Equal(job.UpdatedAt) {
 		t.Errorf("timestamps %v / %v, want equal UTC", job.CreatedAt, job.UpdatedAt)
 	}
-	if got := job.KeyVaults(); strings.Join(got, ",") != "vault-a::"+testSub+",vault-b::"+testSub {
-		t.Errorf("key vaults = %v, want sorted", got)
+	var got []string
+	for _, v := range job.Vaults {
+		got = append(got, v.QualifiedName())
+	}
+	if strings.Join(got, ",") != "vault-a::"+testSub+",vault-b::"+testSub || job.VaultTotal != 2 || job.VaultsTruncated {
+		t.Errorf("key vaults = %v (total %d), want sorted", got, job.VaultTotal)
+	}
+	if job.Progress.Pending != 2 {
+		t.Errorf("progress %+v, want 2 pending", job.Progress)
 	}
 	for _, v := range job.Vaults {
 		if v.Status != events.VaultPending {
@@ -86,7 +108,7 @@ func TestCreateJob(t *testing.T) {
 		}
 	}
 	rec := e.jobRecord(t, job.ID)
-	if rec.ID != job.ID || len(rec.Vaults) != 2 || !rec.CreatedAt.Equal(job.CreatedAt) {
+	if rec.ID != job.ID || rec.VaultTotal != 2 || rec.PlanChunks != 1 || !rec.CreatedAt.Equal(job.CreatedAt) {
 		t.Errorf("stored job = %+v", rec)
 	}
 	for _, v := range vs {
@@ -107,12 +129,13 @@ func TestCreateJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != "io.akvsync.sync.requested" || ev.Subject != job.ID || sr.Job.ID != job.ID || len(sr.Job.Vaults) != 2 {
+	if ev.Type != "io.akvsync.sync.requested" || ev.Subject != job.ID || sr.Job.ID != job.ID || sr.Job.VaultTotal != 2 {
 		t.Errorf("event %+v data %+v", ev, sr)
 	}
-	got, err := e.plane.Jobs.Get(testCtx(t), job.ID)
-	if err != nil || got.ID != job.ID {
-		t.Errorf("Get = %+v, %v", got, err)
+	// No worker answers here: a small job's detail comes from its records.
+	d, err := e.plane.Jobs.Get(testCtx(t), job.ID)
+	if err != nil || d.ID != job.ID || d.DetailUnavailable || len(d.Vaults) != 2 || d.Progress.Pending != 2 {
+		t.Errorf("Get = %+v, %v", d, err)
 	}
 }
 
@@ -128,7 +151,7 @@ func TestCreateJobSynchronizeAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(job.Vaults) != 3 || !job.SynchronizeAll {
+	if job.VaultTotal != 3 || len(job.Vaults) != 3 || !job.SynchronizeAll {
 		t.Errorf("job = %+v, want 3 vaults", job)
 	}
 	if n := len(e.keys(t, events.BucketLocks)); n != 3 {
@@ -197,7 +220,7 @@ func TestCreateJobConflictReleasesLocks(t *testing.T) {
 	if keys := e.keys(t, events.BucketLocks); len(keys) != 1 || keys[0] != vs[1].ID {
 		t.Errorf("locks = %v, want only vault-b's", keys)
 	}
-	if keys := e.keys(t, events.BucketJobs); len(keys) != 1 {
+	if keys := e.headers(t); len(keys) != 1 {
 		t.Errorf("jobs = %v, want only the first", keys)
 	}
 	if n := e.streamMsgs(t, events.StreamRequests); n != 1 {
@@ -239,7 +262,7 @@ func TestCreateJobConcurrentOneWinsPerVault(t *testing.T) {
 	if wins != 1 {
 		t.Fatalf("%d jobs created, want 1: %v", wins, errs)
 	}
-	if n := len(e.keys(t, events.BucketJobs)); n != 1 {
+	if n := len(e.headers(t)); n != 1 {
 		t.Errorf("%d job records, want 1", n)
 	}
 	if n := e.streamMsgs(t, events.StreamRequests); n != 1 {
@@ -322,8 +345,8 @@ func TestCancelFinishedJobConflicts(t *testing.T) {
 	kv, _ := e.js.KeyValue(testCtx(t), events.BucketJobs)
 	entry, _ := kv.Get(testCtx(t), job.ID)
 	rec := e.jobRecord(t, job.ID)
-	rec.Vaults[0].Status = events.VaultCompleted
-	rec.Finish(time.Now())
+	done := time.Now().UTC()
+	rec.OverallStatus, rec.CompletedAt = events.JobCompleted, &done
 	data, _ := json.Marshal(rec)
 	if _, err := kv.Update(testCtx(t), job.ID, data, entry.Revision()); err != nil {
 		t.Fatal(err)
@@ -364,7 +387,7 @@ func TestCancelRetriesOnConcurrentUpdates(t *testing.T) {
 			}
 			var rec events.Job
 			_ = json.Unmarshal(entry.Value(), &rec)
-			rec.Vaults[0].Listed = i
+			rec.UpdatedAt = time.Unix(int64(i), 0).UTC()
 			data, _ := json.Marshal(rec)
 			_, _ = kv.Update(context.Background(), job.ID, data, entry.Revision())
 		}
@@ -377,5 +400,43 @@ func TestCancelRetriesOnConcurrentUpdates(t *testing.T) {
 	}
 	if !got.Abort || !e.jobRecord(t, job.ID).Abort {
 		t.Error("abort lost under concurrent updates")
+	}
+}
+
+// TestCreateJobAtScale: a synchronize_all job over thousands of vaults
+// writes records whose size does not depend on the job's: a small header
+// and sync-requested event, and bounded plan chunks.
+func TestCreateJobAtScale(t *testing.T) {
+	e := setup(t)
+	const n = 5000
+	for start := 0; start < n; start += 1000 {
+		names := make([]string, 1000)
+		for i := range names {
+			names[i] = fmt.Sprintf("kv-%05d", start+i)
+		}
+		e.addVaults(t, testSub, names...)
+	}
+	job, err := e.plane.Jobs.Create(testCtx(t), control.CreateJobRequest{SynchronizeAll: true}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.VaultTotal != n || len(job.Vaults) != events.GetDetailVaults || !job.VaultsTruncated {
+		t.Fatalf("total %d, %d vaults in the reply, truncated %v", job.VaultTotal, len(job.Vaults), job.VaultsTruncated)
+	}
+	if got := len(e.keys(t, events.BucketLocks)); got != n {
+		t.Fatalf("%d locks, want %d", got, n)
+	}
+	if raw := e.get(t, events.BucketJobs, job.ID); len(raw) > 512 {
+		t.Errorf("header is %d bytes", len(raw))
+	}
+	for _, m := range e.requests(t) {
+		if len(m.Data) > 2048 {
+			t.Errorf("sync-requested event is %d bytes", len(m.Data))
+		}
+	}
+	for _, k := range e.keys(t, events.BucketJobs) {
+		if raw := e.get(t, events.BucketJobs, k); len(raw) > jobs.DefaultPlanChunkBytes+1024 {
+			t.Errorf("%s is %d bytes", k, len(raw))
+		}
 	}
 }

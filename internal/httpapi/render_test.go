@@ -61,13 +61,22 @@ func TestRenderKey(t *testing.T) {
 
 func TestRenderJobCompletedAt(t *testing.T) {
 	now := time.Now()
-	j := events.Job{ID: "j", CreatedAt: now, UpdatedAt: now, OverallStatus: events.JobInProgress,
-		Vaults: []events.JobVault{{Name: "v", SubscriptionID: "s", Status: events.VaultFailed, Error: "boom"}}}
-	if out := httpapi.RenderJob(j); out.CompletedAt != "" || out.DetailedStatus["v::s"] != "failed: boom" {
+	j := events.JobDetail{Job: events.Job{ID: "j", CreatedAt: now, UpdatedAt: now, OverallStatus: events.JobInProgress, VaultTotal: 3},
+		Vaults: []events.JobVault{{Name: "v", SubscriptionID: "s", Status: events.VaultFailed, Error: "boom"}}, VaultsTruncated: true,
+		Progress: events.JobProgress{Failed: 1, Pending: 2}}
+	out := httpapi.RenderJob(j)
+	if out.CompletedAt != "" || out.DetailedStatus["v::s"] != "failed: boom" || len(out.KeyVaults) != 1 {
 		t.Errorf("in-progress job = %+v", out)
 	}
-	j.Finish(now)
+	if !out.VaultsTruncated || out.VaultsTotal != 3 || out.Progress == nil || out.Progress.Failed != 1 || out.Progress.Pending != 2 {
+		t.Errorf("counts = %+v %+v", out, out.Progress)
+	}
+	j.OverallStatus, j.CompletedAt = events.JobFailed, &now
 	if out := httpapi.RenderJob(j); out.OverallStatus != events.JobFailed || out.CompletedAt == "" {
 		t.Errorf("finished job = %+v", out)
+	}
+	j.DetailUnavailable = true
+	if out := httpapi.RenderJob(j); out.Progress != nil {
+		t.Errorf("a job without detail shows progress %+v", out.Progress)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
 // SendTestRequest sends one request with an optional bearer token and JSON
@@ -41,4 +43,20 @@ func SendTestRequest(ctx context.Context, t *testing.T, c *http.Client, method, 
 		t.Fatal(err)
 	}
 	return resp.StatusCode, resp.Header, b
+}
+
+// CountRecords counts a bucket's records for the tests' state checks: in
+// the jobs bucket only job headers (plan chunks and vault records have
+// dotted keys).
+func CountRecords(bucket string, keys []string) int {
+	if bucket != events.BucketJobs {
+		return len(keys)
+	}
+	n := 0
+	for _, k := range keys {
+		if !strings.Contains(k, ".") {
+			n++
+		}
+	}
+	return n
 }

@@ -94,6 +94,7 @@ func rolesTable() map[string]rolesRow {
 			body: func(f *rolesFixtures) string { return `{"key_vaults":["vault-free"]}` }},
 		"GET " + azure + "/synchronization-jobs":              {perm: auth.PermJobsRead, does: "list syncs"},
 		"GET " + azure + "/synchronization-jobs/{id}":         {perm: auth.PermJobsRead, does: "read a sync"},
+		"GET " + azure + "/synchronization-jobs/{id}/vaults":  {perm: auth.PermJobsRead, does: "page a sync's vaults"},
 		"POST " + azure + "/synchronization-jobs/{id}/cancel": {perm: auth.PermJobsWrite, does: "cancel a sync"},
 		"POST " + azure + "/add-vaults": {perm: auth.PermVaultsWrite, does: "register vaults",
 			body: func(f *rolesFixtures) string { return rolesAddBody(rolesSub, "vault-new") }},
@@ -283,7 +284,7 @@ func (e *rolesEnv) state(t *testing.T) rolesState {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(keys), st.Values()
+		return CountRecords(name, keys), st.Values()
 	}
 	msgs := func(stream string) uint64 {
 		s, err := e.js.Stream(ctx, stream)

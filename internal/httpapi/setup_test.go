@@ -280,7 +280,7 @@ func (e *env) state(t *testing.T) state {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(keys)
+		return httpapi.CountRecords(bucket, keys)
 	}
 	s, err := e.js.Stream(testCtx(t), events.StreamRequests)
 	if err != nil {

@@ -40,7 +40,7 @@ func testBatch(n int) Batch {
 	for i := range n {
 		b.Keys = append(b.Keys, makeKey(nil, vs[i%3], fmt.Sprintf("key-%d", i)))
 	}
-	b.Jobs = []events.Job{testJob("job-1", baseTime, events.JobInProgress, vs[0])}
+	b.Jobs = testJob("job-1", baseTime, events.JobInProgress, vs[0])
 	b.Positions = map[string]uint64{"keys": uint64(n), "jobs": 1}
 	return b
 }
@@ -71,7 +71,7 @@ func TestApplyAtomicity(t *testing.T) {
 		if _, err := s.GetKey(ctx, b.Keys[9].ID); err != nil {
 			t.Fatalf("key of the batch missing after reopen: %v", err)
 		}
-		if _, err := s.GetJob(ctx, "job-1"); err != nil {
+		if _, err := s.GetJob(ctx, "job-1", 10); err != nil {
 			t.Fatalf("job of the batch missing after reopen: %v", err)
 		}
 		if st := s.Stats(); st.Keys != 10 || st.Jobs != 1 {
@@ -121,6 +121,9 @@ func TestApplyAtomicity(t *testing.T) {
 	})
 }
 
+// vs0 is the first planned vault of a test batch's first job.
+func vs0(b Batch) events.PlannedVault { return b.Jobs.Plans[0].Vaults[0] }
+
 func TestApplyIdempotent(t *testing.T) {
 	ctx := context.Background()
 	s := setup(t)
@@ -129,8 +132,9 @@ func TestApplyIdempotent(t *testing.T) {
 	upd := b.Keys[3]
 	upd.Enabled = !upd.Enabled
 	b.Keys = append(b.Keys, upd)
-	b.Jobs = append(b.Jobs, testJob("job-2", baseTime, events.JobCompleted, testVaults(1)[0]))
-	b.DeletedJobs = []string{"job-2"}
+	b.Jobs = merge(b.Jobs, testJob("job-2", baseTime, events.JobCompleted, testVaults(1)[0]))
+	b.Jobs.Vaults = []events.JobVault{{JobID: "job-1", VaultID: vs0(b).ID, Name: "x", SubscriptionID: "s", Status: events.VaultCompleted, Fetched: 3}}
+	b.Jobs.Deleted = []string{"job-2"}
 	if err := s.Apply(ctx, b); err != nil {
 		t.Fatal(err)
 	}

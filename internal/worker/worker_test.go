@@ -24,6 +24,7 @@ import (
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/jobs"
 	"github.com/akvsync/akvsync/pkg/sync"
 )
 
@@ -136,7 +137,7 @@ func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config), m
 	return w
 }
 
-func (e *env) createJob(t testing.TB, req control.CreateJobRequest) events.Job {
+func (e *env) createJob(t testing.TB, req control.CreateJobRequest) events.JobDetail {
 	t.Helper()
 	job, err := e.plane.Jobs.Create(e.ctx, req, "test")
 	if err != nil {
@@ -146,9 +147,9 @@ func (e *env) createJob(t testing.TB, req control.CreateJobRequest) events.Job {
 }
 
 // waitJob polls the job record until it leaves in_progress.
-func (e *env) waitJob(t testing.TB, id string) events.Job {
+func (e *env) waitJob(t testing.TB, id string) events.JobDetail {
 	t.Helper()
-	var job events.Job
+	var job events.JobDetail
 	natstest.CheckFor(t, 10*time.Minute, 25*time.Millisecond, func() error {
 		var err error
 		if job, err = e.plane.Jobs.Get(e.ctx, id); err != nil {
@@ -160,6 +161,24 @@ func (e *env) waitJob(t testing.TB, id string) events.Job {
 		return nil
 	})
 	return job
+}
+
+// jobStore opens the job records as the API and workers do.
+func (e *env) jobStore(t testing.TB) *jobs.Store {
+	t.Helper()
+	jobsKV, err := events.Bucket(e.ctx, e.js, events.BucketJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks, err := events.Bucket(e.ctx, e.js, events.BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jobs.New(e.js, jobsKV, locks, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // inventory lists a vault's keys through the API's query path.
@@ -570,33 +589,26 @@ func TestJanitor(t *testing.T) {
 		e := setup(t, envOptions{vaults: 2, keys: 10})
 		// What an API process leaves behind when it dies between writing
 		// the job record and publishing its event: a record and locks.
-		jobs, err := e.js.KeyValue(e.ctx, events.BucketJobs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		locks, err := e.js.KeyValue(e.ctx, events.BucketLocks)
-		if err != nil {
-			t.Fatal(err)
-		}
+		store := e.jobStore(t)
 		job := events.Job{ID: events.NewID(), CreatedAt: time.Now().UTC().Add(-time.Hour), UpdatedAt: time.Now().UTC(), OverallStatus: events.JobInProgress}
+		var vs []events.Vault
 		for _, n := range e.vaultNames() {
-			v := e.vaults[n]
-			job.Vaults = append(job.Vaults, events.JobVault{VaultID: v.ID, Name: v.Name, SubscriptionID: v.SubscriptionID, Status: events.VaultPending})
-			if _, err := locks.Create(e.ctx, v.ID, []byte(job.ID)); err != nil {
-				t.Fatal(err)
-			}
+			vs = append(vs, e.vaults[n])
 		}
-		raw, _ := json.Marshal(job)
-		if _, err := jobs.Create(e.ctx, job.ID, raw); err != nil {
+		if _, err := store.Create(e.ctx, job, func(_ context.Context, yield func([]events.Vault) error) error { return yield(vs) }); err != nil {
 			t.Fatal(err)
 		}
-		e.startWorker(t, "w1", nil, func(c *worker.Config) { c.JanitorInterval, c.JanitorGrace = 50*time.Millisecond, time.Millisecond })
+		e.startWorker(t, "w1", nil, func(c *worker.Config) { c.Janitor.Interval, c.Janitor.Grace = 50*time.Millisecond, time.Millisecond })
 		done := e.waitJob(t, job.ID)
 		if done.OverallStatus != events.JobCompleted {
 			t.Fatalf("orphaned job ended %s: %v", done.OverallStatus, done.DetailedStatus())
 		}
 		for _, n := range e.vaultNames() {
 			e.assertMatchesEmulator(t, n)
+		}
+		locks, err := e.js.KeyValue(e.ctx, events.BucketLocks)
+		if err != nil {
+			t.Fatal(err)
 		}
 		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			keys, err := locks.Keys(e.ctx)
@@ -624,7 +636,7 @@ func TestJanitor(t *testing.T) {
 		}
 		live := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{names[1]}})
 		e.startWorker(t, "w1", func(c *sync.Config) { c.VaultParallelism = 1 }, func(c *worker.Config) {
-			c.JanitorInterval, c.JanitorGrace = 50*time.Millisecond, time.Millisecond
+			c.Janitor.Interval, c.Janitor.Grace = 50*time.Millisecond, time.Millisecond
 		})
 		natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 			_, err := e.plane.Jobs.Create(e.ctx, control.CreateJobRequest{KeyVaults: []string{names[0]}}, "test")

@@ -1,6 +1,8 @@
 package events
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -200,9 +202,41 @@ type JobDetail struct {
 	DetailUnavailable bool `json:"detail_unavailable,omitempty"`
 }
 
+// DetailedStatus maps each vault of the detail ("name::subscription") to
+// its CCKM status text. It covers Vaults only: see VaultsTruncated.
+func (d *JobDetail) DetailedStatus() map[string]string {
+	out := make(map[string]string, len(d.Vaults))
+	for _, v := range d.Vaults {
+		out[v.QualifiedName()] = v.StatusText()
+	}
+	return out
+}
+
+// Vault returns the detail's entry for a vault id, or nil.
+func (d *JobDetail) Vault(vaultID string) *JobVault {
+	for i := range d.Vaults {
+		if d.Vaults[i].VaultID == vaultID {
+			return &d.Vaults[i]
+		}
+	}
+	return nil
+}
+
 // JobFinished is the data of a job's finished event: the header and its
 // final progress.
 type JobFinished struct {
 	Job
 	Progress JobProgress `json:"progress"`
+}
+
+// SortJobVaults orders vaults as a job's detail shows them: by status in
+// [VaultStatuses] order (failures first), then by qualified name.
+func SortJobVaults(vs []JobVault) {
+	rank := func(s VaultStatus) int { return slices.Index(VaultStatuses, s) }
+	slices.SortFunc(vs, func(a, b JobVault) int {
+		if ra, rb := rank(a.Status), rank(b.Status); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(strings.ToLower(a.QualifiedName()), strings.ToLower(b.QualifiedName()))
+	})
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	gosync "sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -217,8 +217,50 @@ func casRev[T any](ctx context.Context, kv jetstream.KeyValue, key string, retri
 	}
 }
 
-// parseChunkIndex parses a plan chunk number.
-func parseChunkIndex(s string) (int, bool) {
-	n, err := strconv.Atoi(s)
-	return n, err == nil && n >= 0
+// detailParallelism bounds the vault records Detail reads at once.
+const detailParallelism = 16
+
+// Detail reads a job's whole detail from its own records: its plan and
+// every vault's record, counting the progress. It costs a read per vault,
+// so it is for small jobs (the inventory answers for big ones).
+func (s *Store) Detail(ctx context.Context, job events.Job) (events.JobDetail, error) {
+	d := events.JobDetail{Job: job}
+	var planned []events.PlannedVault
+	if err := s.EachPlanned(ctx, job, func(c events.JobPlanChunk) error {
+		planned = append(planned, c.Vaults...)
+		return nil
+	}); err != nil {
+		return d, err
+	}
+	d.Vaults = make([]events.JobVault, len(planned))
+	errs := make([]error, len(planned))
+	sem := make(chan struct{}, detailParallelism)
+	var wg gosync.WaitGroup
+	for i, pv := range planned {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			v, _, err := s.Vault(ctx, job.ID, pv.ID)
+			if errors.Is(err, ErrNotFound) {
+				v, err = events.JobVault{JobID: job.ID, VaultID: pv.ID, Name: pv.Name, SubscriptionID: pv.SubscriptionID, Status: events.VaultPending}, nil
+			}
+			d.Vaults[i], errs[i] = v, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return d, err
+	}
+	for _, v := range d.Vaults {
+		d.Progress.Add(v.Status, 1)
+		d.Progress.Listed += int64(v.Listed)
+		d.Progress.Fetched += int64(v.Fetched)
+		d.Progress.Unchanged += int64(v.Unchanged)
+		d.Progress.Gone += int64(v.Gone)
+		d.Progress.KeysSeq = max(d.Progress.KeysSeq, v.KeysSeq)
+	}
+	events.SortJobVaults(d.Vaults)
+	return d, nil
 }

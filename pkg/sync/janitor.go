@@ -208,7 +208,7 @@ func (j *Janitor) sweepJobs(ctx context.Context) error {
 		if err != nil || current.Finished() {
 			continue
 		}
-		if err := finishJob(ctx, j.cfg, j.js, j.store, j.index, current, 0, j.now, log); err != nil {
+		if _, err := finishJob(ctx, j.cfg, j.js, j.store, j.index, current, 0, j.now, log); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -159,7 +159,7 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 	}
 	seq, err := t.apply(ctx, evs)
 	if err == nil {
-		err = finishJob(ctx, t.cfg, t.js, t.store, t.progress, job, seq, t.now, log)
+		_, err = finishJob(ctx, t.cfg, t.js, t.store, t.progress, job, seq, t.now, log)
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot update job; will retry")
@@ -248,15 +248,16 @@ func foldVaultEvent(v *events.JobVault, exists bool, kind events.EventKind, res 
 // releases the job's vault locks, sets the header's final status with a
 // compare-and-set whose callback does no I/O, and publishes the job's
 // finished event. Every step is idempotent, so the tracker and the
-// janitor may both run it, and a retry after a crash completes it.
+// janitor may both run it, and a retry after a crash completes it. It
+// reports whether this call set the final status.
 func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *jobs.Store, progress Progress,
-	job events.Job, seq uint64, now func() time.Time, log zerolog.Logger) error {
+	job events.Job, seq uint64, now func() time.Time, log zerolog.Logger) (bool, error) {
 	p, err := progress.JobProgress(ctx, job.ID, seq)
 	if err != nil {
-		return fmt.Errorf("job progress: %w", err)
+		return false, fmt.Errorf("job progress: %w", err)
 	}
 	if p.Terminal() < job.VaultTotal {
-		return nil
+		return false, nil
 	}
 	if p.KeysSeq > 0 {
 		wctx, cancel := context.WithTimeout(ctx, finishKeysWait)
@@ -267,7 +268,7 @@ func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *j
 		}
 	}
 	if err := store.ReleaseJobLocks(ctx, job); err != nil {
-		return fmt.Errorf("release vault locks: %w", err)
+		return false, fmt.Errorf("release vault locks: %w", err)
 	}
 	final, changed, err := store.Update(ctx, job.ID, func(j *events.Job) error {
 		if j.Finished() {
@@ -278,15 +279,15 @@ func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *j
 		return nil
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := publishEvent(ctx, js, cfg.Source, events.JobEventSubject(job.ID, events.KindJobFinished),
 		events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", events.JobFinished{Job: final, Progress: p}); err != nil {
-		return err
+		return changed, err
 	}
 	if changed {
 		log.Info().Str("overall_status", string(final.OverallStatus)).Bool("abort", final.Abort).
 			Int("vaults", final.VaultTotal).Int("failed", p.Failed).Int64("fetched", p.Fetched).Msg("job finished")
 	}
-	return nil
+	return changed, nil
 }
