@@ -51,6 +51,8 @@ type options struct {
 	logLevel                          string
 	demoVaults, demoKeys              int
 	vaultParallelism, getConcurrency  int
+	jobRetention                      time.Duration
+	jobsKept                          int
 	vaultRate                         float64
 }
 
@@ -85,6 +87,8 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (the demo's default is warn, to keep its screen readable)")
 	fs.IntVar(&o.vaultParallelism, "vault-parallelism", sync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
 	fs.IntVar(&o.getConcurrency, "get-concurrency", sync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
+	fs.DurationVar(&o.jobRetention, "job-retention", sync.DefaultJobRetention, "embedded worker: delete finished jobs this long after they finished")
+	fs.IntVar(&o.jobsKept, "jobs-kept", sync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
 	if err := app.ParseFlags(fs, args); err != nil {
 		return o, err
@@ -248,6 +252,7 @@ func run(args []string, stdout io.Writer) error {
 			StorePath: filepath.Join(o.dataDir, "inventory.db"),
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
 				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, Logger: log, Metrics: metrics},
+			Janitor:     sync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
 			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,
 		})

@@ -53,6 +53,8 @@ func run(args []string) error {
 	getConc := fs.Int("get-concurrency", sync.DefaultGetConcurrency, "GetKey calls in flight per vault")
 	vaultRate := fs.Float64("vault-rate", sync.DefaultVaultRate, "Azure requests per second per vault (negative: unlimited)")
 	ackWait := fs.Duration("task-ack-wait", events.DefaultTaskAckWait, "redeliver a vault task after this long without a heartbeat")
+	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
+	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := app.ParseFlags(fs, args); err != nil {
 		return err
@@ -114,6 +116,7 @@ func run(args []string) error {
 		StorePath:   *store,
 		Sync:        sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate, Logger: log},
 		Azure:       azure.Config{},
+		Janitor:     sync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
 		Connections: resolver,
 		Logger:      log,
 	})

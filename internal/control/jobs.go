@@ -157,7 +157,7 @@ func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy strin
 		_ = j.store.ReleaseJobLocks(cctx, job)
 		_ = j.store.Delete(cctx, job.ID)
 	}()
-	job, err = j.store.Create(ctx, job, batches)
+	job, err = j.store.Create(ctx, job, batches, j.verifyRegistered)
 	var conflict *jobs.LockConflictError
 	switch {
 	case errors.As(err, &conflict):
@@ -176,11 +176,6 @@ func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy strin
 		return events.JobDetail{}, unavailable("create job", err)
 	}
 	created = true
-	// A vault removed between resolving and locking is gone for good now
-	// (a removal holds the vault's lock while it runs).
-	if err := j.checkRegistered(ctx, job); err != nil {
-		return events.JobDetail{}, err
-	}
 	ev, err := events.MarshalEvent(j.cfg.Source, events.KindSyncRequested.Type(EventScopeSync), job.ID, events.SyncRequested{Job: job})
 	if err != nil {
 		return events.JobDetail{}, fmt.Errorf("control: %w", err)
@@ -196,40 +191,33 @@ func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy strin
 	return d, nil
 }
 
-// checkRegistered verifies that every vault of a new job is still
-// registered: one streamed pass over the registry for a big job, one read
-// per vault for a small one.
-func (j *Jobs) checkRegistered(ctx context.Context, job events.Job) error {
-	if job.VaultTotal > resolveBatch {
-		ids := make(map[string]bool, job.VaultTotal)
-		if err := j.reg.EachBatch(ctx, resolveBatch, func(vs []events.Vault) error {
-			for _, v := range vs {
-				ids[v.ID] = true
+// verifyRegistered fails a job creation when one of the vaults whose
+// lock moved while the job was being created (see jobs.VerifyVaults) is no
+// longer registered: its removal completed in that window.
+func (j *Jobs) verifyRegistered(ctx context.Context, ids []string) error {
+	errs := make([]error, len(ids))
+	var wg gosync.WaitGroup
+	sem := make(chan struct{}, resolveParallelism)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := j.reg.Get(ctx, id); errors.Is(err, ErrNotFound) {
+				errs[i] = conflictf("vault %s was removed while the job was being created", id)
+			} else {
+				errs[i] = err
 			}
-			return nil
-		}); err != nil {
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
-		return j.store.EachPlanned(ctx, job, func(c events.JobPlanChunk) error {
-			for _, v := range c.Vaults {
-				if !ids[v.ID] {
-					return conflictf("vault %s was removed while the job was being created", v.QualifiedName())
-				}
-			}
-			return nil
-		})
 	}
-	return j.store.EachPlanned(ctx, job, func(c events.JobPlanChunk) error {
-		for _, v := range c.Vaults {
-			if _, err := j.reg.Get(ctx, v.ID); err != nil {
-				if errors.Is(err, ErrNotFound) {
-					return conflictf("vault %s was removed while the job was being created", v.QualifiedName())
-				}
-				return err
-			}
-		}
-		return nil
-	})
+	return nil
 }
 
 // resolve returns the distinct vaults of an explicit key_vaults list,

@@ -9,12 +9,6 @@ import (
 
 // Defaults applied by Open to zero Config fields.
 const (
-	// DefaultBatchLimit is the number of pending records after which a
-	// Batcher commits without waiting for BatchInterval.
-	DefaultBatchLimit = 1000
-	// DefaultBatchInterval is the longest a Batcher holds a pending record
-	// before committing it.
-	DefaultBatchInterval = 100 * time.Millisecond
 	// DefaultOpenTimeout is how long Open waits for the file lock held by
 	// another process before giving up.
 	DefaultOpenTimeout = 10 * time.Second
@@ -24,12 +18,6 @@ const (
 type Config struct {
 	// Path is the bbolt file; its directory is created if missing. Required.
 	Path string
-	// BatchLimit is the number of pending records (keys, jobs, deleted
-	// jobs) after which a Batcher commits. Default DefaultBatchLimit.
-	BatchLimit int
-	// BatchInterval is the longest a Batcher waits before committing
-	// pending records. Default DefaultBatchInterval.
-	BatchInterval time.Duration
 	// OpenTimeout bounds the wait for the file lock. Default
 	// DefaultOpenTimeout.
 	OpenTimeout time.Duration
@@ -46,10 +34,6 @@ func (c Config) Validate() error {
 	switch {
 	case c.Path == "":
 		return fmt.Errorf("%w: Path is required", ErrBadConfig)
-	case c.BatchLimit < 0:
-		return fmt.Errorf("%w: BatchLimit %d is negative", ErrBadConfig, c.BatchLimit)
-	case c.BatchInterval < 0:
-		return fmt.Errorf("%w: BatchInterval %s is negative", ErrBadConfig, c.BatchInterval)
 	case c.OpenTimeout < 0:
 		return fmt.Errorf("%w: OpenTimeout %s is negative", ErrBadConfig, c.OpenTimeout)
 	}
@@ -58,12 +42,6 @@ func (c Config) Validate() error {
 
 // withDefaults returns c with zero fields set to their defaults.
 func (c Config) withDefaults() Config {
-	if c.BatchLimit == 0 {
-		c.BatchLimit = DefaultBatchLimit
-	}
-	if c.BatchInterval == 0 {
-		c.BatchInterval = DefaultBatchInterval
-	}
 	if c.OpenTimeout == 0 {
 		c.OpenTimeout = DefaultOpenTimeout
 	}

@@ -95,7 +95,7 @@ func TestOpen(t *testing.T) {
 		}
 	})
 	t.Run("rejects negative settings", func(t *testing.T) {
-		for _, c := range []Config{{Path: "x", BatchLimit: -1}, {Path: "x", BatchInterval: -1}, {Path: "x", OpenTimeout: -1}} {
+		for _, c := range []Config{{Path: "x", OpenTimeout: -1}} {
 			if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
 				t.Errorf("Validate(%+v) = %v, want ErrBadConfig", c, err)
 			}
@@ -104,7 +104,7 @@ func TestOpen(t *testing.T) {
 	t.Run("applies defaults", func(t *testing.T) {
 		s := setup(t)
 		c := s.Config()
-		if c.BatchLimit != DefaultBatchLimit || c.BatchInterval != DefaultBatchInterval || c.OpenTimeout != DefaultOpenTimeout {
+		if c.OpenTimeout != DefaultOpenTimeout {
 			t.Fatalf("defaults not applied: %+v", c)
 		}
 	})

@@ -595,7 +595,7 @@ func TestJanitor(t *testing.T) {
 		for _, n := range e.vaultNames() {
 			vs = append(vs, e.vaults[n])
 		}
-		if _, err := store.Create(e.ctx, job, func(_ context.Context, yield func([]events.Vault) error) error { return yield(vs) }); err != nil {
+		if _, err := store.Create(e.ctx, job, func(_ context.Context, yield func([]events.Vault) error) error { return yield(vs) }, nil); err != nil {
 			t.Fatal(err)
 		}
 		e.startWorker(t, "w1", nil, func(c *worker.Config) { c.Janitor.Interval, c.Janitor.Grace = 50*time.Millisecond, time.Millisecond })
@@ -690,6 +690,57 @@ func TestJanitor(t *testing.T) {
 		c := e.emu.Counters(names[0])
 		if c.Total(akvemu.OpListKeys) != 0 {
 			t.Fatalf("the exhausted task was synced anyway: %+v", c)
+		}
+	})
+
+	t.Run("DeletesFinishedJobsPastRetentionWithTheirRecords", func(t *testing.T) {
+		e := setup(t, envOptions{vaults: 3, keys: 5})
+		names := e.vaultNames()
+		e.startWorker(t, "w1", nil, func(c *worker.Config) {
+			c.Janitor.Interval, c.Janitor.Grace, c.Janitor.JobsKept = 50*time.Millisecond, time.Hour, 1
+		})
+		var ids []string
+		for range 3 {
+			job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
+			if done := e.waitJob(t, job.ID); done.OverallStatus != events.JobCompleted {
+				t.Fatalf("job ended %s", done.OverallStatus)
+			}
+			ids = append(ids, job.ID)
+		}
+		// Only the newest finished job is kept; the others go with their
+		// plan and vault records, and every inventory drops them.
+		jobsKV, err := e.js.KeyValue(e.ctx, events.BucketJobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			keys, err := jobsKV.Keys(e.ctx)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if strings.HasPrefix(k, ids[0]) || strings.HasPrefix(k, ids[1]) {
+					return fmt.Errorf("record %s of an expired job is left", k)
+				}
+			}
+			page, err := e.plane.Queries.Jobs(e.ctx, events.JobQuery{})
+			if err != nil {
+				return err
+			}
+			if page.Total != 1 || page.Resources[0].ID != ids[2] {
+				return fmt.Errorf("jobs list: total %d", page.Total)
+			}
+			return nil
+		})
+		if _, err := e.plane.Jobs.Get(e.ctx, ids[0]); !errors.Is(err, control.ErrNotFound) {
+			t.Fatalf("an expired job is still readable: %v", err)
+		}
+		if _, err := e.plane.Jobs.Get(e.ctx, ids[2]); err != nil {
+			t.Fatalf("the kept job: %v", err)
+		}
+		// The keys stay: retention is about jobs, not the inventory.
+		if inv := e.inventory(t, e.vaults[names[0]].ID); len(inv) != 5 {
+			t.Fatalf("%d keys after retention, want 5", len(inv))
 		}
 	})
 }

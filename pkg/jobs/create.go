@@ -16,6 +16,12 @@ import (
 // calls yield with each batch and stops at yield's first error.
 type VaultBatches func(ctx context.Context, yield func([]events.Vault) error) error
 
+// VerifyVaults checks, after their locks are taken, vaults whose lock
+// changed between the scan of the locks and the creation's own lock (or
+// that were locked without a scan): a removal of the vault may have
+// completed in that window. It returns an error to fail the creation.
+type VerifyVaults func(ctx context.Context, vaultIDs []string) error
+
 // Create records a new job: it locks every vault the batches name for the
 // job (pipelined, a window at a time), writes the job's plan in bounded
 // chunks with each lock's revision, and finally creates the header with
@@ -25,10 +31,12 @@ type VaultBatches func(ctx context.Context, yield func([]events.Vault) error) er
 // vaults); Create sets it to the real count.
 //
 // A vault locked by another holder fails the creation with a
-// *LockConflictError; a job that names no vault fails with ErrInvalid. On
-// any error Create undoes what it wrote (locks released at their
-// revisions, plan and header purged), so nothing is half-created.
-func (s *Store) Create(ctx context.Context, job events.Job, batches VaultBatches) (_ events.Job, err error) {
+// *LockConflictError; a job that names no vault fails with ErrInvalid;
+// verify, when set, is called with the vaults whose lock was not as the
+// scan saw it, before any of the job's records is written. On any error
+// Create undoes what it wrote (locks released at their revisions, plan and
+// header purged), so nothing is half-created.
+func (s *Store) Create(ctx context.Context, job events.Job, batches VaultBatches, verify VerifyVaults) (_ events.Job, err error) {
 	if job.ID == "" || !events.ValidToken(job.ID) {
 		return job, fmt.Errorf("%w: job id %q", ErrInvalid, job.ID)
 	}
@@ -51,23 +59,28 @@ func (s *Store) Create(ctx context.Context, job events.Job, batches VaultBatches
 			return job, err
 		}
 	}
-	var chunk events.JobPlanChunk
+	// A chunk is written as the JSON of an events.JobPlanChunk, built
+	// from each vault's encoding (encoded once, also to bound the size).
+	var chunk [][]byte
 	chunkBytes := 0
 	flush := func() error {
-		if len(chunk.Vaults) == 0 {
+		if len(chunk) == 0 {
 			return nil
 		}
-		chunk.JobID, chunk.Index = job.ID, job.PlanChunks
-		raw, err := json.Marshal(chunk)
-		if err != nil {
-			return fmt.Errorf("jobs: encode plan: %w", err)
+		raw := fmt.Appendf(nil, `{"job_id":%q,"index":%d,"vaults":[`, job.ID, job.PlanChunks)
+		for i, v := range chunk {
+			if i > 0 {
+				raw = append(raw, ',')
+			}
+			raw = append(raw, v...)
 		}
+		raw = append(raw, "]}"...)
 		wrote = true
-		if _, err := s.jobs.Create(ctx, PlanKey(job.ID, chunk.Index), raw); err != nil {
-			return fmt.Errorf("jobs: write plan chunk %d: %w", chunk.Index, err)
+		if _, err := s.jobs.Create(ctx, PlanKey(job.ID, job.PlanChunks), raw); err != nil {
+			return fmt.Errorf("jobs: write plan chunk %d: %w", job.PlanChunks, err)
 		}
 		job.PlanChunks++
-		chunk.Vaults, chunkBytes = chunk.Vaults[:0], 0
+		chunk, chunkBytes = chunk[:0], 0
 		return nil
 	}
 	total := 0
@@ -81,21 +94,26 @@ func (s *Store) Create(ctx context.Context, job events.Job, batches VaultBatches
 			seen[v.ID] = true
 			ids = append(ids, v.ID)
 		}
-		if err := s.lockBatch(ctx, ids, job.ID, known, revs); err != nil {
+		suspect, err := s.lockBatch(ctx, ids, job.ID, known, revs)
+		if err != nil {
 			return err
 		}
+		if verify != nil && len(suspect) > 0 {
+			if err := verify(ctx, suspect); err != nil {
+				return err
+			}
+		}
 		for _, v := range vs {
-			pv := events.PlannedVault{Vault: v, LockRev: revs[v.ID]}
-			raw, err := json.Marshal(pv)
+			raw, err := json.Marshal(events.PlannedVault{Vault: v, LockRev: revs[v.ID]})
 			if err != nil {
 				return fmt.Errorf("jobs: encode plan: %w", err)
 			}
-			if len(chunk.Vaults) >= s.cfg.PlanChunkVaults || (chunkBytes > 0 && chunkBytes+len(raw) > s.cfg.PlanChunkBytes) {
+			if len(chunk) >= s.cfg.PlanChunkVaults || (chunkBytes > 0 && chunkBytes+len(raw) > s.cfg.PlanChunkBytes) {
 				if err := flush(); err != nil {
 					return err
 				}
 			}
-			chunk.Vaults = append(chunk.Vaults, pv)
+			chunk = append(chunk, raw)
 			chunkBytes += len(raw) + 1
 			total++
 		}

@@ -97,7 +97,7 @@ func TestCreate(t *testing.T) {
 		e, ctx := setup(t, jobs.Config{})
 		sizes := map[int]int{}
 		for _, n := range []int{10, 5000} {
-			job, err := e.store.Create(ctx, newJob(n), batches(vaults(n), 1000))
+			job, err := e.store.Create(ctx, newJob(n), batches(vaults(n), 1000), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,11 +126,11 @@ func TestCreate(t *testing.T) {
 			t.Run(fmt.Sprint(n), func(t *testing.T) {
 				e, ctx := setup(t, jobs.Config{PublishWindow: 50})
 				vs := vaults(n)
-				first, err := e.store.Create(ctx, newJob(1), batches(vs[n-1:], 10))
+				first, err := e.store.Create(ctx, newJob(1), batches(vs[n-1:], 10), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, err = e.store.Create(ctx, newJob(n), batches(vs, 10))
+				_, err = e.store.Create(ctx, newJob(n), batches(vs, 10), nil)
 				var conflict *jobs.LockConflictError
 				if !errors.As(err, &conflict) || conflict.Holder != first.ID || conflict.VaultID != vs[n-1].ID {
 					t.Fatalf("got %v, want a conflict with job %s on %s", err, first.ID, vs[n-1].ID)
@@ -151,7 +151,7 @@ func TestCreate(t *testing.T) {
 				e, ctx := setup(t, jobs.Config{})
 				vs := vaults(n)
 				for range 3 {
-					job, err := e.store.Create(ctx, newJob(n), batches(vs, 100))
+					job, err := e.store.Create(ctx, newJob(n), batches(vs, 100), nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -168,7 +168,7 @@ func TestCreate(t *testing.T) {
 
 	t.Run("a job without vaults is refused", func(t *testing.T) {
 		e, ctx := setup(t, jobs.Config{})
-		if _, err := e.store.Create(ctx, newJob(0), batches(nil, 10)); !errors.Is(err, jobs.ErrInvalid) {
+		if _, err := e.store.Create(ctx, newJob(0), batches(nil, 10), nil); !errors.Is(err, jobs.ErrInvalid) {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -178,7 +178,7 @@ func TestReleaseJobLocks(t *testing.T) {
 	t.Run("keeps a lock another holder took since", func(t *testing.T) {
 		e, ctx := setup(t, jobs.Config{})
 		vs := vaults(4)
-		job, err := e.store.Create(ctx, newJob(4), batches(vs, 10))
+		job, err := e.store.Create(ctx, newJob(4), batches(vs, 10), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +203,7 @@ func TestReleaseJobLocks(t *testing.T) {
 func TestSweepLocks(t *testing.T) {
 	t.Run("reads each holder once and releases only dead holders' locks", func(t *testing.T) {
 		e, ctx := setup(t, jobs.Config{})
-		live, err := e.store.Create(ctx, newJob(500), batches(vaults(500), 100))
+		live, err := e.store.Create(ctx, newJob(500), batches(vaults(500), 100), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func TestSweepLocks(t *testing.T) {
 func TestUpdateVault(t *testing.T) {
 	t.Run("racing writers lose no update", func(t *testing.T) {
 		e, ctx := setup(t, jobs.Config{})
-		job, err := e.store.Create(ctx, newJob(1), batches(vaults(1), 1))
+		job, err := e.store.Create(ctx, newJob(1), batches(vaults(1), 1), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,11 +285,11 @@ func TestUpdateVault(t *testing.T) {
 func TestDelete(t *testing.T) {
 	t.Run("removes the header, plan and vault records in one purge", func(t *testing.T) {
 		e, ctx := setup(t, jobs.Config{PlanChunkVaults: 10})
-		keep, err := e.store.Create(ctx, newJob(5), batches(vaults(5), 10))
+		keep, err := e.store.Create(ctx, newJob(5), batches(vaults(5), 10), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		job, err := e.store.Create(ctx, newJob(50), batches(vaults(50), 10))
+		job, err := e.store.Create(ctx, newJob(50), batches(vaults(50), 10), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,4 +323,38 @@ func TestParseKey(t *testing.T) {
 			t.Errorf("%q: %q %v", key, id, kind)
 		}
 	}
+}
+
+func TestCreateVerify(t *testing.T) {
+	t.Run("checks only vaults whose lock moved, and its refusal undoes", func(t *testing.T) {
+		e, ctx := setup(t, jobs.Config{})
+		n := 2 * jobs.DefaultScanThreshold
+		vs := vaults(n)
+		// A removal of vs[3] took and released its lock while the job was
+		// being created: simulated by a lock cycle before the job's own.
+		moved := vs[3].ID
+		var checked []string
+		_, err := e.store.Create(ctx, newJob(n), func(ctx context.Context, yield func([]events.Vault) error) error {
+			rev, err := e.store.TakeLock(ctx, moved, "remove-vault")
+			if err != nil {
+				return err
+			}
+			if err := e.store.ReleaseLock(ctx, moved, rev); err != nil {
+				return err
+			}
+			return yield(vs)
+		}, func(_ context.Context, ids []string) error {
+			checked = append(checked, ids...)
+			return errors.New("vault was removed")
+		})
+		if err == nil || len(checked) != 1 || checked[0] != moved {
+			t.Fatalf("err %v, checked %v; want only %s checked and the creation refused", err, checked, moved)
+		}
+		if recs := e.records(t, ctx, e.locks); len(recs) != 0 {
+			t.Fatalf("%d locks left after a refused creation", len(recs))
+		}
+		if recs := e.records(t, ctx, e.jobs); len(recs) != 0 {
+			t.Fatalf("records left after a refused creation: %v", recs)
+		}
+	})
 }

@@ -92,10 +92,12 @@ func await(ctx context.Context, win []pending, done func(vaultID string, rev uin
 // lockBatch takes the locks of ids for holder: pipelined creates that
 // expect the lock's last revision as scanned (0 when unknown); a create
 // refused because the lock changed is retried with a plain create, which
-// copes with delete markers. It returns each vault's lock revision, or a
-// *LockConflictError for the first vault held by someone else; the locks
-// it took are in revs even then.
-func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, known map[string]lockState, revs map[string]uint64) error {
+// copes with delete markers. It records each vault's lock revision in
+// revs and returns the vaults taken by that slower path (their lock
+// changed since the scan, or there was none), or a *LockConflictError for
+// the first vault held by someone else; the locks it took are in revs
+// even then.
+func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, known map[string]lockState, revs map[string]uint64) ([]string, error) {
 	var conflict error
 	var slow []string
 	for start := 0; start < len(ids); start += s.cfg.PublishWindow {
@@ -116,7 +118,7 @@ func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, know
 			m.Data = []byte(holder)
 			fut, err := s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(st.rev))
 			if err != nil {
-				return errors.Join(fmt.Errorf("jobs: take lock %s: %w", id, err), await(ctx, win, func(string, uint64, error) error { return nil }))
+				return nil, errors.Join(fmt.Errorf("jobs: take lock %s: %w", id, err), await(ctx, win, func(string, uint64, error) error { return nil }))
 			}
 			win = append(win, pending{vaultID: id, fut: fut})
 		}
@@ -132,10 +134,10 @@ func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, know
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if conflict != nil {
-			return conflict
+			return nil, conflict
 		}
 	}
 	for _, id := range slow {
@@ -145,7 +147,7 @@ func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, know
 			continue
 		}
 		if !RevisionMismatch(err) {
-			return fmt.Errorf("jobs: take lock %s: %w", id, err)
+			return nil, fmt.Errorf("jobs: take lock %s: %w", id, err)
 		}
 		e, gerr := s.locks.Get(ctx, id)
 		switch {
@@ -153,12 +155,12 @@ func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, know
 			revs[id] = e.Revision()
 			continue
 		case gerr == nil:
-			return &LockConflictError{VaultID: id, Holder: string(e.Value())}
+			return nil, &LockConflictError{VaultID: id, Holder: string(e.Value())}
 		default:
-			return &LockConflictError{VaultID: id}
+			return nil, &LockConflictError{VaultID: id}
 		}
 	}
-	return nil
+	return slow, nil
 }
 
 // releaseLocks deletes locks at the revisions given (pipelined), skipping
@@ -195,7 +197,7 @@ func (s *Store) releaseLocks(ctx context.Context, revs map[string]uint64) error 
 // removal). It returns the lock's revision, or a *LockConflictError.
 func (s *Store) TakeLock(ctx context.Context, vaultID, holder string) (uint64, error) {
 	revs := map[string]uint64{}
-	if err := s.lockBatch(ctx, []string{vaultID}, holder, nil, revs); err != nil {
+	if _, err := s.lockBatch(ctx, []string{vaultID}, holder, nil, revs); err != nil {
 		return 0, err
 	}
 	return revs[vaultID], nil

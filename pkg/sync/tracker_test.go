@@ -67,7 +67,7 @@ func (e *trackerEnv) createJob(t *testing.T, ctx context.Context, n int) (events
 	}
 	now := time.Now().UTC()
 	job, err := e.store.Create(ctx, events.Job{ID: events.NewID(), CreatedAt: now, UpdatedAt: now, OverallStatus: events.JobInProgress},
-		func(_ context.Context, yield func([]events.Vault) error) error { return yield(vs) })
+		func(_ context.Context, yield func([]events.Vault) error) error { return yield(vs) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
