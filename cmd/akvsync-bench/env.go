@@ -57,14 +57,15 @@ func newEnv(ctx context.Context, o options, log io.Writer) (*env, error) {
 	} else if err := os.MkdirAll(e.dir, 0o700); err != nil {
 		return nil, err
 	}
+	need := o.binaries()
 	if e.bin == "" {
 		e.bin = filepath.Join(e.dir, "bin")
-		if err := buildBinaries(ctx, e.bin, log); err != nil {
+		if err := buildBinaries(ctx, e.bin, need, log); err != nil {
 			e.close()
 			return nil, err
 		}
 	}
-	for name := range binaries {
+	for _, name := range need {
 		if _, err := os.Stat(filepath.Join(e.bin, name)); err != nil {
 			e.close()
 			return nil, fmt.Errorf("binary %s: %w", name, err)
@@ -73,13 +74,25 @@ func newEnv(ctx context.Context, o options, log io.Writer) (*env, error) {
 	return e, nil
 }
 
-// buildBinaries runs go build for every binary into dir.
-func buildBinaries(ctx context.Context, dir string, log io.Writer) error {
+// binaries returns the binaries the selected figures run.
+func (o options) binaries() []string {
+	need := []string{"api", "akv-emulator"}
+	if o.figures[figP4] || o.figures[figP6] {
+		need = append(need, "worker", "nats-server")
+	} else if o.figures[figFanout] && o.fanWorkers > 0 {
+		need = append(need, "worker")
+	}
+	return need
+}
+
+// buildBinaries runs go build for the named binaries into dir.
+func buildBinaries(ctx context.Context, dir string, names []string, log io.Writer) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	for name, pkg := range binaries {
+	for _, name := range names {
+		pkg := binaries[name]
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, goTool, "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Stdout, cmd.Stderr = log, log

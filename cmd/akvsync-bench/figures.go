@@ -466,6 +466,11 @@ func (e *env) figP4(ctx context.Context, f *figureResult) error {
 	sl := emuSpec{vaults: e.o.p4LVaults, keys: e.o.p4LKeys, subscriptions: 1, latency: e.o.p4LLatency, limits: true}
 	sizes(f, "vaults", s.vaults, "keys_per_vault", s.keys, "latency", s.latency, "workers", n,
 		"limits_vaults", sl.vaults, "limits_keys_per_vault", sl.keys, "limits_latency", sl.latency)
+	var workerArgs []string
+	if e.o.p4VaultPar > 0 {
+		workerArgs = []string{"--vault-parallelism", strconv.Itoa(e.o.p4VaultPar)}
+		sizes(f, "vault_parallelism", e.o.p4VaultPar)
+	}
 	em, err := e.startEmulator(ctx, "emulator-p4", s)
 	if err != nil {
 		return err
@@ -475,7 +480,7 @@ func (e *env) figP4(ctx context.Context, f *figureResult) error {
 		if _, done := results[workers]; done {
 			continue
 		}
-		d, err := e.startDistributed(ctx, fmt.Sprintf("p4-%dworkers", workers), em, workers)
+		d, err := e.startDistributed(ctx, fmt.Sprintf("p4-%dworkers", workers), em, workers, workerArgs...)
 		if err != nil {
 			_ = em.p.stop()
 			return err
@@ -502,7 +507,7 @@ func (e *env) figP4(ctx context.Context, f *figureResult) error {
 		return err
 	}
 	defer em.p.stop()
-	d, err := e.startDistributed(ctx, fmt.Sprintf("p4-limits-%dworkers", n), em, n)
+	d, err := e.startDistributed(ctx, fmt.Sprintf("p4-limits-%dworkers", n), em, n, workerArgs...)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ var smallSizes = map[string]string{
 	"p1.vaults": "4", "p1.keys": "250",
 	"p2.vaults": "4", "p2.keys": "250",
 	"big.vaults": "8", "big.keys": "250",
-	"p4.vaults": "8", "p4.keys": "25", "p4.latency": "200ms", "p4.workers": "2",
+	"p4.vaults": "8", "p4.keys": "25", "p4.latency": "100ms", "p4.workers": "2", "p4.vault-parallelism": "2",
 	"p4.limits-vaults": "4", "p4.limits-keys": "250",
 	"p5.repeat": "5",
 	"p6.vaults": "8", "p6.keys": "250",
@@ -87,6 +87,7 @@ type options struct {
 	p4Vaults, p4Keys int
 	p4Latency        time.Duration
 	p4Workers        int
+	p4VaultPar       int
 	p4LVaults        int
 	p4LKeys          int
 	p4LLatency       time.Duration
@@ -135,6 +136,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.p4Keys, "p4.keys", defaultP4Keys, "P4: keys per vault of the latency-bound workload")
 	fs.DurationVar(&o.p4Latency, "p4.latency", defaultP4Latency, "P4: emulator latency of the latency-bound workload")
 	fs.IntVar(&o.p4Workers, "p4.workers", defaultP4Workers, "P4: worker processes compared with one")
+	fs.IntVar(&o.p4VaultPar, "p4.vault-parallelism", 0, "P4: --vault-parallelism of every worker (0: the worker's default); small values make a small workload scale")
 	fs.IntVar(&o.p4LVaults, "p4.limits-vaults", defaultP4LVaults, "P4 at Azure's limits (one subscription): vaults")
 	fs.IntVar(&o.p4LKeys, "p4.limits-keys", defaultP4LKeys, "P4 at Azure's limits: keys per vault")
 	fs.DurationVar(&o.p4LLatency, "p4.limits-latency", defaultP4LLatency, "P4 at Azure's limits: emulator latency")
@@ -189,7 +191,7 @@ func (o options) validate() error {
 			return fmt.Errorf("-%s must be at least 1", name)
 		}
 	}
-	if o.fanWorkers < 0 || o.timeout <= 0 || o.p1Latency < 0 || o.p4Latency < 0 || o.p4LLatency < 0 {
+	if o.fanWorkers < 0 || o.p4VaultPar < 0 || o.timeout <= 0 || o.p1Latency < 0 || o.p4Latency < 0 || o.p4LLatency < 0 {
 		return errors.New("-fanout.workers, -timeout and latencies must not be negative")
 	}
 	return nil
