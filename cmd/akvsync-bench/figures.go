@@ -616,6 +616,9 @@ func (e *env) figFanout(ctx context.Context, f *figureResult) error {
 		done = 1
 	}
 	note := fmt.Sprintf("job %s after %s", orNone(status), completed.Round(time.Millisecond))
+	if s.hostRouting && status != "completed" {
+		note += "; host routing needs akvsync to dial *.vault.localhost to the emulator (issue 8 item 7): see the workers' logs, or run with -fanout.host-routing=false"
+	}
 	if err == nil && status == "completed" {
 		if kerr := d.waitKeys(ctx, s.totalKeys(), time.Second, e.o.timeout); kerr != nil {
 			err = kerr
