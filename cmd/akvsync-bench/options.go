@@ -123,7 +123,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.workDir, "work-dir", "", "directory for data and logs (default: a temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (data, logs) at exit")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "give up a figure's sync after this long")
-	fs.BoolVar(&o.verbose, "v", false, "progress lines on stderr")
+	fs.BoolVar(&o.verbose, "v", false, "also log every process started, with its command line")
 
 	fs.IntVar(&o.p1Vaults, "p1.vaults", defaultP1Vaults, "P1: vaults (one subscription)")
 	fs.IntVar(&o.p1Keys, "p1.keys", defaultP1Keys, "P1: keys per vault")
