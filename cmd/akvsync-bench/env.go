@@ -156,6 +156,7 @@ func (e *env) start(dir, name, binary string, extraEnv []string, args ...string)
 	p.cmd.Env = append(os.Environ(), extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Dir = dir
+	dieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
