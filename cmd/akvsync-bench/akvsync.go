@@ -331,8 +331,6 @@ func (d *deployment) waitJob(ctx context.Context, id string, poll, timeout time.
 	})
 }
 
-var errProcessDied = errors.New("a process died")
-
 // waitKeys polls the keys list until its total is want.
 func (d *deployment) waitKeys(ctx context.Context, want int, poll, timeout time.Duration) error {
 	return waitFor(ctx, timeout, poll, func() error {
