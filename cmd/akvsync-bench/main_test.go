@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// TestSmallestRun runs the command end to end at its smallest size: it
+// builds the api and akv-emulator binaries, runs P2 (an embedded sync-all
+// beside the azkeys→bbolt loop) and storage (the same inventory's bbolt
+// file), and checks the JSON report holds every row with its baseline.
+// Goals are not asserted: they are what the benchmark measures.
+func TestSmallestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"-p2", "-storage", "-json", "-work-dir", t.TempDir(),
+		"-p2.vaults", "2", "-p2.keys", "30", "-big.vaults", "2", "-big.keys", "30"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Figures) != 2 || rep.Figures[0].Figure != figP2 || rep.Figures[1].Figure != figStorage {
+		t.Fatalf("figures %+v, want p2 then storage", rep.Figures)
+	}
+	for _, f := range rep.Figures {
+		if f.Error != "" {
+			t.Errorf("%s: %s", f.Figure, f.Error)
+		}
+		if len(f.Rows) == 0 || f.Rows[0].Ratio == nil || f.Rows[0].Baseline == nil || f.Rows[0].Pass == nil {
+			t.Fatalf("%s: first row %+v lacks baseline, ratio or verdict", f.Figure, f.Rows)
+		}
+		if f.Rows[0].Value <= 0 || *f.Rows[0].Baseline <= 0 {
+			t.Errorf("%s: value %v, baseline %v", f.Figure, f.Rows[0].Value, *f.Rows[0].Baseline)
+		}
+	}
+	// The inventory of 60 keys costs bytes in every bucket: a stored key is
+	// at least its JSON record's size.
+	if r := rep.Figures[1].Rows[0]; *r.Ratio < 0.5 {
+		t.Errorf("storage ratio %v: the bbolt stats missed buckets", *r.Ratio)
+	}
+	if !bytes.Contains(stderr.Bytes(), []byte("embedded keys/s ÷ azkeys→bbolt loop")) {
+		t.Errorf("the table (stderr with -json) lacks the P2 row:\n%s", stderr.String())
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	var stderr bytes.Buffer
+	if _, err := parseOptions(nil, &stderr); err == nil {
+		t.Fatal("no figure chosen: want an error")
+	}
+	o, err := parseOptions([]string{"-small", "-p1", "-p1.vaults", "7"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.figures[figP1] || len(o.figures) != 1 {
+		t.Fatalf("figures %v", o.figures)
+	}
+	if o.p1Vaults != 7 || o.p1Keys != 250 || o.fanHostRouting {
+		t.Fatalf("-small with -p1.vaults 7: vaults %d keys %d host routing %v", o.p1Vaults, o.p1Keys, o.fanHostRouting)
+	}
+	o, err = parseOptions([]string{"-all"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.figures) != len(figureOrder) || o.bigVaults != defaultBigVaults || !o.fanHostRouting {
+		t.Fatalf("-all: %+v", o)
+	}
+	if _, err := parseOptions([]string{"-p2", "-p2.keys", "0"}, &stderr); err == nil {
+		t.Fatal("-p2.keys 0: want an error")
+	}
+}
