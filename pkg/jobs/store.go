@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	gosync "sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -214,8 +216,20 @@ func casRev[T any](ctx context.Context, kv jetstream.KeyValue, key string, retri
 		if attempt+1 >= retries {
 			return v, false, fmt.Errorf("%w: %s", ErrContended, key)
 		}
+		// Back off a little, with jitter, so racing writers spread out.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(casBackoff) * int64(min(attempt+1, 8)))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, false, ctx.Err()
+		case <-t.C:
+		}
 	}
 }
+
+// casBackoff is the unit of the jittered wait between compare-and-set
+// attempts: up to attempt × casBackoff, capped at 8 units.
+const casBackoff = 500 * time.Microsecond
 
 // detailParallelism bounds the vault records Detail reads at once.
 const detailParallelism = 16
