@@ -163,4 +163,53 @@ func TestProjector(t *testing.T) {
 			t.Fatalf("jobs = %+v, want only %s", page.Resources, b.ID)
 		}
 	})
+
+	t.Run("JobRecordsDoNotWaitBehindKeyRecords", func(t *testing.T) {
+		f := setup(t)
+		vault := events.NewID()
+		// A big sync's worth of key records, published faster than a
+		// store applies them.
+		const keys = 60000
+		var futs []jetstream.PubAckFuture
+		for i := range keys {
+			name := fmt.Sprintf("key-%06d", i)
+			raw, _ := json.Marshal(events.KeyRecord{ID: events.KeyID(vault, name), VaultID: vault, VaultName: "v", SubscriptionID: "s", Name: name})
+			fut, err := f.js.PublishAsync(events.KeySubject(vault, name), raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			futs = append(futs, fut)
+			if len(futs) == 1000 {
+				for _, fu := range futs {
+					<-fu.Ok()
+				}
+				futs = futs[:0]
+			}
+		}
+		for _, fu := range futs {
+			<-fu.Ok()
+		}
+		kv, err := events.Bucket(f.ctx, f.js, events.BucketJobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, st, stop := f.run(t)
+		defer stop()
+		job := events.Job{ID: events.NewID(), OverallStatus: events.JobInProgress, CreatedAt: time.Now().UTC()}
+		raw, _ := json.Marshal(job)
+		if _, err := kv.Put(f.ctx, job.ID, raw); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := p.CatchUp(f.ctx, inventory.SourceJobs, 30*time.Second); err != nil || !ok {
+			t.Fatalf("catch up with the jobs: %v %v", ok, err)
+		}
+		// The job is there while the keys are still being applied: one
+		// loop per source.
+		if applied := p.Applied(inventory.SourceKeys); applied >= keys {
+			t.Fatalf("the keys were all applied (%d) before the job: nothing was shown", applied)
+		}
+		if _, err := st.GetJob(f.ctx, job.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
