@@ -341,8 +341,15 @@ func (r *Registry) All(ctx context.Context) ([]events.Vault, error) {
 	return vs, nil
 }
 
+// MaxVaultsLimit bounds a page of the vault list; limit -1 asks for that
+// many.
+const MaxVaultsLimit = 1000
+
 // List returns one page of vaults matching q, newest first (then by
-// qualified name).
+// qualified name). A name filter is answered from the uniqueness index; an
+// unfiltered page streams the registry once, keeping only the best
+// skip+limit vaults in memory, so the cost of a page does not include
+// holding the whole registry.
 func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
 	if q.Skip < 0 {
 		return VaultPage{}, invalidf("skip must not be negative")
@@ -350,27 +357,123 @@ func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
 	if q.Limit < events.LimitAll {
 		return VaultPage{}, invalidf("limit must be -1 (all) or positive")
 	}
-	all, err := r.All(ctx)
-	if err != nil {
-		return VaultPage{}, err
-	}
-	match := all[:0]
-	for _, v := range all {
-		if q.Name == "" || strings.EqualFold(v.Name, q.Name) || strings.EqualFold(v.QualifiedName(), q.Name) {
-			match = append(match, v)
-		}
-	}
-	slices.SortFunc(match, func(a, b events.Vault) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.QualifiedName(), b.QualifiedName())
-	})
 	limit := q.Limit
 	if limit == 0 {
 		limit = events.DefaultLimit
 	}
-	return VaultPage{Skip: q.Skip, Limit: limit, Total: len(match), Resources: events.PageOf(match, q.Skip, limit)}, nil
+	if limit < 0 || limit > MaxVaultsLimit {
+		limit = MaxVaultsLimit
+	}
+	order := func(a, b events.Vault) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.QualifiedName(), b.QualifiedName())
+	}
+	var match []events.Vault
+	total := 0
+	if q.Name != "" {
+		vs, err := r.byName(ctx, q.Name)
+		if err != nil {
+			return VaultPage{}, err
+		}
+		match, total = vs, len(vs)
+		slices.SortFunc(match, order)
+		match = events.PageOf(match, q.Skip, limit)
+	} else {
+		top := &vaultHeap{cmp: order, n: q.Skip + limit}
+		if err := r.EachBatch(ctx, resolveBatch, func(vs []events.Vault) error {
+			total += len(vs)
+			for _, v := range vs {
+				top.offer(v)
+			}
+			return nil
+		}); err != nil {
+			return VaultPage{}, err
+		}
+		match = top.sorted()
+		match = events.PageOf(match, q.Skip, limit)
+	}
+	return VaultPage{Skip: q.Skip, Limit: limit, Total: total, Resources: match}, nil
+}
+
+// byName returns the vaults whose name (or "name::subscription") is name,
+// through the uniqueness index.
+func (r *Registry) byName(ctx context.Context, name string) ([]events.Vault, error) {
+	v, err := r.Resolve(ctx, name)
+	switch {
+	case err == nil:
+		return []events.Vault{v}, nil
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case errors.Is(err, ErrInvalid) && !strings.Contains(name, "::") && ValidVaultName(name):
+		// Ambiguous: the name exists in several subscriptions.
+		lister, err := r.kv.ListKeysFiltered(ctx, nameKeyPrefix+"*."+strings.ToLower(name))
+		if err != nil {
+			return nil, unavailable("list vaults", err)
+		}
+		var out []events.Vault
+		for k := range lister.Keys() {
+			if v, err := r.byIndex(ctx, k, name); err == nil {
+				out = append(out, v)
+			}
+		}
+		return out, nil
+	case errors.Is(err, ErrInvalid):
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// vaultHeap keeps the n smallest vaults by cmp seen so far.
+type vaultHeap struct {
+	cmp func(a, b events.Vault) int
+	n   int
+	vs  []events.Vault // a max-heap by cmp: the worst kept is at 0
+}
+
+func (h *vaultHeap) offer(v events.Vault) {
+	if h.n <= 0 {
+		return
+	}
+	if len(h.vs) < h.n {
+		h.vs = append(h.vs, v)
+		for i := len(h.vs) - 1; i > 0; {
+			p := (i - 1) / 2
+			if h.cmp(h.vs[i], h.vs[p]) <= 0 {
+				break
+			}
+			h.vs[i], h.vs[p] = h.vs[p], h.vs[i]
+			i = p
+		}
+		return
+	}
+	if h.cmp(v, h.vs[0]) >= 0 {
+		return
+	}
+	h.vs[0] = v
+	for i := 0; ; {
+		l, r, big := 2*i+1, 2*i+2, i
+		if l < len(h.vs) && h.cmp(h.vs[l], h.vs[big]) > 0 {
+			big = l
+		}
+		if r < len(h.vs) && h.cmp(h.vs[r], h.vs[big]) > 0 {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h.vs[i], h.vs[big] = h.vs[big], h.vs[i]
+		i = big
+	}
+}
+
+// sorted returns the kept vaults in cmp order.
+func (h *vaultHeap) sorted() []events.Vault {
+	out := slices.Clone(h.vs)
+	slices.SortFunc(out, h.cmp)
+	return out
 }
 
 // Resolve finds a vault by reference: its id, "name::subscription", or a

@@ -2,6 +2,8 @@ package control_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -275,5 +277,42 @@ func TestMalformedIDsAreNotFound(t *testing.T) {
 		wantErr(t, err, control.ErrNotFound)
 		_, err = e.plane.Jobs.Cancel(testCtx(t), id)
 		wantErr(t, err, control.ErrNotFound)
+	}
+}
+
+// TestListVaultsPagesWithoutHoldingTheRegistry: a deep page of an
+// unfiltered list is the same slice a full sort gives, while the list keeps
+// only skip+limit vaults at a time; limit -1 is capped.
+func TestListVaultsPagesWithoutHoldingTheRegistry(t *testing.T) {
+	e := setup(t)
+	var all []events.Vault
+	for start := 0; start < 2500; start += 1000 {
+		var names []string
+		for i := start; i < min(2500, start+1000); i++ {
+			names = append(names, fmt.Sprintf("kv-%05d", i))
+		}
+		all = append(all, e.addVaults(t, testSub, names...)...)
+	}
+	slices.SortFunc(all, func(a, b events.Vault) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.QualifiedName(), b.QualifiedName())
+	})
+	page, err := e.plane.Vaults.List(testCtx(t), control.VaultQuery{Skip: 1500, Limit: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != 2500 || len(page.Resources) != 7 {
+		t.Fatalf("total %d, %d resources", page.Total, len(page.Resources))
+	}
+	for i, v := range page.Resources {
+		if v.ID != all[1500+i].ID {
+			t.Fatalf("resource %d is %s, want %s", i, v.QualifiedName(), all[1500+i].QualifiedName())
+		}
+	}
+	page, err = e.plane.Vaults.List(testCtx(t), control.VaultQuery{Limit: events.LimitAll})
+	if err != nil || page.Limit != control.MaxVaultsLimit || len(page.Resources) != control.MaxVaultsLimit || page.Total != 2500 {
+		t.Fatalf("limit -1: limit %d, %d resources, total %d (%v)", page.Limit, len(page.Resources), page.Total, err)
 	}
 }

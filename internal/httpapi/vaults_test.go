@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -131,7 +132,7 @@ func TestListVaults(t *testing.T) {
 		{"", 4, 4, 10},
 		{"?limit=2", 4, 2, 2},
 		{"?skip=3&limit=2", 4, 1, 2},
-		{"?limit=-1", 4, 4, -1},
+		{"?limit=-1", 4, 4, control.MaxVaultsLimit},
 		{"?name=vault-a", 2, 2, 10},
 		{"?name=vault-a::" + otherSub, 1, 1, 10},
 		{"?name=ghost", 0, 0, 10},
