@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -132,16 +134,35 @@ func (cl *cluster) pollJob(t *testing.T, id string) jobJSON {
 	t.Helper()
 	var job jobJSON
 	natstest.CheckFor(t, 3*time.Minute, 100*time.Millisecond, func() error {
-		if code := cl.c.do("GET", "/api/v1/cckm/azure/synchronization-jobs/"+id, nil, nil); code != http.StatusOK {
+		if code := cl.c.tryGet("/api/v1/cckm/azure/synchronization-jobs/"+id, &job); code != http.StatusOK {
 			return fmt.Errorf("job GET answered %d", code)
 		}
-		cl.c.do("GET", "/api/v1/cckm/azure/synchronization-jobs/"+id, nil, &job)
 		if job.OverallStatus == "in_progress" {
 			return fmt.Errorf("job in progress: %v", job.DetailedStatus)
 		}
 		return nil
 	})
 	return job
+}
+
+// tryGet GETs path into out and returns the status; unlike do it accepts
+// failures (0: no answer), for polling through a failover.
+func (c *client) tryGet(path string, out any) int {
+	c.t.Helper()
+	req, _ := http.NewRequest("GET", c.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.t.Fatalf("GET %s: decode %q: %v", path, raw, err)
+		}
+	}
+	return resp.StatusCode
 }
 
 // assertJobComplete checks the job completed with every vault completed
@@ -165,10 +186,9 @@ func (cl *cluster) assertJobComplete(t *testing.T, job jobJSON, vaults, keys int
 		var page struct {
 			Total int `json:"total"`
 		}
-		if code := cl.c.do("GET", "/api/v1/cckm/azure/keys?limit=1", nil, nil); code != http.StatusOK {
+		if code := cl.c.tryGet("/api/v1/cckm/azure/keys?limit=1", &page); code != http.StatusOK {
 			return fmt.Errorf("keys: %d", code)
 		}
-		cl.c.do("GET", "/api/v1/cckm/azure/keys?limit=1", nil, &page)
 		if page.Total != vaults*keys {
 			return fmt.Errorf("API lists %d keys, want %d", page.Total, vaults*keys)
 		}
@@ -224,6 +244,16 @@ func TestNATSNodeKilledMidSync(t *testing.T) {
 	job = cl.pollJob(t, job.ID)
 	t.Logf("job %s ended %s after %s", job.ID, job.OverallStatus, time.Since(begin).Round(time.Millisecond))
 	cl.assertJobComplete(t, job, vaults, keys)
+	retries := map[string]int{}
+	for _, w := range cl.workers {
+		for _, l := range strings.Split(w.out.String(), "\n") {
+			var e struct{ Op, Message string }
+			if json.Unmarshal([]byte(l), &e) == nil && e.Message == "transient NATS error; retrying" {
+				retries[e.Op]++
+			}
+		}
+	}
+	t.Logf("NATS calls the workers retried, by operation: %v", retries)
 	if n, lines := cl.vaultSyncFailures(); n > 0 {
 		t.Errorf("%d vault sync attempts failed after the node loss, want 0:\n%s", n, strings.Join(lines, "\n"))
 	}

@@ -244,7 +244,7 @@ func (r *vaultRun) publish(rec events.KeyRecord) {
 // PublishAckWait is how long waitPublished waits for the acks of a vault's
 // key records before it publishes the unacknowledged ones again: an ack
 // lost with a JetStream node never arrives.
-const PublishAckWait = 10 * time.Second
+const PublishAckWait = 5 * time.Second
 
 // waitPublished waits for every key record to be stored in the KEYS
 // stream. A record whose publish failed transiently (the stream was
