@@ -43,6 +43,7 @@ type options struct {
 	caFile         string
 	tokenLifetime  time.Duration
 	hostRouting    bool
+	hostOnly       bool
 	irregularPages bool
 	noThrottle     bool
 	tenantID       string
@@ -71,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (options, map[string]bool, erro
 	fs.StringVar(&o.caFile, "ca-file", "", "path of the CA certificate PEM (default: DATA-DIR/ca.pem)")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", akvemu.DefaultTokenLifetime, "lifetime of issued access tokens")
 	fs.BoolVar(&o.hostRouting, "host-routing", false, "also serve vaults as <vault>.vault.localhost:PORT on one listener")
+	fs.BoolVar(&o.hostOnly, "host-routing-only", false, "serve vaults only as <vault>.vault.localhost:PORT on one listener, no listener per vault (implies --host-routing; for more than ~9,000 vaults)")
 	fs.BoolVar(&o.irregularPages, "irregular-pages", false, "irregular list pages (varying sizes, empty pages) on every vault")
 	fs.BoolVar(&o.noThrottle, "no-throttle", false, "disable the default per-vault and per-subscription token buckets")
 	fs.StringVar(&o.tenantID, "tenant-id", "", "tenant id (default: derived from the seed)")
@@ -126,6 +128,9 @@ func buildConfig(o options, set map[string]bool, logger zerolog.Logger) (akvemu.
 	}
 	if o.hostRouting {
 		cfg.HostRouting = true
+	}
+	if o.hostOnly {
+		cfg.HostRoutingOnly = true
 	}
 	if o.irregularPages {
 		cfg.DefaultFaults.IrregularPages = true

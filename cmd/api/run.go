@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -156,14 +155,15 @@ func run(args []string, stdout io.Writer) error {
 			}
 			return app.ConnectInProcess(ns, name, opts...)
 		}
-		opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
+		var opts []nats.Option
 		switch {
 		case o.natsCreds != "":
 			opts = append(opts, nats.UserCredentials(o.natsCreds))
 		case o.natsUser != "":
 			opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
 		}
-		return nats.Connect(o.natsURL, opts...)
+		// Waits (and logs) while no NATS server answers yet.
+		return app.ConnectNATS(ctx, o.natsURL, name, log, opts...)
 	}
 	if o.embedded {
 		ns, err = app.StartEmbeddedNATS(app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword})
@@ -174,7 +174,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	nc, err := connect("akvsync-api")
 	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -182,7 +182,11 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	topo := events.Topology{Replicas: o.replicas}
-	if err := topo.EnsureStreams(ctx, js); err != nil {
+	if err := topo.Validate(); err != nil {
+		return err
+	}
+	// A cluster still forming answers with errors for a while: wait for it.
+	if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }); err != nil {
 		return err
 	}
 

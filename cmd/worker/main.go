@@ -72,22 +72,25 @@ func run(args []string) error {
 		return errors.New("no Azure connection: set the master key (AKVSYNC_MASTER_KEYS) to use the connection registry, or give --connections or --emulator-manifest")
 	}
 
-	opts := []nats.Option{nats.Name("akvsync-worker"), nats.MaxReconnects(-1)}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var opts []nats.Option
 	switch {
 	case *natsCreds != "":
 		opts = append(opts, nats.UserCredentials(*natsCreds))
 	case *natsUser != "":
 		opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
 	}
-	nc, err := nats.Connect(*natsURL, opts...)
+	// Waits (and logs) while no NATS server answers yet.
+	nc, err := app.ConnectNATS(ctx, *natsURL, "akvsync-worker", log, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
+		return err
 	}
 	defer nc.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	topo := events.Topology{Replicas: *replicas, TaskAckWait: *ackWait}
+	if err := topo.Validate(); err != nil {
+		return err
+	}
 	resolver := app.ChainConnections{Static: conns}
 	if haveKey {
 		ring, err := app.MasterKeyRing(*masterKeys, *masterKeyFile, "")
@@ -103,7 +106,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := topo.EnsureStreams(ctx, js); err != nil {
+		if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }); err != nil {
 			return err
 		}
 		if resolver.Registry, err = connections.New(ctx, js, sealer, connections.Config{Logger: log}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -103,7 +104,13 @@ type EmulatorManifest struct {
 	AuthorityHost string `json:"authority_host"`
 	CACertFile    string `json:"ca_cert_file"`
 	AdminURL      string `json:"admin_url"`
-	Vaults        []struct {
+	// HostRouting is set when the emulator serves every vault on one
+	// listener as <vault>.vault.localhost:PORT.
+	HostRouting *struct {
+		Address  string `json:"address"`
+		Resource string `json:"resource"`
+	} `json:"host_routing"`
+	Vaults []struct {
 		Name           string `json:"name"`
 		URL            string `json:"url"`
 		SubscriptionID string `json:"subscription_id"`
@@ -124,8 +131,9 @@ func ReadEmulatorManifest(path string) (EmulatorManifest, error) {
 }
 
 // EmulatorConnectionFrom builds the connection to an emulator: its token
-// authority and CA, and challenge-resource verification off (its vaults
-// are addressed by IP).
+// authority and CA. In host-routing mode vault hosts *.localhost are
+// dialled at the routing listener's IP and challenge-resource verification
+// stays on; otherwise it is off (vaults are addressed by IP).
 func EmulatorConnectionFrom(m EmulatorManifest) (azure.Connection, error) {
 	ca, err := os.ReadFile(m.CACertFile)
 	if err != nil {
@@ -135,6 +143,16 @@ func EmulatorConnectionFrom(m EmulatorManifest) (azure.Connection, error) {
 		Name: EmulatorConnection, CredentialType: azure.CredentialClientSecret,
 		TenantID: m.TenantID, ClientID: m.ClientID, ClientSecret: m.ClientSecret,
 		ActiveDirectoryEndpoint: m.AuthorityHost, ExtraCAPEM: ca, DisableChallengeResourceVerification: true,
+	}
+	if m.HostRouting != nil {
+		host, _, err := net.SplitHostPort(m.HostRouting.Address)
+		if err != nil {
+			return azure.Connection{}, fmt.Errorf("%w: emulator host routing address %q: %w", ErrConnectionsFile, m.HostRouting.Address, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = azure.DefaultLocalhostIP // listening on every address: loopback is one
+		}
+		c.LocalhostIP, c.DisableChallengeResourceVerification = host, false
 	}
 	return c, c.Validate()
 }

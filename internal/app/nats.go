@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -9,6 +10,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/pkg/sync"
 )
 
 // EmbeddedMaxPayload is the embedded server's message size limit.
@@ -73,6 +77,60 @@ func ConnectInProcess(s *server.Server, name string, opts ...nats.Option) (*nats
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	return nc, nil
+}
+
+// Client connection defaults of [ConnectNATS].
+const (
+	// ReconnectWait is the pause between two reconnect attempts to the
+	// same server (nats.go adds jitter).
+	ReconnectWait = time.Second
+	// ReconnectBufSize is how many bytes of publishes a client keeps while
+	// reconnecting: a vault sync in flight when its server died goes on.
+	ReconnectBufSize = 32 << 20
+	// ConnectBackoffMax caps the wait between two first-connect attempts.
+	ConnectBackoffMax = 5 * time.Second
+)
+
+// ClientOptions are the connection options every akvsync process uses
+// with an external NATS server or cluster: reconnect forever with a
+// large reconnect buffer, and log disconnects and reconnects.
+func ClientOptions(name string, log zerolog.Logger) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(ReconnectWait),
+		nats.ReconnectBufSize(ReconnectBufSize),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+	}
+}
+
+// ConnectNATS connects to url (comma-separated servers) with opts after
+// ClientOptions. While no server answers (a cluster still starting), it
+// tries again with a doubling backoff up to ConnectBackoffMax and logs
+// each attempt, until ctx ends. A refused credential ends it at once.
+func ConnectNATS(ctx context.Context, url, name string, log zerolog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append(ClientOptions(name, log), opts...)
+	return connectRetrying(ctx, log, func() (*nats.Conn, error) { return nats.Connect(url, opts...) })
+}
+
+func connectRetrying(ctx context.Context, log zerolog.Logger, connect func() (*nats.Conn, error)) (*nats.Conn, error) {
+	var nc *nats.Conn
+	err := sync.Retry(ctx, log, sync.RetryPolicy{Initial: 250 * time.Millisecond, Max: ConnectBackoffMax, Budget: -1,
+		Retryable: sync.WhileForming}, "connect to NATS", func(context.Context) (err error) {
+		nc, err = connect()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
 	return nc, nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -140,7 +142,40 @@ func sameConnection(a, b Connection) bool {
 	return a.Name == b.Name && a.CredentialType == b.CredentialType && a.TenantID == b.TenantID &&
 		a.ClientID == b.ClientID && a.ClientSecret == b.ClientSecret && string(a.CertificatePEM) == string(b.CertificatePEM) &&
 		a.Cloud == b.Cloud && a.ActiveDirectoryEndpoint == b.ActiveDirectoryEndpoint && a.KeyVaultDNSSuffix == b.KeyVaultDNSSuffix &&
-		string(a.ExtraCAPEM) == string(b.ExtraCAPEM) && a.DisableChallengeResourceVerification == b.DisableChallengeResourceVerification
+		string(a.ExtraCAPEM) == string(b.ExtraCAPEM) && a.DisableChallengeResourceVerification == b.DisableChallengeResourceVerification &&
+		a.LocalhostIP == b.LocalhostIP
+}
+
+// noProxyForLocalhost is http.ProxyFromEnvironment, except that *.localhost
+// hosts (loopback by definition) are never sent through a proxy.
+func noProxyForLocalhost(r *http.Request) (*url.URL, error) {
+	if h := strings.ToLower(r.URL.Hostname()); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return nil, nil
+	}
+	return http.ProxyFromEnvironment(r)
+}
+
+// DefaultLocalhostIP is where *.localhost hosts are dialled when the
+// connection names no other address.
+const DefaultLocalhostIP = "127.0.0.1"
+
+// localhostDialer dials hosts named localhost or *.localhost at ip (RFC
+// 6761 reserves them for loopback, but resolvers do not all answer for
+// subdomains), keeping the port; other hosts go to dial unchanged.
+func localhostDialer(ip string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if ip == "" {
+		ip = DefaultLocalhostIP
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err == nil {
+			h := strings.ToLower(strings.TrimSuffix(host, "."))
+			if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+				addr = net.JoinHostPort(ip, port)
+			}
+		}
+		return dial(ctx, network, addr)
+	}
 }
 
 func (f *Factory) httpClient(conn Connection) (*http.Client, error) {
@@ -152,8 +187,8 @@ func (f *Factory) httpClient(conn Connection) (*http.Client, error) {
 		return nil, fmt.Errorf("%w %q: the extra CA is not a PEM certificate", ErrInvalidConnection, conn.Name)
 	}
 	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:               noProxyForLocalhost,
+		DialContext:         localhostDialer(conn.LocalhostIP, (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext),
 		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: DefaultTLSHandshakeTimeout,
 		ForceAttemptHTTP2:   true,

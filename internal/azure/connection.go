@@ -3,6 +3,7 @@ package azure
 import (
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 
@@ -54,12 +55,21 @@ type Connection struct {
 	// name a resource its host does not end with: needed for private
 	// endpoints and vaults addressed by IP. Off by default.
 	DisableChallengeResourceVerification bool `json:"disable_challenge_resource_verification"`
+	// LocalhostIP is where vault hosts under .localhost are dialled (an
+	// emulator in host-routing mode serves every vault as
+	// <vault>.vault.localhost:PORT on one listener). Empty: 127.0.0.1, as
+	// RFC 6761 has *.localhost resolve to loopback. Names outside
+	// .localhost resolve as usual. Configuration only, never stored.
+	LocalhostIP string `json:"-"`
 }
 
 // Validate reports a connection that cannot work.
 func (c Connection) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w %q: %s", ErrInvalidConnection, c.Name, fmt.Sprintf(format, a...))
+	}
+	if c.LocalhostIP != "" && net.ParseIP(c.LocalhostIP) == nil {
+		return bad("localhost IP %q is not an IP address", c.LocalhostIP)
 	}
 	switch c.CredentialType {
 	case CredentialClientSecret:

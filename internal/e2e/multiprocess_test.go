@@ -117,6 +117,8 @@ type cluster struct {
 	emu        *akvemu.Emulator
 	api        *proc
 	workers    map[string]*proc
+	natsNodes  []*natsNode // a NATS cluster's nodes; empty with one server
+	replicas   int
 	c          *client
 	tok        auth.TokenResponse
 }
@@ -125,6 +127,13 @@ type clusterOptions struct {
 	vaults, keys int
 	workers      []string
 	workerArgs   []string
+	// natsNodes > 1 runs a NATS cluster of that many nodes (JetStream R3);
+	// 0 or 1 a single server.
+	natsNodes int
+	// natsLater: the caller starts the NATS nodes (cl.natsNodes[i].start)
+	// after startCluster returns, and then calls cl.waitAPI; the API and
+	// workers are started before any NATS server exists.
+	natsLater bool
 }
 
 func startCluster(t *testing.T, o clusterOptions) *cluster {
@@ -135,7 +144,20 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	cl := &cluster{ctx: ctx, dir: t.TempDir(), workers: map[string]*proc{}}
-	cl.natsURL = natsServer(t, cl.dir)
+	if o.natsNodes > 1 {
+		cl.natsNodes = natsCluster(t, cl.dir, o.natsNodes)
+		cl.replicas = 3
+		var urls []string
+		for _, n := range cl.natsNodes {
+			urls = append(urls, n.url)
+			if !o.natsLater {
+				n.start(t)
+			}
+		}
+		cl.natsURL = strings.Join(urls, ",")
+	} else {
+		cl.natsURL = natsServer(t, cl.dir)
+	}
 	emu, err := akvemu.Start(ctx, akvemu.Config{Seed: akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 42}, DataDir: filepath.Join(cl.dir, "emu")})
 	if err != nil {
 		t.Fatal(err)
@@ -161,15 +183,29 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 		t.Fatal(err)
 	}
 	apiPort := freePort(t)
+	args := []string{"--nats-url", cl.natsURL, "--nats-user", "akvsync-api", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"--data-dir", filepath.Join(cl.dir, "api"), "--tls-self-signed", "--emulator-manifest", cl.manifest, "--log-level", "debug"}
+	if cl.replicas > 1 {
+		args = append(args, "--replicas", fmt.Sprint(cl.replicas))
+	}
 	cl.api = start(t, "api", []string{
 		"AKVSYNC_NATS_PASSWORD=" + apiPassword,
 		"AKVSYNC_MASTER_KEYS=" + cl.masterKeys,
 		"AKVSYNC_ADMIN_PASSWORD=" + adminPassword,
 		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("e2e", cl.jwtKey),
-	}, "--nats-url", cl.natsURL, "--nats-user", "akvsync-api", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
-		"--data-dir", filepath.Join(cl.dir, "api"), "--tls-self-signed",
-		"--emulator-manifest", cl.manifest, "--log-level", "debug")
+	}, args...)
 	cl.c = &client{t: t, base: fmt.Sprintf("https://127.0.0.1:%d", apiPort)}
+	if o.natsLater {
+		return cl
+	}
+	cl.waitAPI(t)
+	return cl
+}
+
+// waitAPI waits until the API serves, logs in and registers the
+// emulator's vaults.
+func (cl *cluster) waitAPI(t *testing.T) {
+	t.Helper()
 	certFile := filepath.Join(cl.dir, "api", "tls-cert.pem")
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if cl.c.http != nil {
@@ -200,18 +236,20 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 	cl.c.do("POST", "/api/v1/auth/tokens", map[string]string{"username": "admin", "password": adminPassword}, &cl.tok)
 	cl.c.token = cl.tok.JWT
 	bySub := map[string][]map[string]any{}
-	for _, v := range emu.Manifest().Vaults {
+	for _, v := range cl.emu.Manifest().Vaults {
 		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], map[string]any{"name": v.Name, "properties": map[string]string{"vaultUri": v.URL}})
 	}
 	for sub, vs := range bySub {
 		cl.c.do("POST", "/api/v1/cckm/azure/add-vaults", map[string]any{"connection": "emulator", "subscription_id": sub, "vaults": vs}, &map[string]any{})
 	}
-	return cl
 }
 
 // startWorker starts (or restarts) a worker process with its own store.
 func (cl *cluster) startWorker(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	if cl.replicas > 1 {
+		args = append([]string{"--replicas", fmt.Sprint(cl.replicas)}, args...)
+	}
 	p := start(t, name, []string{"AKVSYNC_NATS_PASSWORD=" + workerPassword, "AKVSYNC_MASTER_KEYS=" + cl.masterKeys},
 		append([]string{"--nats-url", cl.natsURL, "--nats-user", "akvsync-worker",
 			"--store", filepath.Join(cl.dir, name+".db"), "--log-level", "debug"}, args...)...)

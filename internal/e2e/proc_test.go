@@ -62,6 +62,8 @@ func binaryOf(name string) string {
 	switch {
 	case len(name) >= 6 && name[:6] == "worker":
 		return "worker"
+	case len(name) >= 5 && name[:5] == "nats-":
+		return "nats-server"
 	default:
 		return name
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	gosync "sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -91,24 +92,34 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	topo := cfg.Topology.WithDefaults()
 	cfg.Sync.MaxDeliver = topo.TaskMaxDeliver
 	log := cfg.Logger
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// An async publish whose ack was lost with a JetStream node fails
+	// after PublishAckWait, and the syncer publishes it again.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(sync.PublishAckWait))
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
-	if err := topo.EnsureStreams(ctx, js); err != nil {
-		return nil, err
-	}
 	buckets := map[string]jetstream.KeyValue{}
-	for _, b := range []string{events.BucketJobs, events.BucketLocks} {
-		if buckets[b], err = events.Bucket(ctx, js, b); err != nil {
-			return nil, err
-		}
-	}
 	consumers := map[string]jetstream.Consumer{}
-	for _, s := range []string{events.StreamRequests, events.StreamTasks, events.StreamEvents} {
-		if consumers[s], err = topo.EnsureConsumer(ctx, js, s); err != nil {
-			return nil, err
+	// A cluster still forming answers with errors for a while: wait for it.
+	err = WaitForTopology(ctx, log, func(ctx context.Context) error {
+		if err := topo.EnsureStreams(ctx, js); err != nil {
+			return err
 		}
+		var err error
+		for _, b := range []string{events.BucketJobs, events.BucketLocks} {
+			if buckets[b], err = events.Bucket(ctx, js, b); err != nil {
+				return err
+			}
+		}
+		for _, s := range []string{events.StreamRequests, events.StreamTasks, events.StreamEvents} {
+			if consumers[s], err = topo.EnsureConsumer(ctx, js, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	// The last delivery of a failing task fails its vault: go by the
 	// consumer as it is, which another process may have configured.
@@ -236,3 +247,23 @@ func (s StaticConnections) Connection(_ context.Context, name string) (azure.Con
 	}
 	return c, nil
 }
+
+// WaitForTopology runs ensure until it succeeds, retrying with backoff and
+// a log line per attempt while the NATS cluster is still forming, until
+// ctx ends; see sync.WhileForming for what counts as forming.
+func WaitForTopology(ctx context.Context, log zerolog.Logger, ensure func(ctx context.Context) error) error {
+	return sync.Retry(ctx, log, sync.RetryPolicy{Initial: 250 * time.Millisecond, Max: topologyBackoffMax, Budget: -1,
+		Retryable: sync.WhileForming}, "ensure NATS topology", func(ctx context.Context) error {
+		// Each attempt has its own deadline, so one lost request does not
+		// stall the wait.
+		actx, cancel := context.WithTimeout(ctx, topologyAttemptTimeout)
+		defer cancel()
+		return ensure(actx)
+	})
+}
+
+// Bounds of WaitForTopology.
+const (
+	topologyBackoffMax     = 5 * time.Second
+	topologyAttemptTimeout = 10 * time.Second
+)

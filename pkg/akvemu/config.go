@@ -101,6 +101,12 @@ type Config struct {
 	// HostRouting adds one shared listener where vaults are addressed by host name
 	// (<vault>.vault.localhost:PORT), so challenge resource verification can stay on.
 	HostRouting bool
+	// HostRoutingOnly (implies HostRouting) gives vaults no listener of their own:
+	// the host-routing listener serves them all and their URL is the host URL. One
+	// process then holds 100,000 vaults (a listener per vault stops near the file
+	// descriptor limit, about 9,000 vaults). Unreachable faults reset the vault's
+	// open connections but cannot refuse new ones.
+	HostRoutingOnly bool
 
 	// DataDir receives the CA certificate; a temporary directory, removed by Close,
 	// is used when empty.
@@ -200,6 +206,9 @@ var (
 
 // withDefaults returns a copy with every zero field set to its default.
 func (c Config) withDefaults() Config {
+	if c.HostRoutingOnly {
+		c.HostRouting = true
+	}
 	if c.TokenLifetime == 0 {
 		c.TokenLifetime = DefaultTokenLifetime
 	}

@@ -392,31 +392,43 @@ func (e *Emulator) addVault(spec VaultSpec) (*Vault, error) {
 		}
 	}
 
-	l, err := net.Listen("tcp", net.JoinHostPort(e.cfg.ListenHost, "0"))
-	if err != nil {
-		release()
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	v.url = "https://" + l.Addr().String()
 	if e.cfg.HostRouting {
 		v.hostURL = "https://" + v.lname + hostRoutingSuffix + ":" + strconv.Itoa(e.hostPort)
 	}
-	v.addr = l.Addr().String()
-	v.ln = l
+	var l net.Listener
+	port := 0
+	if e.cfg.HostRoutingOnly {
+		v.url = v.hostURL
+	} else {
+		var err error
+		if l, err = net.Listen("tcp", net.JoinHostPort(e.cfg.ListenHost, "0")); err != nil {
+			release()
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		v.url = "https://" + l.Addr().String()
+		v.addr = l.Addr().String()
+		v.ln = l
+	}
 
 	e.mu.Lock()
 	if e.closed.Load() {
 		e.mu.Unlock()
-		_ = l.Close()
+		if l != nil {
+			_ = l.Close()
+		}
 		release()
 		return nil, ErrClosed
 	}
 	e.vaults[ln] = v
 	e.vaultList = append(e.vaultList, v)
-	e.byPort[port] = v
+	if l != nil {
+		e.byPort[port] = v
+	}
 	e.mu.Unlock()
-	e.serve(e.vaultSrv, tls.NewListener(l, e.srvTLS))
+	if l != nil {
+		e.serve(e.vaultSrv, tls.NewListener(l, e.srvTLS))
+	}
 	if faults.Unreachable {
 		v.setReachable(false)
 	}
@@ -548,7 +560,7 @@ func (v *Vault) setReachable(reachable bool) bool {
 		}
 		return true
 	}
-	if v.ln != nil {
+	if v.ln != nil || v.addr == "" { // open, or served by the host-routing listener only
 		return true
 	}
 	l, err := net.Listen("tcp", v.addr)

@@ -21,6 +21,7 @@ type FileSpec struct {
 	ListenHost        string          `json:"listen_host"`        // Config.ListenHost
 	AdminListen       string          `json:"admin_listen"`       // Config.AdminListen
 	HostRouting       bool            `json:"host_routing"`       // Config.HostRouting
+	HostRoutingOnly   bool            `json:"host_routing_only"`  // Config.HostRoutingOnly
 	DisableThrottling bool            `json:"disable_throttling"` // Config.DisableThrottling
 	Region            string          `json:"region"`             // Config.Region
 	Seed              SeedSpec        `json:"seed"`               // Config.Seed
@@ -68,6 +69,7 @@ func ParseSpec(b []byte, isJSON bool) (Config, error) {
 		Seed: fs.Seed, Vaults: fs.Vaults, DefaultFaults: fs.DefaultFaults,
 		TenantID: fs.TenantID, ClientID: fs.ClientID, ClientSecret: fs.ClientSecret, Principals: fs.Principals,
 		TokenLifetime: lifetime, ListenHost: fs.ListenHost, AdminListen: fs.AdminListen, HostRouting: fs.HostRouting,
+		HostRoutingOnly:   fs.HostRoutingOnly,
 		DisableThrottling: fs.DisableThrottling, Region: fs.Region,
 	}
 	if err := cfg.Validate(); err != nil {

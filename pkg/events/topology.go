@@ -44,6 +44,10 @@ const (
 	DefaultTaskMaxDeliver  = 5
 	DefaultRefreshTokenTTL = 24 * time.Hour
 	DefaultMaxAckPending   = 4096
+	// DefaultTrackerAckWait is the job tracker's ack wait: short, so an
+	// event whose delivery was lost (its consumer's leader died) comes
+	// back soon; a tracker that needs longer (finishing a job) extends it.
+	DefaultTrackerAckWait = 10 * time.Second
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -198,9 +202,9 @@ func (t Topology) Consumers() map[string]jetstream.ConsumerConfig {
 		},
 		StreamEvents: {
 			Durable:        ConsumerJobTracker,
-			Description:    "akvsync: folds terminal vault events into job records",
+			Description:    "akvsync: folds vault events into the vaults' job records",
 			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        t.TaskAckWait,
+			AckWait:        DefaultTrackerAckWait,
 			MaxDeliver:     -1,
 			FilterSubjects: TrackerFilters(),
 			MaxAckPending:  DefaultMaxAckPending,
@@ -215,16 +219,43 @@ func (t Topology) EnsureStreams(ctx context.Context, js jetstream.JetStream) err
 		return err
 	}
 	for _, sc := range t.Streams() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := ensureOnce(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrTopology, sc.Name, err)
 		}
 	}
 	for _, kc := range t.Buckets() {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := ensureOnce(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, kc)
+			return err
+		}); err != nil {
 			return fmt.Errorf("%w: bucket %s: %w", ErrTopology, kc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// EnsureRequestTimeout bounds one create-or-update request of
+// EnsureStreams and EnsureConsumer. A nats-server cluster leaves a stream
+// create unanswered when another process creates the same stream at the
+// same moment (every process ensures the topology at start); the next
+// request finds the stream and is answered, so the request is repeated
+// after this long while ctx lives.
+const EnsureRequestTimeout = 3 * time.Second
+
+// ensureOnce runs one idempotent create-or-update call, repeating it when
+// it went unanswered for EnsureRequestTimeout, until ctx ends.
+func ensureOnce(ctx context.Context, call func(ctx context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, EnsureRequestTimeout)
+		err := call(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
 }
 
 // EnsureConsumer creates or updates the durable consumer of stream and
@@ -234,7 +265,11 @@ func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, st
 	if !ok {
 		return nil, fmt.Errorf("%w: stream %s has no durable consumer", ErrTopology, stream)
 	}
-	c, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
+	var c jetstream.Consumer
+	err := ensureOnce(ctx, func(ctx context.Context) (err error) {
+		c, err = js.CreateOrUpdateConsumer(ctx, stream, cc)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, cc.Durable, stream, err)
 	}

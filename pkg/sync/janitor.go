@@ -248,11 +248,17 @@ func (j *Janitor) exhausted(ctx context.Context, data []byte) error {
 	if a.Stream != events.StreamTasks {
 		return nil
 	}
-	st, err := j.js.Stream(ctx, events.StreamTasks)
-	if err != nil {
+	// The advisory is core NATS, sent once: retry what follows, or the
+	// vault would stay pending.
+	var st jetstream.Stream
+	var raw *jetstream.RawStreamMsg
+	err := Retry(ctx, j.log, RetryPolicy{}, "read exhausted task", func(ctx context.Context) (err error) {
+		if st, err = j.js.Stream(ctx, events.StreamTasks); err != nil {
+			return err
+		}
+		raw, err = st.GetMsg(ctx, a.StreamSeq)
 		return err
-	}
-	raw, err := st.GetMsg(ctx, a.StreamSeq)
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil // acked or handled meanwhile
 	}
@@ -269,15 +275,20 @@ func (j *Janitor) exhausted(ctx context.Context, data []byte) error {
 		Error:   fmt.Sprintf("gave up after %d deliveries: the workers syncing it stopped before finishing", a.Deliveries),
 		Attempt: int(a.Deliveries), StartedAt: now, FinishedAt: now,
 	}
-	if _, err := publishEvent(ctx, j.js, j.cfg.Source, events.VaultEventSubject(task.JobID, task.Vault.ID, events.KindVaultFailed),
-		events.KindVaultFailed.Type("vault"), task.Vault.ID, fmt.Sprintf("%s/%s/failed/exhausted", task.JobID, task.Vault.ID), res); err != nil {
+	if err := Retry(ctx, j.log, RetryPolicy{}, "publish vault failed", func(ctx context.Context) error {
+		_, err := publishEvent(ctx, j.js, j.cfg.Source, events.VaultEventSubject(task.JobID, task.Vault.ID, events.KindVaultFailed),
+			events.KindVaultFailed.Type("vault"), task.Vault.ID, fmt.Sprintf("%s/%s/failed/exhausted", task.JobID, task.Vault.ID), res)
+		return err
+	}); err != nil {
 		return err
 	}
 	j.log.Warn().Str("job_id", task.JobID).Str("vault", res.Vault).Int("attempt", res.Attempt).Msg("vault task ran out of deliveries; vault failed")
-	if err := st.DeleteMsg(ctx, a.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return err
-	}
-	return nil
+	return Retry(ctx, j.log, RetryPolicy{}, "delete exhausted task", func(ctx context.Context) error {
+		if err := st.DeleteMsg(ctx, a.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return err
+		}
+		return nil
+	})
 }
 
 // sweepLocks releases every lock older than the grace period whose holder

@@ -56,19 +56,31 @@ func (p *Planner) handle(ctx context.Context, msg jetstream.Msg) {
 	job := req.Job
 	log := p.log.With().Str("job_id", job.ID).Logger()
 	tasks := 0
-	err := p.store.EachPlanned(ctx, job, func(c events.JobPlanChunk) error {
-		n, err := p.publishChunk(ctx, job.ID, c)
-		tasks += n
+	var err error
+	for n := 0; n < job.PlanChunks && err == nil; n++ {
+		// Each chunk is read and published with retries: a redelivered
+		// request would plan the whole job again (deduplicated, but long
+		// for 100,000 vaults).
+		err = Retry(ctx, log, RetryPolicy{}, "plan chunk", func(ctx context.Context) error {
+			c, err := p.store.Plan(ctx, job.ID, n)
+			if err != nil {
+				return err
+			}
+			done, err := p.publishChunk(ctx, job.ID, c)
+			if err == nil {
+				tasks += done
+			}
+			return err
+		})
 		_ = msg.InProgress() // a job of many chunks may outlast AckWait
-		return err
-	})
+	}
 	if err != nil {
 		log.Warn().Err(err).Int("published", tasks).Msg("cannot plan the job; will retry")
 		_ = msg.NakWithDelay(p.cfg.RetryDelay)
 		return
 	}
 	log.Info().Int("vaults", tasks).Int("chunks", job.PlanChunks).Msg("job planned")
-	_ = msg.DoubleAck(ctx)
+	_ = Retry(ctx, log, RetryPolicy{Attempts: 5}, "ack sync request", func(ctx context.Context) error { return msg.DoubleAck(ctx) })
 }
 
 // publishChunk publishes the tasks of one plan chunk, pipelined, and

@@ -128,7 +128,11 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 
 	// A first delivery may use a state read a moment ago by another task of
 	// the same job; a redelivery reads afresh (its vault may be done).
-	job, err := s.jobCache.get(ctx, task.JobID, attempt > 1)
+	var job events.Job
+	err := Retry(ctx, log, RetryPolicy{}, "read job", func(ctx context.Context) (err error) {
+		job, err = s.jobCache.get(ctx, task.JobID, attempt > 1)
+		return err
+	})
 	if errors.Is(err, jobs.ErrNotFound) {
 		log.Warn().Msg("task of an unknown job; dropping")
 		_ = msg.Term()
@@ -145,7 +149,12 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	// The vault's own record: a vault already terminal (a redelivered or
 	// republished task) is not synced again.
-	if jv, _, err := s.store.Vault(ctx, task.JobID, task.Vault.ID); err == nil && jv.Status.Terminal() {
+	var jv events.JobVault
+	err = Retry(ctx, log, RetryPolicy{}, "read vault status", func(ctx context.Context) (err error) {
+		jv, _, err = s.store.Vault(ctx, task.JobID, task.Vault.ID)
+		return err
+	})
+	if err == nil && jv.Status.Terminal() {
 		log.Debug().Msg("task already done; acking")
 		_ = msg.Ack()
 		return
@@ -161,7 +170,10 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	stopBeat := s.heartbeat(syncCtx, msg, task.JobID, cancel)
-	s.event(ctx, res, events.KindVaultStarted, "")
+	if err := s.event(syncCtx, log, res, events.KindVaultStarted, fmt.Sprintf("%s/%s/%s/%d", res.JobID, res.VaultID, events.KindVaultStarted, attempt)); err != nil {
+		// Only progress display: the result event carries the start time.
+		log.Debug().Err(err).Msg("cannot publish vault started")
+	}
 	err = s.syncVault(syncCtx, task, &res, log)
 	stopBeat()
 
@@ -193,7 +205,7 @@ func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logg
 	kind := map[events.VaultStatus]events.EventKind{
 		events.VaultCompleted: events.KindVaultCompleted, events.VaultFailed: events.KindVaultFailed, events.VaultAborted: events.KindVaultAborted,
 	}[status]
-	if err := s.event(ctx, res, kind, fmt.Sprintf("%s/%s/%s/%d", res.JobID, res.VaultID, kind, res.Attempt)); err != nil {
+	if err := s.event(ctx, log, res, kind, fmt.Sprintf("%s/%s/%s/%d", res.JobID, res.VaultID, kind, res.Attempt)); err != nil {
 		log.Warn().Err(err).Msg("cannot publish vault result; will retry the task")
 		_ = msg.NakWithDelay(s.cfg.RetryDelay)
 		return
@@ -205,13 +217,25 @@ func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logg
 	}
 	ev.Str("status", string(status)).Int("listed", res.Listed).Int("fetched", res.Fetched).
 		Int("unchanged", res.Unchanged).Int("gone", res.Gone).Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("vault sync finished")
-	_ = msg.DoubleAck(ctx)
+	// An ack lost to a leader change only costs a redelivery, which finds
+	// the vault terminal and acks it without syncing.
+	if err := Retry(ctx, log, ackRetry, "ack vault task", msg.DoubleAck); err != nil {
+		log.Warn().Err(err).Msg("cannot ack vault task; it will be redelivered and acked")
+	}
 }
 
-func (s *Syncer) event(ctx context.Context, res events.VaultResult, kind events.EventKind, msgID string) error {
-	_, err := publishEvent(ctx, s.js, s.cfg.Source, events.VaultEventSubject(res.JobID, res.VaultID, kind),
-		kind.Type("vault"), res.VaultID, msgID, res)
-	return err
+// ackRetry bounds the retries of a task ack: an ack that reached the
+// consumer before its reply was lost may not be answered again.
+var ackRetry = RetryPolicy{Attempts: 5}
+
+// event publishes a vault event, retrying transient NATS errors (msgID
+// deduplicates the repeats).
+func (s *Syncer) event(ctx context.Context, log zerolog.Logger, res events.VaultResult, kind events.EventKind, msgID string) error {
+	return Retry(ctx, log, RetryPolicy{}, "publish vault "+string(kind), func(ctx context.Context) error {
+		_, err := publishEvent(ctx, s.js, s.cfg.Source, events.VaultEventSubject(res.JobID, res.VaultID, kind),
+			kind.Type("vault"), res.VaultID, msgID, res)
+		return err
+	})
 }
 
 // heartbeat keeps msg from being redelivered while the sync runs, and
@@ -232,7 +256,11 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string,
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				// A beat lost to a consumer leader change is made up by
+				// the next one: the ack wait spans at least three.
+				if err := msg.InProgress(); err != nil {
+					s.log.Debug().Err(err).Str("job_id", jobID).Msg("heartbeat failed")
+				}
 				if j, _, err := s.store.Get(ctx, jobID); err == nil && j.Abort {
 					cancel(ErrAborted)
 				}

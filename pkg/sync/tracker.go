@@ -142,7 +142,11 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 			f(e.msg)
 		}
 	}
-	job, _, err := t.store.Get(ctx, jobID)
+	var job events.Job
+	err := Retry(ctx, log, RetryPolicy{}, "read job", func(ctx context.Context) (err error) {
+		job, _, err = t.store.Get(ctx, jobID)
+		return err
+	})
 	if errors.Is(err, jobs.ErrNotFound) {
 		log.Warn().Msg("events of an unknown job; dropping")
 		settle(func(m jetstream.Msg) { _ = m.Term() })
@@ -157,8 +161,10 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 		settle(func(m jetstream.Msg) { _ = m.Ack() })
 		return
 	}
-	seq, err := t.apply(ctx, evs)
+	seq, err := t.apply(ctx, log, evs)
 	if err == nil {
+		// Finishing may wait for the inventory: keep the events ours.
+		settle(func(m jetstream.Msg) { _ = m.InProgress() })
 		_, err = finishJob(ctx, t.cfg, t.js, t.store, t.progress, job, seq, t.now, log)
 	}
 	if err != nil {
@@ -173,7 +179,7 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 // records are independent) and returns the largest revision written or
 // found, the jobs-stream sequence the inventory must reach to reflect
 // them.
-func (t *Tracker) apply(ctx context.Context, evs []trackedEvent) (uint64, error) {
+func (t *Tracker) apply(ctx context.Context, log zerolog.Logger, evs []trackedEvent) (uint64, error) {
 	var (
 		mu     gosync.Mutex
 		maxRev uint64
@@ -187,8 +193,12 @@ func (t *Tracker) apply(ctx context.Context, evs []trackedEvent) (uint64, error)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			_, _, rev, err := t.store.UpdateVault(ctx, e.res.JobID, e.res.VaultID, func(v *events.JobVault, exists bool) error {
-				return foldVaultEvent(v, exists, e.kind, e.res)
+			var rev uint64
+			err := Retry(ctx, log, RetryPolicy{}, "write vault status", func(ctx context.Context) (err error) {
+				_, _, rev, err = t.store.UpdateVault(ctx, e.res.JobID, e.res.VaultID, func(v *events.JobVault, exists bool) error {
+					return foldVaultEvent(v, exists, e.kind, e.res)
+				})
+				return err
 			})
 			mu.Lock()
 			defer mu.Unlock()
@@ -267,22 +277,33 @@ func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *j
 			log.Warn().Err(err).Msg("finishing the job before this worker's inventory holds all its keys")
 		}
 	}
-	if err := store.ReleaseJobLocks(ctx, job); err != nil {
+	if err := Retry(ctx, log, RetryPolicy{}, "release vault locks", func(ctx context.Context) error {
+		return store.ReleaseJobLocks(ctx, job)
+	}); err != nil {
 		return false, fmt.Errorf("release vault locks: %w", err)
 	}
-	final, changed, err := store.Update(ctx, job.ID, func(j *events.Job) error {
-		if j.Finished() {
-			return jobs.ErrNoChange
-		}
-		t := now().UTC()
-		j.OverallStatus, j.CompletedAt, j.UpdatedAt = p.FinalStatus(), &t, t
-		return nil
-	})
-	if err != nil {
+	var final events.Job
+	var changed bool
+	// A retry after a lost reply finds the job finished: no change.
+	if err := Retry(ctx, log, RetryPolicy{}, "finish job", func(ctx context.Context) error {
+		f, c, err := store.Update(ctx, job.ID, func(j *events.Job) error {
+			if j.Finished() {
+				return jobs.ErrNoChange
+			}
+			t := now().UTC()
+			j.OverallStatus, j.CompletedAt, j.UpdatedAt = p.FinalStatus(), &t, t
+			return nil
+		})
+		final, changed = f, changed || c
+		return err
+	}); err != nil {
 		return false, err
 	}
-	if _, err := publishEvent(ctx, js, cfg.Source, events.JobEventSubject(job.ID, events.KindJobFinished),
-		events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", events.JobFinished{Job: final, Progress: p}); err != nil {
+	if err := Retry(ctx, log, RetryPolicy{}, "publish job finished", func(ctx context.Context) error {
+		_, err := publishEvent(ctx, js, cfg.Source, events.JobEventSubject(job.ID, events.KindJobFinished),
+			events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", events.JobFinished{Job: final, Progress: p})
+		return err
+	}); err != nil {
 		return changed, err
 	}
 	if changed {

@@ -101,7 +101,7 @@ func TestTrackersRacingOnOneJob(t *testing.T) {
 			res := events.VaultResult{JobID: job.ID, VaultID: v.ID, Vault: v.QualifiedName(), Status: status, Listed: i,
 				StartedAt: time.Now().UTC(), FinishedAt: time.Now().UTC()}
 			for _, k := range []events.EventKind{events.KindVaultStarted, kind} {
-				seq, err := tr.apply(ctx, []trackedEvent{{kind: k, res: res}})
+				seq, err := tr.apply(ctx, tr.log, []trackedEvent{{kind: k, res: res}})
 				if err != nil {
 					t.Errorf("vault %d: %v", i, err)
 					return
@@ -161,13 +161,13 @@ func TestTrackerEventsAreIdempotent(t *testing.T) {
 	res := events.VaultResult{JobID: job.ID, VaultID: vs[0].ID, Vault: vs[0].QualifiedName(), Status: events.VaultCompleted, Fetched: 5,
 		StartedAt: time.Now().UTC(), FinishedAt: time.Now().UTC()}
 	for _, k := range []events.EventKind{events.KindVaultCompleted, events.KindVaultCompleted, events.KindVaultStarted} {
-		if _, err := tr.apply(ctx, []trackedEvent{{kind: k, res: res}}); err != nil {
+		if _, err := tr.apply(ctx, tr.log, []trackedEvent{{kind: k, res: res}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	failed := res
 	failed.Status, failed.Error = events.VaultFailed, "late"
-	if _, err := tr.apply(ctx, []trackedEvent{{kind: events.KindVaultFailed, res: failed}}); err != nil {
+	if _, err := tr.apply(ctx, tr.log, []trackedEvent{{kind: events.KindVaultFailed, res: failed}}); err != nil {
 		t.Fatal(err)
 	}
 	jv, rev, err := e.store.Vault(ctx, job.ID, vs[0].ID)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -27,7 +28,11 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 	if v.VaultURI == "" {
 		return fmt.Errorf("%w: vault %s is no longer registered", ErrPermanent, v.QualifiedName())
 	}
-	conn, err := s.conns.Connection(ctx, v.Connection)
+	var conn azure.Connection
+	err := Retry(ctx, log, RetryPolicy{}, "read connection", func(ctx context.Context) (err error) {
+		conn, err = s.conns.Connection(ctx, v.Connection)
+		return err
+	})
 	if errors.Is(err, ErrUnknownConnection) || errors.Is(err, azure.ErrInvalidConnection) {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
@@ -40,12 +45,16 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	prev, err := s.inventory.VaultKeys(ctx, v.ID)
+	var prev map[string]events.KeyRecord
+	err = Retry(ctx, log, RetryPolicy{}, "read previous inventory", func(ctx context.Context) (err error) {
+		prev, err = s.inventory.VaultKeys(ctx, v.ID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("read previous inventory: %w", err)
 	}
 
-	run := &vaultRun{s: s, ctx: ctx, task: task, client: client, prev: prev, now: time.Now().UTC(),
+	run := &vaultRun{s: s, ctx: ctx, log: log, task: task, client: client, prev: prev, now: time.Now().UTC(),
 		seen: make(map[string]bool, len(prev)), sem: make(chan struct{}, s.cfg.GetConcurrency)}
 	err = run.list()
 	run.wg.Wait()
@@ -69,6 +78,7 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 type vaultRun struct {
 	s      *Syncer
 	ctx    context.Context
+	log    zerolog.Logger
 	task   events.VaultTask
 	client *azkeys.Client
 	prev   map[string]events.KeyRecord
@@ -207,16 +217,21 @@ func (r *vaultRun) publish(rec events.KeyRecord) {
 		r.fail(err)
 		return
 	}
-	f, err := r.s.js.PublishAsync(events.KeySubject(rec.VaultID, rec.Name), raw)
-	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-		// Too many publishes in flight (a burst of gone keys, many vaults
-		// at once): let them drain, then try again.
-		select {
-		case <-r.s.js.PublishAsyncComplete():
-		case <-r.ctx.Done():
+	subject := events.KeySubject(rec.VaultID, rec.Name)
+	var f jetstream.PubAckFuture
+	err = Retry(r.ctx, r.log, RetryPolicy{}, "publish key record", func(ctx context.Context) (err error) {
+		f, err = r.s.js.PublishAsync(subject, raw)
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			// Too many publishes in flight (a burst of gone keys, many
+			// vaults at once, or a stream electing a leader): let them
+			// drain or time out before the next attempt.
+			select {
+			case <-r.s.js.PublishAsyncComplete():
+			case <-ctx.Done():
+			}
 		}
-		f, err = r.s.js.PublishAsync(events.KeySubject(rec.VaultID, rec.Name), raw)
-	}
+		return err
+	})
 	if err != nil {
 		r.fail(fmt.Errorf("publish key %s: %w", rec.Name, err))
 		return
@@ -226,26 +241,66 @@ func (r *vaultRun) publish(rec events.KeyRecord) {
 	r.mu.Unlock()
 }
 
-// waitPublished waits for every key record to be stored in the KEYS stream.
+// PublishAckWait is how long waitPublished waits for the acks of a vault's
+// key records before it publishes the unacknowledged ones again: an ack
+// lost with a JetStream node never arrives.
+const PublishAckWait = 5 * time.Second
+
+// waitPublished waits for every key record to be stored in the KEYS
+// stream. A record whose publish failed transiently (the stream was
+// electing a leader, the connection was re-established) or whose ack did
+// not come within PublishAckWait is published again, synchronously and
+// with retries: the KEYS stream keeps one message per subject, so a
+// repeat is harmless.
 func (r *vaultRun) waitPublished() error {
 	r.mu.Lock()
 	acks := r.acks
 	r.mu.Unlock()
-	var first error
-	timeout := time.After(30 * time.Second)
+	deadline := time.NewTimer(PublishAckWait)
+	defer deadline.Stop()
+	expired := false
 	for _, f := range acks {
-		select {
-		case ack := <-f.Ok():
-			r.maxSeq = max(r.maxSeq, ack.Sequence)
-		case err := <-f.Err():
-			if first == nil {
-				first = fmt.Errorf("store key record: %w", err)
+		var err error
+		if !expired {
+			select {
+			case ack := <-f.Ok():
+				r.maxSeq = max(r.maxSeq, ack.Sequence)
+				continue
+			case err = <-f.Err():
+			case <-deadline.C:
+				expired = true
 			}
-		case <-timeout:
-			return errors.New("store key records: timed out")
+		}
+		if expired {
+			select {
+			case ack := <-f.Ok():
+				r.maxSeq = max(r.maxSeq, ack.Sequence)
+				continue
+			case err = <-f.Err():
+			default:
+				err = jetstream.ErrAsyncPublishTimeout
+			}
+		}
+		if !IsTransient(err) {
+			return fmt.Errorf("store key record: %w", err)
+		}
+		if err := r.republish(f.Msg()); err != nil {
+			return err
 		}
 	}
-	return first
+	return nil
+}
+
+// republish publishes a key record again, waiting for its ack.
+func (r *vaultRun) republish(m *nats.Msg) error {
+	return Retry(r.ctx, r.log, RetryPolicy{}, "store key record", func(ctx context.Context) error {
+		ack, err := r.s.js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Data: m.Data})
+		if err != nil {
+			return fmt.Errorf("store key record: %w", err)
+		}
+		r.maxSeq = max(r.maxSeq, ack.Sequence)
+		return nil
+	})
 }
 
 // keyRecord converts the SDK's key bundle to an inventory record.
