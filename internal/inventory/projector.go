@@ -175,9 +175,40 @@ func (p *Projector) reached(target map[string]uint64) bool {
 
 // follow feeds the messages of one source after its applied position into ch.
 func (p *Projector) follow(ctx context.Context, source string, ch chan<- item) error {
+	next := p.Applied(source) + 1 // the next sequence to hand over
+	backoff := followBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := p.followFrom(ctx, source, &next, ch)
+		if ctx.Err() != nil {
+			return nil
+		}
+		// A node lost, a leader moved, the connection re-established: a
+		// follower never gives up; it resumes after the last message it
+		// handed over, so nothing is skipped or applied twice.
+		p.log.Warn().Err(err).Str("source", source).Int("attempt", attempt).Uint64("next_seq", next).
+			Dur("retry_in", backoff).Msg("stream follower interrupted; resuming")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, followBackoffMax)
+	}
+}
+
+// Backoff of a stream follower that lost its consumer.
+const (
+	followBackoffMin = 100 * time.Millisecond
+	followBackoffMax = 5 * time.Second
+)
+
+// followFrom feeds the messages of source from *next on into ch, advancing
+// *next past each message handed over, until ctx ends or the consumer
+// fails.
+func (p *Projector) followFrom(ctx context.Context, source string, next *uint64, ch chan<- item) error {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if pos := p.Applied(source); pos > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
+	if *next > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *next
 	}
 	cons, err := p.js.OrderedConsumer(ctx, source, cfg)
 	if err != nil {
@@ -187,17 +218,33 @@ func (p *Projector) follow(ctx context.Context, source string, ch chan<- item) e
 	if err != nil {
 		return fmt.Errorf("inventory: follow %s: %w", source, err)
 	}
-	go func() { <-ctx.Done(); it.Stop() }()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		it.Stop()
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("inventory: follow %s: %w", source, err)
 		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("inventory: follow %s: metadata: %w", source, err)
+		}
+		if md.Sequence.Stream < *next {
+			continue // handed over before the consumer was recreated
+		}
 		select {
 		case ch <- item{source, msg}:
+			*next = md.Sequence.Stream + 1
 		case <-ctx.Done():
 			return nil
 		}
