@@ -140,8 +140,9 @@ func BenchmarkApply(b *testing.B) {
 func fullScanList(s *Store, vaultID string, limit int) (events.KeyPage, error) {
 	var ms []events.KeyRecord
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeys).ForEach(func(_, v []byte) error {
-			r, err := decodeKey(v)
+		dict := newVaultDict(tx)
+		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
+			r, err := decodeRecord(uuidString(k), v, dict.tuple)
 			if err != nil {
 				return err
 			}
