@@ -49,7 +49,7 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	reg := &Registry{kv: vaults, locks: locks, cfg: cfg}
+	reg := &Registry{kv: vaults, locks: locks, js: js, cfg: cfg}
 	return &Plane{
 		Vaults:  reg,
 		Jobs:    &Jobs{kv: jobs, locks: locks, js: js, reg: reg, cfg: cfg},
