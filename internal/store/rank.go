@@ -26,8 +26,9 @@ import (
 
 var bucketRank = []byte("rank")
 
-// rankChunk is the target number of index entries per chunk.
-const rankChunk = 256
+// rankChunk is the target number of index entries per chunk (a
+// variable so tests can exercise splits and merges on few keys).
+var rankChunk uint64 = 256
 
 // ranker maintains and reads the rank chunks of one index.
 type ranker struct {
@@ -73,7 +74,7 @@ func (r ranker) add(key []byte) error {
 	} else {
 		k, _ = c.Seek(bk[1:])
 	}
-	for range rankChunk {
+	for range int(rankChunk) {
 		k, _ = c.Next()
 	}
 	if k == nil {
