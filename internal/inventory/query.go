@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -24,8 +26,12 @@ const (
 	DefaultCatchUpTimeout = 3 * time.Second
 	// DefaultQueryParallelism bounds queries answered at once.
 	DefaultQueryParallelism = 32
+	// DefaultChunkAckTimeout bounds the wait for the requester to
+	// acknowledge a keys.export chunk; past it the export stops (the
+	// requester is gone or stuck).
+	DefaultChunkAckTimeout = 30 * time.Second
 	// serviceVersion is the micro service's version.
-	serviceVersion = "1.0.0"
+	serviceVersion = "1.1.0"
 )
 
 // QueryService answers key and job queries from a worker's store. Every
@@ -33,6 +39,7 @@ const (
 // Reads are read-your-writes: a query first waits until the store has
 // applied the streams up to their last sequence at arrival.
 type QueryService struct {
+	nc   *nats.Conn
 	st   *store.Store
 	proj *Projector
 	log  zerolog.Logger
@@ -43,7 +50,7 @@ type QueryService struct {
 
 // StartQueryService registers the query endpoints on nc. Stop it with Stop.
 func StartQueryService(nc *nats.Conn, st *store.Store, proj *Projector, log zerolog.Logger) (*QueryService, error) {
-	q := &QueryService{st: st, proj: proj, sem: make(chan struct{}, DefaultQueryParallelism),
+	q := &QueryService{nc: nc, st: st, proj: proj, sem: make(chan struct{}, DefaultQueryParallelism),
 		log: log.With().Str("component", "query").Logger()}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        events.QueryServiceName,
@@ -70,6 +77,11 @@ func StartQueryService(nc *nats.Conn, st *store.Store, proj *Projector, log zero
 			_ = svc.Stop()
 			return nil, err
 		}
+	}
+	if err := svc.AddEndpoint("keys-export", micro.HandlerFunc(q.exportKeys),
+		micro.WithEndpointSubject(events.QuerySubject(events.QueryKeysExport))); err != nil {
+		_ = svc.Stop()
+		return nil, err
 	}
 	return q, nil
 }
@@ -149,7 +161,124 @@ func (q *QueryService) listKeys(ctx context.Context, data []byte) (any, error) {
 	if err := decode(data, &kq); err != nil {
 		return nil, err
 	}
+	if kq.Limit == events.LimitAll || kq.Limit > events.MaxPageLimit {
+		return nil, fmt.Errorf("%w: limit %d: a page holds at most %d keys; use %s for more",
+			errBadRequest, kq.Limit, events.MaxPageLimit, events.QueryKeysExport)
+	}
 	return q.st.ListKeys(ctx, kq)
+}
+
+// exportKeys answers keys.export: the request is answered with the page
+// head (or an error), then the records go to the requester's inbox in
+// chunks of at most events.MaxChunkBytes, each acknowledged before the
+// next is sent. The records come from one read transaction, so the
+// export is one snapshot: every key once.
+func (q *QueryService) exportKeys(req micro.Request) {
+	q.sem <- struct{}{}
+	q.wg.Add(1)
+	go func() {
+		defer q.wg.Done()
+		defer func() { <-q.sem }()
+		respond := func(v any) {
+			raw, _ := json.Marshal(v)
+			if err := req.Respond(raw); err != nil {
+				q.log.Warn().Err(err).Msg("cannot send query reply")
+			}
+		}
+		fail := func(err error) {
+			respond(events.QueryReply[events.KeyPage]{Error: queryError(err)})
+		}
+		var er events.KeyExportRequest
+		if err := decode(req.Data(), &er); err != nil {
+			fail(err)
+			return
+		}
+		if !strings.HasPrefix(er.Inbox, nats.InboxPrefix) || strings.ContainsAny(er.Inbox, "*> ") {
+			fail(fmt.Errorf("%w: inbox %q is not an inbox subject", errBadRequest, er.Inbox))
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*DefaultCatchUpTimeout)
+		ok, err := q.proj.CatchUp(ctx, SourceKeys, DefaultCatchUpTimeout)
+		cancel()
+		if err == nil && !ok {
+			err = errBehind
+		}
+		if err != nil {
+			q.log.Warn().Err(err).Msg("cannot answer: the store is behind the streams")
+			fail(errors.Join(errBehind, err))
+			return
+		}
+		ch := &chunker{nc: q.nc, inbox: er.Inbox}
+		headSent := false
+		err = q.st.StreamKeys(context.Background(), er.Query, func(total, limit int) error {
+			headSent = true
+			respond(events.QueryReply[events.KeyPage]{Data: &events.KeyPage{Skip: er.Query.Skip, Limit: limit, Total: total}})
+			return nil
+		}, ch.add)
+		if err == nil {
+			err = ch.flush(true)
+		}
+		switch {
+		case err == nil:
+		case !headSent:
+			fail(err)
+		default:
+			q.log.Warn().Err(err).Int("chunks", ch.seq).Msg("key export stopped")
+			ch.abort(queryError(err))
+		}
+	}()
+}
+
+// chunker sends a key export's records in chunks: the JSON of
+// events.KeyExportChunk written incrementally, sent when the next record
+// would take it past events.MaxChunkBytes.
+type chunker struct {
+	nc    *nats.Conn
+	inbox string
+	seq   int
+	n     int    // records in buf
+	buf   []byte // the resources array so far, without brackets
+}
+
+func (c *chunker) add(r events.KeyRecord) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if c.n > 0 && len(c.buf)+len(raw)+chunkOverhead > events.MaxChunkBytes {
+		if err := c.flush(false); err != nil {
+			return err
+		}
+	}
+	if c.n > 0 {
+		c.buf = append(c.buf, ',')
+	}
+	c.buf = append(c.buf, raw...)
+	c.n++
+	return nil
+}
+
+// chunkOverhead bounds the bytes of a chunk around its resources.
+const chunkOverhead = 64
+
+// flush sends the pending records (done: as the last chunk) and waits
+// for the acknowledgement.
+func (c *chunker) flush(done bool) error {
+	c.seq++
+	msg := fmt.Appendf(nil, `{"seq":%d,"done":%t,"resources":[`, c.seq, done)
+	msg = append(append(msg, c.buf...), "]}"...)
+	c.buf, c.n = c.buf[:0], 0
+	if _, err := c.nc.Request(c.inbox, msg, DefaultChunkAckTimeout); err != nil {
+		return fmt.Errorf("inventory: key export chunk %d: %w", c.seq, err)
+	}
+	return nil
+}
+
+// abort tells the requester the export failed (best effort).
+func (c *chunker) abort(e *events.QueryError) {
+	c.seq++
+	raw, _ := json.Marshal(events.KeyExportChunk{Seq: c.seq, Done: true, Error: e, Resources: []events.KeyRecord{}})
+	_ = c.nc.Publish(c.inbox, raw)
 }
 
 func (q *QueryService) getKey(ctx context.Context, data []byte) (any, error) {

@@ -541,7 +541,7 @@ func gather(ctx context.Context, tx *bolt.Tx, f *keyFilter, src *source, si int,
 // whole.
 func (s *Store) ListKeys(ctx context.Context, q events.KeyQuery) (events.KeyPage, error) {
 	page := events.KeyPage{Skip: q.Skip, Resources: []events.KeyRecord{}}
-	err := s.streamKeys(ctx, q, func(total, limit int) error {
+	err := s.StreamKeys(ctx, q, func(total, limit int) error {
 		page.Total, page.Limit = total, limit
 		return nil
 	}, func(r events.KeyRecord) error {
@@ -554,10 +554,17 @@ func (s *Store) ListKeys(ctx context.Context, q events.KeyQuery) (events.KeyPage
 	return page, nil
 }
 
-// streamKeys runs q in one read transaction: it calls head with the
-// total and the reported limit, then rec with each record of the page in
-// order. An error from head or rec stops it and is returned.
-func (s *Store) streamKeys(ctx context.Context, q events.KeyQuery, head func(total, limit int) error, rec func(events.KeyRecord) error) error {
+// StreamKeys runs q as ListKeys does, in one read transaction (one
+// snapshot), without holding the page: it calls head with the total and
+// the limit to report, then rec with each record of the page in order. An
+// error from head or rec stops it and is returned. Memory is bounded by
+// the plan (at most gatherLimit candidates), not by the page, so a
+// LimitAll export of every key is streamed.
+//
+// The transaction lasts until the last rec returns; while it is open,
+// bbolt cannot remap a growing file, so a commit that needs to grow it
+// waits for the stream to end.
+func (s *Store) StreamKeys(ctx context.Context, q events.KeyQuery, head func(total, limit int) error, rec func(events.KeyRecord) error) error {
 	limit, take, err := pageBounds(q.Skip, q.Limit)
 	if err != nil {
 		return err

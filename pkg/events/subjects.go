@@ -28,8 +28,11 @@ const (
 	// Query endpoint names under QueryGroup.
 	QueryKeysList = "keys.list"
 	QueryKeysGet  = "keys.get"
-	QueryJobsList = "jobs.list"
-	QueryJobsGet  = "jobs.get"
+	// QueryKeysExport streams a key list of any length in chunks (see
+	// KeyExportRequest).
+	QueryKeysExport = "keys.export"
+	QueryJobsList   = "jobs.list"
+	QueryJobsGet    = "jobs.get"
 	// QueryQueueGroup is the queue group every worker's query service joins.
 	QueryQueueGroup = "akvsync-query"
 )
