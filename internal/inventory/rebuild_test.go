@@ -26,13 +26,21 @@ func TestStoreOfAnotherSchemaIsRebuiltFromTheStreams(t *testing.T) {
 	}
 	stop()
 
-	// Mark the file as written by schema version 1.
+	// Mark the file as written by the previous schema version (the next
+	// one if this is the first).
 	db, err := bolt.Open(f.path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, 1))
+		meta := tx.Bucket([]byte("meta"))
+		v := binary.BigEndian.Uint64(meta.Get([]byte("schema")))
+		if v > 1 {
+			v--
+		} else {
+			v++
+		}
+		return meta.Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, v))
 	})
 	if err != nil {
 		t.Fatal(err)
