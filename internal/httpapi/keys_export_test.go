@@ -4,14 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/httpapi"
@@ -43,12 +49,10 @@ func (m *msgSizes) snapshot() (maxSize, total, count int) {
 	return m.max, m.total, m.count
 }
 
-// startInventory runs a worker's inventory (projector and query
-// service) over its own store on the env's NATS server and publishes n
-// key records of a few vaults to the KEYS stream. It returns the ids.
-func (e *env) startInventory(t *testing.T, n int) map[string]bool {
+// runInventory runs a worker's inventory (projector and query service)
+// over its own store on the env's NATS server.
+func (e *env) runInventory(t *testing.T) (*store.Store, jetstream.JetStream) {
 	t.Helper()
-	ctx := testCtx(t)
 	nc, js := natstest.Connect(t, e.ns)
 	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "inv.db"), NoSync: true})
 	if err != nil {
@@ -71,25 +75,40 @@ func (e *env) startInventory(t *testing.T, n int) map[string]bool {
 		<-done
 		_ = st.Close()
 	})
-	modulus := strings.Repeat("sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDX", 5)[:342]
+	return st, js
+}
+
+// testKey is a realistic 2048-bit RSA key record, the i-th of vault vid.
+func testKey(vid string, vault, i int, now time.Time) events.KeyRecord {
+	name := fmt.Sprintf("key-%05d", i)
+	version := fmt.Sprintf("%032x", i)
+	return events.KeyRecord{
+		ID: events.KeyID(vid, name), VaultID: vid, VaultName: fmt.Sprintf("kv-%d", vault), SubscriptionID: testSub,
+		Cloud: "AzureCloud", Name: name, Version: version, Kty: "RSA", KeySize: 2048,
+		Kid:    fmt.Sprintf("https://kv-%d.vault.azure.net/keys/%s/%s", vault, name, version),
+		KeyOps: []string{"sign", "verify", "wrapKey", "unwrapKey"}, N: testModulus, E: "AQAB", Enabled: i%4 != 0,
+		Created: now.Unix(), Updated: now.Unix(), RecoveryLevel: "Recoverable+Purgeable", RecoverableDays: 90,
+		Tags: map[string]string{"env": "prod"}, JobID: "0b6f3f9e-7a51-4c1e-9d55-0c1b2f0e9a11",
+		FirstSeenAt: now.Add(time.Duration(i) * time.Millisecond), ChangedAt: now, SyncedAt: now,
+	}
+}
+
+var testModulus = strings.Repeat("sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDX", 5)[:342]
+
+// startInventory runs an inventory and publishes n key records of a few
+// vaults to the KEYS stream. It returns the ids.
+func (e *env) startInventory(t *testing.T, n int) map[string]bool {
+	t.Helper()
+	ctx := testCtx(t)
+	_, js := e.runInventory(t)
 	ids := map[string]bool{}
 	vaults := []string{events.NewID(), events.NewID(), events.NewID()}
 	now := time.Now().UTC()
 	for i := range n {
 		vid := vaults[i%len(vaults)]
-		name := fmt.Sprintf("key-%05d", i)
-		version := fmt.Sprintf("%032x", i)
-		r := events.KeyRecord{
-			ID: events.KeyID(vid, name), VaultID: vid, VaultName: fmt.Sprintf("kv-%d", i%len(vaults)), SubscriptionID: testSub,
-			Cloud: "AzureCloud", Name: name, Version: version, Kty: "RSA", KeySize: 2048,
-			Kid:    fmt.Sprintf("https://kv-%d.vault.azure.net/keys/%s/%s", i%len(vaults), name, version),
-			KeyOps: []string{"sign", "verify", "wrapKey", "unwrapKey"}, N: modulus, E: "AQAB", Enabled: i%4 != 0,
-			Created: now.Unix(), Updated: now.Unix(), RecoveryLevel: "Recoverable+Purgeable", RecoverableDays: 90,
-			Tags: map[string]string{"env": "prod"}, JobID: events.NewID(),
-			FirstSeenAt: now.Add(time.Duration(i) * time.Millisecond), ChangedAt: now, SyncedAt: now,
-		}
+		r := testKey(vid, i%len(vaults), i, now)
 		raw, _ := json.Marshal(r)
-		if _, err := js.PublishAsync(events.KeySubject(vid, name), raw); err != nil {
+		if _, err := js.PublishAsync(events.KeySubject(vid, r.Name), raw); err != nil {
 			t.Fatal(err)
 		}
 		ids[r.ID] = true
@@ -172,4 +191,144 @@ func TestKeysExportStreamsEveryKeyInBoundedMessages(t *testing.T) {
 		e.as(t, "victor", "GET", keysPath+"?limit=-1&sort=bogus", "").
 			wantError(t, http.StatusBadRequest, "NCERRInvalidParamValue", "sort")
 	})
+}
+
+// TestKeysExportAtScale is the P5 export figure: limit=-1 over
+// AKVSYNC_EXPORT_KEYS keys (e.g. 1000000; skipped when unset), loaded
+// straight into the worker's store, read by a streaming client. It
+// reports the time, the bytes and the peak Go heap of the process that
+// runs both the API and the worker side, and checks every key arrives
+// once (strictly decreasing createdAt, as each key has its own).
+//
+//	AKVSYNC_EXPORT_KEYS=1000000 go test ./internal/httpapi -run TestKeysExportAtScale -v -timeout 30m
+func TestKeysExportAtScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("AKVSYNC_EXPORT_KEYS"))
+	if n <= 0 {
+		t.Skip("set AKVSYNC_EXPORT_KEYS to run")
+	}
+	e := setup(t)
+	st, _ := e.runInventory(t)
+	vaults := make([]string, (n+999)/1000)
+	for i := range vaults {
+		vaults[i] = events.NewID()
+	}
+	now := time.Now().UTC()
+	start := time.Now()
+	var b store.Batch
+	for i := range n {
+		b.Keys = append(b.Keys, testKey(vaults[i/1000], i/1000, i, now))
+		if len(b.Keys) == 5000 || i == n-1 {
+			if err := st.Apply(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			b.Keys = b.Keys[:0]
+		}
+	}
+	b.Keys = nil
+	t.Logf("loaded %d keys in %s", n, time.Since(start).Round(time.Millisecond))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	start = time.Now()
+	req, _ := http.NewRequest("GET", e.srv.URL+keysPath+"?limit=-1", nil)
+	req.Header.Set("Authorization", "Bearer "+e.tokens["victor"])
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	cr := &countingReader{r: resp.Body}
+	dec := json.NewDecoder(cr)
+	var head struct{ Skip, Limit, Total int }
+	count, last := 0, ""
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key, ok := tok.(string); ok {
+			switch key {
+			case "skip", "limit", "total":
+				var v int
+				if err := dec.Decode(&v); err != nil {
+					t.Fatal(err)
+				}
+				switch key {
+				case "skip":
+					head.Skip = v
+				case "limit":
+					head.Limit = v
+				default:
+					head.Total = v
+				}
+				continue
+			case "resources":
+			default:
+				t.Fatalf("unexpected field %q", key)
+			}
+			if _, err := dec.Token(); err != nil { // [
+				t.Fatal(err)
+			}
+			for dec.More() {
+				var k struct {
+					CreatedAt string `json:"createdAt"`
+				}
+				if err := dec.Decode(&k); err != nil {
+					t.Fatal(err)
+				}
+				if last != "" && k.CreatedAt >= last {
+					t.Fatalf("resource %d: createdAt %s not below %s: a key repeated or out of order", count, k.CreatedAt, last)
+				}
+				last = k.CreatedAt
+				count++
+			}
+			break
+		}
+	}
+	took := time.Since(start)
+	close(stop)
+	<-sampled
+	if head.Total != n || head.Limit != events.LimitAll || count != n {
+		t.Fatalf("limit=-1: total %d limit %d, %d resources; want %d", head.Total, head.Limit, count, n)
+	}
+	t.Logf("limit=-1 over %d keys: %d resources, %.1f MB in %s (%.0f keys/s); Go heap in use: %.1f MB before, peak %.1f MB during",
+		n, count, float64(cr.n)/1e6, took.Round(time.Millisecond), float64(n)/took.Seconds(),
+		float64(base)/1e6, float64(peak.Load())/1e6)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
