@@ -187,6 +187,22 @@ func TestKeysExportStreamsEveryKeyInBoundedMessages(t *testing.T) {
 			t.Fatalf("total %d, %d resources", p.Total, len(p.Resources))
 		}
 	})
+	t.Run("keys.list refuses pages longer than MaxPageLimit", func(t *testing.T) {
+		for _, limit := range []int{events.LimitAll, events.MaxPageLimit + 1} {
+			body, _ := json.Marshal(events.KeyQuery{Limit: limit})
+			msg, err := spy.Request(events.QuerySubject(events.QueryKeysList), body, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reply events.QueryReply[events.KeyPage]
+			if err := json.Unmarshal(msg.Data, &reply); err != nil {
+				t.Fatal(err)
+			}
+			if reply.Error == nil || reply.Error.Code != events.QueryErrBadRequest {
+				t.Fatalf("keys.list with limit %d answered %d bytes without a bad_request error", limit, len(msg.Data))
+			}
+		}
+	})
 	t.Run("a bad query is refused before streaming", func(t *testing.T) {
 		e.as(t, "victor", "GET", keysPath+"?limit=-1&sort=bogus", "").
 			wantError(t, http.StatusBadRequest, "NCERRInvalidParamValue", "sort")
