@@ -45,7 +45,8 @@ func (q *Queries) Keys(ctx context.Context, query events.KeyQuery) (events.KeyPa
 // order. A page of at most events.MaxPageLimit keys is one keys.list
 // reply; a longer one (or LimitAll) is a keys.export stream of chunks of
 // at most events.MaxChunkBytes, each acknowledged after each has handled
-// its records, so memory is bounded by a chunk however long the list.
+// its records, so memory is bounded by events.ExportWindow chunks however
+// long the list.
 //
 // An error before head is called is this package's usual error (not
 // found, invalid, unavailable); after it, the list is cut short and the

@@ -21,7 +21,7 @@ const keysWriteWindow = time.Minute
 // listKeys handles GET /cckm/azure/keys (from the workers' inventory; 503
 // when no worker answers). The response is written as the records arrive:
 // the envelope's skip, limit and total first, then each rendered key, so
-// limit=-1 over any number of keys holds at most one chunk of them in
+// limit=-1 over any number of keys holds at most a few chunks of them in
 // memory. An error after the first byte cuts the response short (the
 // connection is aborted, so the client sees incomplete JSON, never a
 // wrong list).

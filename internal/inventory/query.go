@@ -209,6 +209,7 @@ func (q *QueryService) exportKeys(req micro.Request) {
 			return
 		}
 		ch := &chunker{nc: q.nc, inbox: er.Inbox}
+		defer ch.close()
 		headSent := false
 		err = q.st.StreamKeys(context.Background(), er.Query, func(total, limit int) error {
 			headSent = true
@@ -231,13 +232,16 @@ func (q *QueryService) exportKeys(req micro.Request) {
 
 // chunker sends a key export's records in chunks: the JSON of
 // events.KeyExportChunk written incrementally, sent when the next record
-// would take it past events.MaxChunkBytes.
+// would take it past events.MaxChunkBytes, with at most events.ExportWindow
+// chunks unacknowledged.
 type chunker struct {
-	nc    *nats.Conn
-	inbox string
-	seq   int
-	n     int    // records in buf
-	buf   []byte // the resources array so far, without brackets
+	nc       *nats.Conn
+	inbox    string
+	seq      int
+	n        int    // records in buf
+	buf      []byte // the resources array so far, without brackets
+	acks     *nats.Subscription
+	inflight int
 }
 
 func (c *chunker) add(r events.KeyRecord) error {
@@ -268,10 +272,35 @@ func (c *chunker) flush(done bool) error {
 	msg := fmt.Appendf(nil, `{"seq":%d,"done":%t,"resources":[`, c.seq, done)
 	msg = append(append(msg, c.buf...), "]}"...)
 	c.buf, c.n = c.buf[:0], 0
-	if _, err := c.nc.Request(c.inbox, msg, DefaultChunkAckTimeout); err != nil {
+	if c.acks == nil {
+		sub, err := c.nc.SubscribeSync(c.nc.NewInbox())
+		if err != nil {
+			return fmt.Errorf("inventory: key export: %w", err)
+		}
+		c.acks = sub
+	}
+	limit := events.ExportWindow - 1
+	if done {
+		limit = 0 // wait for every acknowledgement after the last chunk
+	}
+	if err := c.nc.PublishMsg(&nats.Msg{Subject: c.inbox, Reply: c.acks.Subject, Data: msg}); err != nil {
 		return fmt.Errorf("inventory: key export chunk %d: %w", c.seq, err)
 	}
+	c.inflight++
+	for c.inflight > limit {
+		if _, err := c.acks.NextMsg(DefaultChunkAckTimeout); err != nil {
+			return fmt.Errorf("inventory: key export: acknowledgement of chunk %d: %w", c.seq-c.inflight+1, err)
+		}
+		c.inflight--
+	}
 	return nil
+}
+
+// close releases the acknowledgement subscription.
+func (c *chunker) close() {
+	if c.acks != nil {
+		_ = c.acks.Unsubscribe()
+	}
 }
 
 // abort tells the requester the export failed (best effort).

@@ -15,12 +15,17 @@ const MaxPageLimit = 100
 // as many records as fit (at least one).
 const MaxChunkBytes = 256 << 10
 
+// ExportWindow is how many keys.export chunks may await their
+// acknowledgement at once.
+const ExportWindow = 4
+
 // KeyExportRequest is the body of the keys.export query endpoint. The
 // worker answers the request itself with a QueryReply of a KeyPage
 // without resources (skip, limit, total) or an error, then sends the
-// records to Inbox as KeyExportChunk messages, each a request the
-// receiver acknowledges (with an empty reply) before the next is sent:
-// one chunk in flight, so both sides hold at most a chunk.
+// records to Inbox as KeyExportChunk messages, each with a reply subject
+// the receiver acknowledges (with an empty reply) once it has handled the
+// chunk. At most ExportWindow chunks are unacknowledged, so both sides
+// hold at most ExportWindow × MaxChunkBytes of the list.
 type KeyExportRequest struct {
 	Query KeyQuery `json:"query"`
 	// Inbox is the requester's subject for the chunks; it must start
