@@ -207,10 +207,13 @@ func (p *Projector) apply(ctx context.Context, items []item) error {
 				continue
 			}
 			var r events.KeyRecord
-			if err := json.Unmarshal(it.msg.Data(), &r); err != nil || r.ID == "" {
+			err := json.Unmarshal(it.msg.Data(), &r)
+			id, ok := events.NormalizeID(r.ID) // the store keeps key ids as UUIDs
+			if err != nil || !ok {
 				p.log.Warn().Err(err).Str("subject", it.msg.Subject()).Msg("skipping undecodable key record")
 				continue
 			}
+			r.ID = id
 			b.Keys = append(b.Keys, r)
 		case SourceJobs:
 			id := it.msg.Subject()[strings.LastIndexByte(it.msg.Subject(), '.')+1:]

@@ -5,14 +5,16 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/akvsync/akvsync/pkg/events"
 	bolt "go.etcd.io/bbolt"
 )
 
-// keyID returns the stored form (16 bytes) of a key record id.
+// keyID returns the stored form (16 bytes) of a key record id (a UUID in
+// any case; it reads back in lower case).
 func keyID(id string) ([]byte, bool) {
-	b, ok := uuidBytes(id)
+	b, ok := uuidBytes(strings.ToLower(id))
 	if !ok {
 		return nil, false
 	}
