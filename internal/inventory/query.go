@@ -46,11 +46,16 @@ type QueryService struct {
 	sem  chan struct{}
 	svc  micro.Service
 	wg   gosync.WaitGroup
+	// stopping is cancelled by Stop: running exports end at their next
+	// record or acknowledgement.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // StartQueryService registers the query endpoints on nc. Stop it with Stop.
 func StartQueryService(nc *nats.Conn, st *store.Store, proj *Projector, log zerolog.Logger) (*QueryService, error) {
-	q := &QueryService{nc: nc, st: st, proj: proj, sem: make(chan struct{}, DefaultQueryParallelism),
+	stopping, stop := context.WithCancel(context.Background())
+	q := &QueryService{nc: nc, st: st, proj: proj, stopping: stopping, stop: stop, sem: make(chan struct{}, DefaultQueryParallelism),
 		log: log.With().Str("component", "query").Logger()}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        events.QueryServiceName,
@@ -89,6 +94,7 @@ func StartQueryService(nc *nats.Conn, st *store.Store, proj *Projector, log zero
 // Stop unsubscribes the service and waits for the answers in progress.
 func (q *QueryService) Stop() error {
 	err := q.svc.Stop()
+	q.stop()
 	q.wg.Wait()
 	return err
 }
@@ -208,10 +214,10 @@ func (q *QueryService) exportKeys(req micro.Request) {
 			fail(errors.Join(errBehind, err))
 			return
 		}
-		ch := &chunker{nc: q.nc, inbox: er.Inbox}
+		ch := &chunker{ctx: q.stopping, nc: q.nc, inbox: er.Inbox}
 		defer ch.close()
 		headSent := false
-		err = q.st.StreamKeys(context.Background(), er.Query, func(total, limit int) error {
+		err = q.st.StreamKeys(q.stopping, er.Query, func(total, limit int) error {
 			headSent = true
 			respond(events.QueryReply[events.KeyPage]{Data: &events.KeyPage{Skip: er.Query.Skip, Limit: limit, Total: total}})
 			return nil
@@ -235,6 +241,7 @@ func (q *QueryService) exportKeys(req micro.Request) {
 // would take it past events.MaxChunkBytes, with at most events.ExportWindow
 // chunks unacknowledged.
 type chunker struct {
+	ctx      context.Context
 	nc       *nats.Conn
 	inbox    string
 	seq      int
@@ -288,12 +295,20 @@ func (c *chunker) flush(done bool) error {
 	}
 	c.inflight++
 	for c.inflight > limit {
-		if _, err := c.acks.NextMsg(DefaultChunkAckTimeout); err != nil {
+		if err := c.awaitAck(); err != nil {
 			return fmt.Errorf("inventory: key export: acknowledgement of chunk %d: %w", c.seq-c.inflight+1, err)
 		}
 		c.inflight--
 	}
 	return nil
+}
+
+// awaitAck waits for one acknowledgement, up to DefaultChunkAckTimeout.
+func (c *chunker) awaitAck() error {
+	ctx, cancel := context.WithTimeout(c.ctx, DefaultChunkAckTimeout)
+	defer cancel()
+	_, err := c.acks.NextMsgWithContext(ctx)
+	return err
 }
 
 // close releases the acknowledgement subscription.
