@@ -54,7 +54,7 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	reg := &Registry{kv: vaults, store: store, cfg: cfg}
+	reg := &Registry{kv: vaults, store: store, js: js, cfg: cfg}
 	queries := &Queries{nc: nc, cfg: cfg}
 	return &Plane{
 		Vaults:  reg,

@@ -25,14 +25,102 @@ type Queries struct {
 	cfg Config
 }
 
-// Keys returns one page of keys matching q.
+// Keys returns one page of keys matching q, however long: it collects
+// what StreamKeys streams (memory grows with the page; the API streams
+// instead).
 func (q *Queries) Keys(ctx context.Context, query events.KeyQuery) (events.KeyPage, error) {
-	var page events.KeyPage
-	err := q.request(ctx, events.QueryKeysList, query, &page)
-	if page.Resources == nil {
-		page.Resources = []events.KeyRecord{}
-	}
+	page := events.KeyPage{Resources: []events.KeyRecord{}}
+	err := q.StreamKeys(ctx, query, func(h events.KeyPage) error {
+		page.Skip, page.Limit, page.Total = h.Skip, h.Limit, h.Total
+		return nil
+	}, func(r events.KeyRecord) error {
+		page.Resources = append(page.Resources, r)
+		return nil
+	})
 	return page, err
+}
+
+// StreamKeys runs a key query: it calls head with the page's skip, limit
+// and total (no resources), then each with every record of the page in
+// order. A page of at most events.MaxPageLimit keys is one keys.list
+// reply; a longer one (or LimitAll) is a keys.export stream of chunks of
+// at most events.MaxChunkBytes, each acknowledged after each has handled
+// its records, so memory is bounded by events.ExportWindow chunks however
+// long the list.
+//
+// An error before head is called is this package's usual error (not
+// found, invalid, unavailable); after it, the list is cut short and the
+// error says so.
+func (q *Queries) StreamKeys(ctx context.Context, query events.KeyQuery, head func(events.KeyPage) error, each func(events.KeyRecord) error) error {
+	if query.Limit != events.LimitAll && query.Limit <= events.MaxPageLimit {
+		var page events.KeyPage
+		if err := q.request(ctx, events.QueryKeysList, query, &page); err != nil {
+			return err
+		}
+		if err := head(events.KeyPage{Skip: page.Skip, Limit: page.Limit, Total: page.Total}); err != nil {
+			return err
+		}
+		for _, r := range page.Resources {
+			if err := each(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	inbox := q.nc.NewInbox()
+	sub, err := q.nc.SubscribeSync(inbox)
+	if err != nil {
+		return unavailable("query "+events.QueryKeysExport, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	var h events.KeyPage
+	if err := q.request(ctx, events.QueryKeysExport, events.KeyExportRequest{Query: query, Inbox: inbox}, &h); err != nil {
+		return err
+	}
+	if err := head(events.KeyPage{Skip: h.Skip, Limit: h.Limit, Total: h.Total}); err != nil {
+		return err
+	}
+	for seq := 1; ; seq++ {
+		msg, err := q.nextChunk(ctx, sub)
+		if err != nil {
+			return fmt.Errorf("control: key export cut short at chunk %d: %w", seq, err)
+		}
+		var c events.KeyExportChunk
+		if err := json.Unmarshal(msg.Data, &c); err != nil {
+			return fmt.Errorf("control: key export chunk %d: malformed: %w", seq, err)
+		}
+		switch {
+		case c.Error != nil:
+			return fmt.Errorf("control: key export cut short at chunk %d: %w", seq, queryError(events.QueryKeysExport, *c.Error))
+		case c.Seq != seq:
+			return fmt.Errorf("control: key export: chunk %d arrived as chunk %d", c.Seq, seq)
+		}
+		for _, r := range c.Resources {
+			if err := each(r); err != nil {
+				return err
+			}
+		}
+		if err := msg.Respond(nil); err != nil {
+			return unavailable("acknowledge key export chunk", err)
+		}
+		if c.Done {
+			return nil
+		}
+	}
+}
+
+// nextChunk waits for the next export chunk, up to the query timeout.
+func (q *Queries) nextChunk(ctx context.Context, sub *nats.Subscription) (*nats.Msg, error) {
+	if q.cfg.QueryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, q.cfg.QueryTimeout)
+		defer cancel()
+	}
+	msg, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return nil, unavailable("key export", err)
+	}
+	return msg, nil
 }
 
 // Key returns the key record with the given id.

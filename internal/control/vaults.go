@@ -103,6 +103,7 @@ type VaultPage struct {
 type Registry struct {
 	kv    jetstream.KeyValue
 	store *jobs.Store
+	js    jetstream.JetStream
 	cfg   Config
 }
 
@@ -548,7 +549,32 @@ func (r *Registry) byIndex(ctx context.Context, key, ref string) (events.Vault, 
 	return v, err
 }
 
-// Remove unregisters the vault with the given id and returns it. It
+// dropKeys takes a vault's keys out of the inventory: it purges the
+// vault's subjects from the KEYS stream, so a worker that replays the
+// stream never sees them, and then publishes the vault-removed marker, so
+// every worker that already holds them deletes them (in one store
+// transaction). The vault lock is held: no sync publishes keys of the
+// vault meanwhile.
+func (r *Registry) dropKeys(ctx context.Context, vaultID string) error {
+	st, err := r.js.Stream(ctx, events.StreamKeys)
+	if err != nil {
+		return unavailable("remove vault keys", err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(events.VaultKeysFilter(vaultID))); err != nil {
+		return unavailable("remove vault keys", err)
+	}
+	body, err := json.Marshal(events.VaultRemoved{VaultID: vaultID, RemovedAt: time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("control: encode vault removal: %w", err)
+	}
+	if _, err := r.js.Publish(ctx, events.VaultRemovedSubject(vaultID), body); err != nil {
+		return unavailable("remove vault keys", err)
+	}
+	return nil
+}
+
+// Remove unregisters the vault with the given id and returns it, after
+// taking its keys out of every worker's inventory (see dropKeys). It
 // refuses with a [ConflictError] naming the job while an active job holds
 // the vault; it holds the vault's lock itself while it removes, so no job
 // can take the vault meanwhile.
@@ -574,6 +600,11 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 		defer cancel()
 		_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
 	}()
+	// The keys first: if this fails the vault stays registered and a
+	// retry (or its next sync) repairs the inventory.
+	if err := r.dropKeys(ctx, v.ID); err != nil {
+		return events.Vault{}, err
+	}
 	if err := r.kv.Delete(ctx, v.ID, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return events.Vault{}, conflictf("vault %s changed while being removed; retry", v.QualifiedName())

@@ -35,7 +35,9 @@ type VaultService interface {
 
 // QueryService asks the workers' inventory; *control.Queries implements it.
 type QueryService interface {
-	Keys(ctx context.Context, q events.KeyQuery) (events.KeyPage, error)
+	// StreamKeys calls head with the page envelope (no resources), then
+	// each with every key of the page, in order.
+	StreamKeys(ctx context.Context, q events.KeyQuery, head func(events.KeyPage) error, each func(events.KeyRecord) error) error
 	Key(ctx context.Context, id string) (events.KeyRecord, error)
 	Jobs(ctx context.Context, q events.JobQuery) (events.JobPage, error)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -262,11 +263,22 @@ func (p *Projector) apply(ctx context.Context, items []item) error {
 		b.Positions[it.source] = max(b.Positions[it.source], md.Sequence.Stream)
 		switch it.source {
 		case SourceKeys:
+			if vaultID, ok := events.ParseVaultRemovedSubject(it.msg.Subject()); ok {
+				// The store deletes removed vaults' keys before applying
+				// b.Keys: drop the vault's keys that came before the
+				// marker; those after it (a new sync) are kept.
+				b.Keys = slices.DeleteFunc(b.Keys, func(r events.KeyRecord) bool { return r.VaultID == vaultID })
+				b.RemovedVaults = append(b.RemovedVaults, vaultID)
+				continue
+			}
 			var r events.KeyRecord
-			if err := json.Unmarshal(it.msg.Data(), &r); err != nil || r.ID == "" {
+			err := json.Unmarshal(it.msg.Data(), &r)
+			id, ok := events.NormalizeID(r.ID) // the store keeps key ids as UUIDs
+			if err != nil || !ok {
 				p.log.Warn().Err(err).Str("subject", it.msg.Subject()).Msg("skipping undecodable key record")
 				continue
 			}
+			r.ID = id
 			b.Keys = append(b.Keys, r)
 		case SourceJobs:
 			if err := addJobRecord(&b.Jobs, it.msg); err != nil {

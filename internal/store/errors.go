@@ -17,8 +17,9 @@ var (
 	// configuration.
 	ErrBadConfig = errors.New("store: bad config")
 
-	// ErrBadRecord is returned by Apply for a record it cannot store (an
-	// empty id); nothing of the batch is applied.
+	// ErrBadRecord is returned by Apply for a record it cannot store (a
+	// key id that is not a UUID, an empty job id); nothing of the batch
+	// is applied.
 	ErrBadRecord = errors.New("store: bad record")
 
 	// ErrCorrupt is returned when stored bytes do not decode.

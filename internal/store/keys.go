@@ -4,36 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/akvsync/akvsync/pkg/events"
 	bolt "go.etcd.io/bbolt"
 )
 
-// encodeKey appends the keys bucket value of r, whose meta tuple is
-// meta, to dst.
-func encodeKey(dst []byte, r *events.KeyRecord, meta []byte) ([]byte, error) {
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("encode key %s: %w", r.ID, err)
+// keyID returns the stored form (16 bytes) of a key record id (a UUID in
+// any case; it reads back in lower case).
+func keyID(id string) ([]byte, bool) {
+	b, ok := uuidBytes(strings.ToLower(id))
+	if !ok {
+		return nil, false
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(meta)))
-	dst = append(dst, meta...)
-	return append(dst, body...), nil
-}
-
-// decodeKey decodes a keys bucket value.
-func decodeKey(v []byte) (events.KeyRecord, error) {
-	var r events.KeyRecord
-	_, body, err := splitKeyValue(v)
-	if err != nil {
-		return r, err
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return r, fmt.Errorf("%w: key record: %v", ErrCorrupt, err)
-	}
-	return r, nil
+	return b[:], true
 }
 
 // applyKeys upserts key records and their index entries.
@@ -43,8 +28,9 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 	}
 	keys := tx.Bucket(bucketKeys)
 	w := newIndexWriter(tx)
+	dict := newVaultDict(tx)
 	added := 0
-	var mbuf, obuf []byte
+	var obuf []byte
 	for i := range recs {
 		if i%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -52,41 +38,36 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 			}
 		}
 		r := recs[i] // a copy: FirstSeenAt may change
-		if r.ID == "" {
-			return fmt.Errorf("%w: key record %d of batch has no id", ErrBadRecord, i)
+		id, ok := keyID(r.ID)
+		if !ok {
+			return fmt.Errorf("%w: key record %d of batch has id %q, not a key id", ErrBadRecord, i, r.ID)
 		}
-		id := []byte(r.ID)
-		var old *keyMeta
+		var old *keyHead
 		if ov := keys.Get(id); ov != nil {
-			om, _, err := splitKeyValue(ov)
+			obuf = append(obuf[:0], ov...)
+			h, err := decodeHead(obuf)
 			if err != nil {
 				return fmt.Errorf("key %s: %w", r.ID, err)
 			}
-			obuf = append(obuf[:0], om...)
-			m, err := decodeMeta(obuf)
-			if err != nil {
-				return fmt.Errorf("key %s: %w", r.ID, err)
-			}
-			old = &m
-			if first := time12(m.first); !first.IsZero() && (r.FirstSeenAt.IsZero() || r.FirstSeenAt.After(first)) {
+			old = &h
+			if first := time12(h.first); !first.IsZero() && (r.FirstSeenAt.IsZero() || r.FirstSeenAt.After(first)) {
 				r.FirstSeenAt = first
 			}
 		} else {
 			added++
 		}
-		mbuf = encodeMeta(mbuf[:0], &r)
-		if old == nil || !bytes.Equal(obuf, mbuf) {
-			m, err := decodeMeta(mbuf)
-			if err != nil {
-				return err
-			}
-			if err := w.update(id, old, &m); err != nil {
-				return err
-			}
+		t := tupleOf(&r)
+		ord, err := dict.ordinal(&t)
+		if err != nil {
+			return err
 		}
 		// bbolt keeps the value slice until commit: a fresh one per key.
-		v, err := encodeKey(make([]byte, 0, len(mbuf)+1200), &r, mbuf)
+		v := appendRecord(make([]byte, 0, 512), &r, &t, ord)
+		h, err := decodeHead(v)
 		if err != nil {
+			return err
+		}
+		if err := w.update(id, old, &h); err != nil {
 			return err
 		}
 		if err := keys.Put(id, v); err != nil {
@@ -99,19 +80,98 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 	return nil
 }
 
+// removeVaults deletes every key of the given vault ids, their index
+// entries and the vaults' dictionary entries.
+func removeVaults(ctx context.Context, tx *bolt.Tx, vaultIDs []string) error {
+	if len(vaultIDs) == 0 {
+		return nil
+	}
+	keys := tx.Bucket(bucketKeys)
+	w := newIndexWriter(tx)
+	removed := 0
+	for _, vid := range vaultIDs {
+		for _, ord := range ordsOf(tx, bucketVaultIDs, vid) {
+			p := binary.BigEndian.AppendUint32(nil, ord)
+			// Collect first: deleting while walking a cursor skips entries.
+			var ids [][]byte
+			c := tx.Bucket(keyIndexes[ixVault].bucket).Cursor()
+			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+				ids = append(ids, bytes.Clone(idOf(k)))
+			}
+			for n, id := range ids {
+				if n%ctxCheckEvery == 0 {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+				}
+				v := keys.Get(id)
+				if v == nil {
+					return fmt.Errorf("%w: index entry without key %x", ErrCorrupt, id)
+				}
+				h, err := decodeHead(bytes.Clone(v))
+				if err != nil {
+					return err
+				}
+				if err := w.update(id, &h, nil); err != nil {
+					return err
+				}
+				if err := keys.Delete(id); err != nil {
+					return fmt.Errorf("store: delete key: %w", err)
+				}
+				removed++
+			}
+			if err := deleteTuple(tx, ord); err != nil {
+				return err
+			}
+		}
+	}
+	if removed > 0 {
+		return addCounter(tx.Bucket(bucketMeta), metaKeys, -removed)
+	}
+	return nil
+}
+
+// deleteTuple removes vault ordinal ord from the vault dictionary.
+func deleteTuple(tx *bolt.Tx, ord uint32) error {
+	ob := binary.BigEndian.AppendUint32(nil, ord)
+	enc := tx.Bucket(bucketVaults).Get(ob)
+	if enc == nil {
+		return nil
+	}
+	t, err := decodeTuple(enc)
+	if err != nil {
+		return err
+	}
+	for _, del := range []struct{ b, k []byte }{
+		{bucketVaultTuples, bytes.Clone(enc)},
+		{bucketVaultIDs, append(appendString(nil, t.vaultID), ob...)},
+		{bucketVaultNames, append(appendString(nil, t.vaultName), ob...)},
+		{bucketVaults, ob},
+	} {
+		if err := tx.Bucket(del.b).Delete(del.k); err != nil {
+			return fmt.Errorf("store: vault dictionary: %w", err)
+		}
+	}
+	return nil
+}
+
 // GetKey returns the key record with the given id, or ErrNotFound.
 func (s *Store) GetKey(ctx context.Context, id string) (events.KeyRecord, error) {
 	var r events.KeyRecord
 	if err := ctx.Err(); err != nil {
 		return r, err
 	}
+	kid, ok := keyID(id)
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketKeys).Get([]byte(id))
+		var v []byte
+		if ok {
+			v = tx.Bucket(bucketKeys).Get(kid)
+		}
 		if v == nil {
 			return fmt.Errorf("key %q: %w", id, ErrNotFound)
 		}
 		var err error
-		r, err = decodeKey(v)
+		r, err = decodeRecord(id, v, newVaultDict(tx).tuple)
 		return err
 	})
 	return r, err
@@ -120,36 +180,52 @@ func (s *Store) GetKey(ctx context.Context, id string) (events.KeyRecord, error)
 // vaultKeysChunk is how many records VaultKeys reads per read transaction.
 const vaultKeysChunk = 256
 
-// VaultKeys calls fn with every key record of one vault (by vault id), in
-// id order, found through the vault index. It reads in chunks of short
-// read transactions and calls fn outside them, so fn may call Apply; the
-// walk is not one snapshot, but every key present throughout it is seen
-// once. An error from fn stops the walk and is returned.
+// VaultKeys calls fn with every key record of one vault (by vault id),
+// found through the vault index. It reads in chunks of short read
+// transactions and calls fn outside them, so fn may call Apply; the walk
+// is not one snapshot, but every key present throughout it is seen once.
+// An error from fn stops the walk and is returned.
 func (s *Store) VaultKeys(ctx context.Context, vaultID string, fn func(events.KeyRecord) error) error {
-	var after []byte // last id handed to fn
+	var after []byte // last index entry handed to fn
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		chunk := make([]events.KeyRecord, 0, vaultKeysChunk)
+		var last []byte
 		err := s.view(func(tx *bolt.Tx) error {
-			p := indexPrefix(nil, []byte(vaultID)) // ix_vault_id is not clustered
 			keys := tx.Bucket(bucketKeys)
-			c := tx.Bucket(filterIndexes[ixVaultID].bucket).Cursor()
-			k, _ := c.Seek(append(bytes.Clone(p), after...))
-			if after != nil && k != nil && bytes.Equal(k[len(p):], after) {
-				k, _ = c.Next()
-			}
-			for ; k != nil && bytes.HasPrefix(k, p) && len(chunk) < vaultKeysChunk; k, _ = c.Next() {
-				v := keys.Get(k[len(p):])
-				if v == nil {
-					return fmt.Errorf("%w: index entry without key %q", ErrCorrupt, k[len(p):])
+			dict := newVaultDict(tx)
+			c := tx.Bucket(keyIndexes[ixVault].bucket).Cursor()
+			// Entries of every ordinal of the vault, in entry order.
+			for _, ord := range ordsOf(tx, bucketVaultIDs, vaultID) {
+				p := binary.BigEndian.AppendUint32(nil, ord)
+				if after != nil && bytes.Compare(after, p) >= 0 && !bytes.HasPrefix(after, p) {
+					continue // an ordinal done in an earlier chunk
 				}
-				r, err := decodeKey(v)
-				if err != nil {
-					return err
+				k, _ := c.Seek(p)
+				if after != nil && bytes.HasPrefix(after, p) {
+					k, _ = c.Seek(after)
+					if k != nil && bytes.Equal(k, after) {
+						k, _ = c.Next()
+					}
 				}
-				chunk = append(chunk, r)
+				for ; k != nil && bytes.HasPrefix(k, p) && len(chunk) < vaultKeysChunk; k, _ = c.Next() {
+					id := idOf(k)
+					v := keys.Get(id)
+					if v == nil {
+						return fmt.Errorf("%w: index entry without key %x", ErrCorrupt, id)
+					}
+					r, err := decodeRecord(uuidString(id), v, dict.tuple)
+					if err != nil {
+						return err
+					}
+					chunk = append(chunk, r)
+					last = bytes.Clone(k)
+				}
+				if len(chunk) == vaultKeysChunk {
+					return nil
+				}
 			}
 			return nil
 		})
@@ -164,6 +240,6 @@ func (s *Store) VaultKeys(ctx context.Context, vaultID string, fn func(events.Ke
 		if len(chunk) < vaultKeysChunk {
 			return nil
 		}
-		after = []byte(chunk[len(chunk)-1].ID)
+		after = last
 	}
 }

@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/akvsync/akvsync/pkg/events"
@@ -24,19 +26,29 @@ type Store struct {
 
 	mu     sync.RWMutex // guards closed; held shared by every operation
 	closed bool
+
+	// visits counts the stored key records queries have read (to match,
+	// sort or return them): the cost measure the tests assert.
+	visits atomic.Uint64
 }
 
-// Batch is a set of changes Apply commits in one transaction: key records
-// upserted by id, job records (see JobChanges), and the new stream positions (source name -> last applied
-// sequence) that this batch brings the store to.
+// Batch is a set of changes Apply commits in one transaction: the keys of
+// removed vaults deleted (first), key records upserted by id, job records
+// (see JobChanges), and the new stream positions (source name -> last
+// applied sequence) that this batch brings the store to.
 type Batch struct {
-	Keys      []events.KeyRecord
-	Jobs      JobChanges
-	Positions map[string]uint64
+	// RemovedVaults are vault ids whose keys are deleted before Keys are
+	// applied: a key of Keys survives a removal of its vault in the same
+	// batch, so the caller drops the keys that came before the removal.
+	RemovedVaults []string
+	Keys          []events.KeyRecord
+	Jobs          JobChanges
+	Positions     map[string]uint64
 }
 
-// Len returns the number of records in the batch (keys, jobs, deletions).
-func (b *Batch) Len() int { return len(b.Keys) + b.Jobs.Len() }
+// Len returns the number of records in the batch (vault removals, keys,
+// job records).
+func (b *Batch) Len() int { return len(b.RemovedVaults) + len(b.Keys) + b.Jobs.Len() }
 
 // Stats is a snapshot of the store's size.
 type Stats struct {
@@ -67,17 +79,27 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
 	}
+	log := cfg.Logger.With().Str("component", "store").Logger()
 	err = db.Update(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			if v := meta.Get(metaSchema); v != nil && !(len(v) == 8 && binary.BigEndian.Uint64(v) == schemaVersion) {
+				// Another layout: everything here is derived from the
+				// streams, so drop it all, positions included, and the
+				// projector replays the streams into the new layout.
+				log.Warn().Hex("schema", v).Int("want", schemaVersion).Str("path", cfg.Path).
+					Msg("store written with another schema version: rebuilding it from the streams")
+				if err := dropAll(tx); err != nil {
+					return err
+				}
+			}
+		}
 		for _, name := range allBuckets() {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(metaSchema); v != nil {
-			if len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
-				return fmt.Errorf("%w: schema version %x, want %d", ErrCorrupt, v, schemaVersion)
-			}
+		if meta.Get(metaSchema) != nil {
 			return nil
 		}
 		return meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion))
@@ -86,10 +108,27 @@ func Open(cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, cfg: cfg, log: cfg.Logger.With().Str("component", "store").Logger()}
+	s := &Store{db: db, cfg: cfg, log: log}
 	st := s.Stats()
 	s.log.Info().Str("path", cfg.Path).Int("keys", st.Keys).Int("jobs", st.Jobs).Int64("file_size", st.FileSize).Msg("store opened")
 	return s, nil
+}
+
+// dropAll deletes every top-level bucket of the file.
+func dropAll(tx *bolt.Tx) error {
+	var names [][]byte
+	if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		names = append(names, bytes.Clone(name))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := tx.DeleteBucket(name); err != nil {
+			return fmt.Errorf("store: drop bucket %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the file, waiting for running transactions. Later calls
@@ -151,6 +190,9 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 	}
 	start := time.Now()
 	err := s.update(func(tx *bolt.Tx) error {
+		if err := removeVaults(ctx, tx, b.RemovedVaults); err != nil {
+			return err
+		}
 		if err := applyKeys(ctx, tx, b.Keys); err != nil {
 			return err
 		}
@@ -162,7 +204,7 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 	if err != nil {
 		return fmt.Errorf("store: apply: %w", err)
 	}
-	s.log.Debug().Int("keys", len(b.Keys)).Int("job_records", b.Jobs.Len()).
+	s.log.Debug().Int("removed_vaults", len(b.RemovedVaults)).Int("keys", len(b.Keys)).Int("job_records", b.Jobs.Len()).
 		Interface("positions", b.Positions).Dur("took", time.Since(start)).Msg("batch applied")
 	return nil
 }

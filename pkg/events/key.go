@@ -53,3 +53,10 @@ type KeyRecord struct {
 
 // KeyVault is the key's vault as CCKM names it, "name::subscription".
 func (k KeyRecord) KeyVault() string { return QualifiedVaultName(k.VaultName, k.SubscriptionID) }
+
+// VaultRemoved is the body of a vault-removed marker on the KEYS stream
+// (see VaultRemovedSubject).
+type VaultRemoved struct {
+	VaultID   string    `json:"vault_id"`
+	RemovedAt time.Time `json:"removed_at"`
+}

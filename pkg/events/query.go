@@ -6,6 +6,43 @@ const DefaultLimit = 10
 // LimitAll as a query limit asks for every match (CCKM's limit=-1).
 const LimitAll = -1
 
+// MaxPageLimit is the largest limit of a keys.list query, so that its
+// one reply stays far below NATS' max_payload. Longer key lists (and
+// LimitAll) go through keys.export, in chunks.
+const MaxPageLimit = 100
+
+// MaxChunkBytes bounds the body of every keys.export chunk. A chunk holds
+// as many records as fit (at least one).
+const MaxChunkBytes = 256 << 10
+
+// ExportWindow is how many keys.export chunks may await their
+// acknowledgement at once.
+const ExportWindow = 4
+
+// KeyExportRequest is the body of the keys.export query endpoint. The
+// worker answers the request itself with a QueryReply of a KeyPage
+// without resources (skip, limit, total) or an error, then sends the
+// records to Inbox as KeyExportChunk messages, each with a reply subject
+// the receiver acknowledges (with an empty reply) once it has handled the
+// chunk. At most ExportWindow chunks are unacknowledged, so both sides
+// hold at most ExportWindow × MaxChunkBytes of the list.
+type KeyExportRequest struct {
+	Query KeyQuery `json:"query"`
+	// Inbox is the requester's subject for the chunks; it must start
+	// with "_INBOX.".
+	Inbox string `json:"inbox"`
+}
+
+// KeyExportChunk is one message of a keys.export stream: Seq counts from
+// 1; the last chunk has Done (and possibly no resources); an Error ends
+// the stream.
+type KeyExportChunk struct {
+	Seq       int         `json:"seq"`
+	Done      bool        `json:"done,omitempty"`
+	Error     *QueryError `json:"error,omitempty"`
+	Resources []KeyRecord `json:"resources"`
+}
+
 // KeyQuery filters and pages the key inventory. Zero fields do not filter.
 // It is the request body of the keys.list query endpoint.
 type KeyQuery struct {

@@ -28,8 +28,11 @@ const (
 	// Query endpoint names under QueryGroup.
 	QueryKeysList = "keys.list"
 	QueryKeysGet  = "keys.get"
-	QueryJobsList = "jobs.list"
-	QueryJobsGet  = "jobs.get"
+	// QueryKeysExport streams a key list of any length in chunks (see
+	// KeyExportRequest).
+	QueryKeysExport = "keys.export"
+	QueryJobsList   = "jobs.list"
+	QueryJobsGet    = "jobs.get"
 	// QueryJobVaults pages the vaults of one job.
 	QueryJobVaults = "jobs.vaults"
 	// QueryQueueGroup is the queue group every worker's query service joins.
@@ -96,8 +99,36 @@ func KeySubject(vaultID, keyName string) string {
 	return subjKey + "." + vaultID + "." + keyName
 }
 
-// VaultKeysFilter matches the key records of one vault.
+// VaultKeysFilter matches the key records of one vault (and its
+// VaultRemovedSubject marker).
 func VaultKeysFilter(vaultID string) string { return subjKey + "." + vaultID + ".*" }
+
+// VaultRemovedToken is the last token of a vault-removed marker on the
+// KEYS stream. Key names match ^[0-9a-zA-Z-]{1,127}$, so no key subject
+// ends with it.
+const VaultRemovedToken = "_removed"
+
+// VaultRemovedSubject is the subject of the marker that removing a vault
+// publishes on the KEYS stream after purging the vault's key records:
+// every inventory that applies it deletes the vault's keys (a body of
+// [VaultRemoved]).
+func VaultRemovedSubject(vaultID string) string {
+	return subjKey + "." + vaultID + "." + VaultRemovedToken
+}
+
+// ParseVaultRemovedSubject returns the vault id of a vault-removed marker
+// subject; ok is false for any other subject.
+func ParseVaultRemovedSubject(subject string) (vaultID string, ok bool) {
+	rest, found := strings.CutPrefix(subject, subjKey+".")
+	if !found {
+		return "", false
+	}
+	vaultID, token, found := strings.Cut(rest, ".")
+	if !found || token != VaultRemovedToken || vaultID == "" {
+		return "", false
+	}
+	return vaultID, true
+}
 
 // QuerySubject is the full subject of a query endpoint.
 func QuerySubject(endpoint string) string { return QueryGroup + "." + endpoint }
