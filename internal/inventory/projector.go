@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -203,9 +204,19 @@ const (
 	followBackoffMax = 5 * time.Second
 )
 
+// followStallCheck is how often a follower checks that its consumer
+// still delivers: a consumer whose server died can go quiet without an
+// error. If nothing came for a whole period (while the follower was not
+// waiting on the store) and the consumer cannot be read or has messages
+// pending, it is recreated.
+const followStallCheck = 5 * time.Second
+
+// errFollowerStalled reports a consumer that stopped delivering.
+var errFollowerStalled = errors.New("the consumer stopped delivering")
+
 // followFrom feeds the messages of source from *next on into ch, advancing
 // *next past each message handed over, until ctx ends or the consumer
-// fails.
+// fails or stalls.
 func (p *Projector) followFrom(ctx context.Context, source string, next *uint64, ch chan<- item) error {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if *next > 1 {
@@ -219,20 +230,48 @@ func (p *Projector) followFrom(ctx context.Context, source string, next *uint64,
 	if err != nil {
 		return fmt.Errorf("inventory: follow %s: %w", source, err)
 	}
+	var (
+		pos     atomic.Uint64 // *next, for the watchdog
+		sending atomic.Bool   // waiting for the store, not the consumer
+		stalled atomic.Bool
+	)
+	pos.Store(*next)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-stop:
+		t := time.NewTicker(followStallCheck)
+		defer t.Stop()
+		last := pos.Load()
+		for {
+			select {
+			case <-ctx.Done():
+				it.Stop()
+				return
+			case <-stop:
+				it.Stop()
+				return
+			case <-t.C:
+			}
+			cur := pos.Load()
+			if cur != last || sending.Load() {
+				last = cur
+				continue
+			}
+			if consumerStalled(ctx, cons) {
+				stalled.Store(true)
+				it.Stop()
+				return
+			}
 		}
-		it.Stop()
 	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if stalled.Load() {
+				err = errFollowerStalled
 			}
 			return fmt.Errorf("inventory: follow %s: %w", source, err)
 		}
@@ -243,13 +282,25 @@ func (p *Projector) followFrom(ctx context.Context, source string, next *uint64,
 		if md.Sequence.Stream < *next {
 			continue // handed over before the consumer was recreated
 		}
+		sending.Store(true)
 		select {
 		case ch <- item{source, msg}:
+			sending.Store(false)
 			*next = md.Sequence.Stream + 1
+			pos.Store(*next)
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// consumerStalled reports a consumer that cannot be read (its server is
+// gone) or that has messages pending it did not deliver.
+func consumerStalled(ctx context.Context, cons jetstream.Consumer) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	return err != nil || info.NumPending > 0
 }
 
 // apply commits one batch and its positions in one transaction.
