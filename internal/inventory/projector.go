@@ -440,16 +440,19 @@ func (p *Projector) CatchUp(ctx context.Context, source string, timeout time.Dur
 const DefaultVaultKeysWait = 30 * time.Second
 
 // VaultKeys returns a vault's keys by lower-cased name, after the store
-// has applied the KEYS stream up to its last sequence at the call: every
-// record published before the call is reflected. It implements
-// sync.Inventory.
+// has applied the vault's last record in the KEYS stream (one direct get
+// of the last message on the vault's subjects): every record of the vault
+// published before the call is reflected. It waits for that vault alone,
+// not for the whole stream, so a vault synced while a big job floods the
+// stream does not queue behind the others' records; a vault never synced
+// waits for nothing. It implements sync.Inventory.
 func (p *Projector) VaultKeys(ctx context.Context, vaultID string) (map[string]events.KeyRecord, error) {
-	ok, err := p.CatchUp(ctx, SourceKeys, DefaultVaultKeysWait)
+	seq, err := p.vaultLastSeq(ctx, vaultID)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: catch up: %w", err)
+		return nil, fmt.Errorf("inventory: last record of vault %s: %w", vaultID, err)
 	}
-	if !ok {
-		return nil, fmt.Errorf("inventory: the store did not catch up with %s within %s", SourceKeys, DefaultVaultKeysWait)
+	if seq > 0 && !p.WaitFor(ctx, SourceKeys, seq, DefaultVaultKeysWait) {
+		return nil, fmt.Errorf("inventory: the store did not apply %s up to %d within %s", SourceKeys, seq, DefaultVaultKeysWait)
 	}
 	out := map[string]events.KeyRecord{}
 	err = p.st.VaultKeys(ctx, vaultID, func(r events.KeyRecord) error {
@@ -457,6 +460,23 @@ func (p *Projector) VaultKeys(ctx context.Context, vaultID string) (map[string]e
 		return nil
 	})
 	return out, err
+}
+
+// vaultLastSeq is the KEYS stream sequence of the vault's last record (0
+// when it has none).
+func (p *Projector) vaultLastSeq(ctx context.Context, vaultID string) (uint64, error) {
+	st, err := p.js.Stream(ctx, SourceKeys)
+	if err != nil {
+		return 0, err
+	}
+	m, err := st.GetLastMsgForSubject(ctx, events.VaultKeysFilter(vaultID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
 }
 
 // DefaultProgressWait bounds how long JobProgress waits for the store to

@@ -212,4 +212,22 @@ func TestProjector(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+
+	t.Run("VaultKeysWaitsForThatVaultsLastRecord", func(t *testing.T) {
+		f := setup(t)
+		vault, other := events.NewID(), events.NewID()
+		f.publishKeys(t, vault, 0, 2000, "one")
+		p, _, stop := f.run(t)
+		defer stop()
+		// Right after the start the store has not applied them all yet:
+		// VaultKeys waits for this vault's last record.
+		got, err := p.VaultKeys(f.ctx, vault)
+		if err != nil || len(got) != 2000 {
+			t.Fatalf("%d keys (%v), want 2000", len(got), err)
+		}
+		// A vault that has no record waits for nothing.
+		if got, err := p.VaultKeys(f.ctx, other); err != nil || len(got) != 0 {
+			t.Fatalf("a vault never synced: %d keys (%v)", len(got), err)
+		}
+	})
 }
