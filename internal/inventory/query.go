@@ -24,6 +24,9 @@ const (
 	// query is answered "unavailable" rather than with stale data. It is
 	// shorter than the API's query timeout, so that answer arrives.
 	DefaultCatchUpTimeout = 3 * time.Second
+	// DefaultDetailWait bounds how long a job's detail query waits for the
+	// store to catch up before answering from the store as it is.
+	DefaultDetailWait = 250 * time.Millisecond
 	// DefaultQueryParallelism bounds queries answered at once.
 	DefaultQueryParallelism = 32
 	// DefaultChunkAckTimeout bounds the wait for the requester to
@@ -70,15 +73,21 @@ func StartQueryService(nc *nats.Conn, st *store.Store, proj *Projector, log zero
 	endpoints := []struct {
 		name, endpoint, source string
 		fn                     func(context.Context, []byte) (any, error)
+		// bestEffort, when set, bounds the wait for the store to catch
+		// up, after which the query is answered from the store as it is.
+		bestEffort time.Duration
 	}{
-		{"keys-list", events.QueryKeysList, SourceKeys, q.listKeys},
-		{"keys-get", events.QueryKeysGet, SourceKeys, q.getKey},
-		{"jobs-list", events.QueryJobsList, SourceJobs, q.listJobs},
-		{"jobs-get", events.QueryJobsGet, SourceJobs, q.getJob},
-		{"jobs-vaults", events.QueryJobVaults, SourceJobs, q.jobVaults},
+		{"keys-list", events.QueryKeysList, SourceKeys, q.listKeys, 0},
+		{"keys-get", events.QueryKeysGet, SourceKeys, q.getKey, 0},
+		{"jobs-list", events.QueryJobsList, SourceJobs, q.listJobs, 0},
+		// A job's GET reads its header from the job record itself; only
+		// its progress and vault detail come from here, and a moment
+		// behind is fine for those.
+		{"jobs-get", events.QueryJobsGet, SourceJobs, q.getJob, DefaultDetailWait},
+		{"jobs-vaults", events.QueryJobVaults, SourceJobs, q.jobVaults, 0},
 	}
 	for _, e := range endpoints {
-		h := q.handler(e.source, e.fn)
+		h := q.handler(e.source, e.bestEffort, e.fn)
 		if err := svc.AddEndpoint(e.name, h, micro.WithEndpointSubject(events.QuerySubject(e.endpoint))); err != nil {
 			_ = svc.Stop()
 			return nil, err
@@ -102,7 +111,7 @@ func (q *QueryService) Stop() error {
 
 // handler answers each request on its own goroutine (bounded), so a query
 // waiting for catch-up does not hold up the others.
-func (q *QueryService) handler(source string, fn func(context.Context, []byte) (any, error)) micro.HandlerFunc {
+func (q *QueryService) handler(source string, bestEffort time.Duration, fn func(context.Context, []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		q.sem <- struct{}{}
 		q.wg.Add(1)
@@ -112,8 +121,12 @@ func (q *QueryService) handler(source string, fn func(context.Context, []byte) (
 			ctx, cancel := context.WithTimeout(context.Background(), 2*DefaultCatchUpTimeout)
 			defer cancel()
 			var data any
-			ok, err := q.proj.CatchUp(ctx, source, DefaultCatchUpTimeout)
-			if err == nil && !ok {
+			wait := DefaultCatchUpTimeout
+			if bestEffort > 0 {
+				wait = bestEffort
+			}
+			ok, err := q.proj.CatchUp(ctx, source, wait)
+			if err == nil && !ok && bestEffort == 0 {
 				err = errBehind
 			}
 			if err != nil {

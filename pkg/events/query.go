@@ -95,7 +95,7 @@ const MaxJobsLimit = 100
 // with [JobVaultQuery].
 const (
 	ListDetailVaults = 10
-	GetDetailVaults  = 1000
+	GetDetailVaults  = 100
 )
 
 // JobGetRequest is the body of the jobs.get query endpoint.
