@@ -132,6 +132,14 @@ func run(args []string, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Take the API's port first: a port in use fails at once, and the port
+	// stays ours while the process waits for a NATS cluster still forming
+	// (connections wait in the backlog until the API serves).
+	rawLn, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rawLn.Close() }()
 	if o.demo {
 		if err := prepareDemoDir(o.dataDir); err != nil {
 			return err
@@ -310,10 +318,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		scheme = "https"
 	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return err
-	}
+	ln := rawLn
 	if srv.TLSConfig != nil {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
