@@ -1,0 +1,81 @@
+package worker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/pkg/akvemu"
+	"github.com/akvsync/akvsync/pkg/events"
+	"github.com/akvsync/akvsync/pkg/sync"
+)
+
+// azureSubscriptionLimit is Azure's documented subscription-wide Key Vault
+// limit that P1 divides by: 5 × 4,000 requests per 10 s.
+const azureSubscriptionLimit = 2000.0
+
+// BenchmarkP1RealLimits is issue 8's P1 figure: sync-all of
+// AKVSYNC_BENCH_VAULTS × AKVSYNC_BENCH_KEYS (default 100 × 1,000) in one
+// subscription, the emulator at Azure's default limits (per vault 4,000
+// requests / 10 s, 2,000 for premium vaults; per subscription 20,000 / 10 s)
+// with AKVSYNC_BENCH_LATENCY_MS (default 20) on every answer, one worker
+// with the default rate settings. It reports the wall time from job
+// creation until its keys are queryable, the Azure calls answered 200
+// (list pages + GetKeys), the 429 answers, and
+//
+//	ratio = wall time ÷ (calls ÷ 2,000 per s)
+//
+// whose goal is ≤ 1.05 with at most 0.1% of answers 429. Run it alone:
+//
+//	go test -run '^$' -bench BenchmarkP1RealLimits -benchtime 1x ./internal/worker
+func BenchmarkP1RealLimits(b *testing.B) {
+	vaults, keys := envInt("AKVSYNC_BENCH_VAULTS", 100), envInt("AKVSYNC_BENCH_KEYS", 1000)
+	latency := time.Duration(envInt("AKVSYNC_BENCH_LATENCY_MS", 20)) * time.Millisecond
+	e := setup(b, envOptions{vaults: vaults, keys: keys, subscriptions: 1})
+	for name := range e.vaults {
+		if err := e.emu.SetFaults(name, akvemu.Faults{Latency: latency}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Production rate settings: zero takes the defaults.
+	e.startWorker(b, "p1", func(c *sync.Config) { c.VaultRate, c.SubscriptionRate = 0, 0 })
+	for b.Loop() {
+		b.StopTimer()
+		st, err := e.js.Stream(e.ctx, events.StreamKeys)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Purge(e.ctx); err != nil {
+			b.Fatal(err)
+		}
+		for name := range e.vaults {
+			if err := e.emu.ResetCounters(name); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		job := e.createJob(b, control.CreateJobRequest{SynchronizeAll: true})
+		if done := e.waitJob(b, job.ID); done.OverallStatus != events.JobCompleted {
+			b.Fatalf("job ended %s", done.OverallStatus)
+		}
+		if page, err := e.plane.Queries.Keys(e.ctx, events.KeyQuery{Limit: 1}); err != nil || page.Total != vaults*keys {
+			b.Fatalf("inventory after sync: %d keys, %v", page.Total, err)
+		}
+		wall := time.Since(start)
+		var calls, throttled, answers int64
+		for name := range e.vaults {
+			c := e.emu.Counters(name)
+			calls += c.Count(akvemu.OpListKeys, 200) + c.Count(akvemu.OpGetKey, 200)
+			throttled += c.Count(akvemu.OpListKeys, 429) + c.Count(akvemu.OpGetKey, 429)
+			answers += c.Requests
+		}
+		ratio := wall.Seconds() / (float64(calls) / azureSubscriptionLimit)
+		b.Logf("P1: %d vaults × %d keys, latency %s: wall %.2fs, calls %d, 429s %d of %d answers (%.3f%%), ratio %.3f",
+			vaults, keys, latency, wall.Seconds(), calls, throttled, answers, 100*float64(throttled)/float64(answers), ratio)
+		b.ReportMetric(ratio, "ratio")
+		b.ReportMetric(float64(throttled), "429s")
+		b.ReportMetric(float64(calls), "calls")
+		b.ReportMetric(wall.Seconds(), "wall-s")
+	}
+}
