@@ -106,11 +106,11 @@ func (c BudgetConfig) Validate() error {
 // A Budget without a bucket (NewLocalBudget) paces each subscription at
 // the whole Rate: right for a single worker process.
 type Budget struct {
-	cfg  BudgetConfig
-	kv   jetstream.KeyValue
-	ttl  time.Duration
-	log  zerolog.Logger
-	wg   gosync.WaitGroup
+	cfg BudgetConfig
+	kv  jetstream.KeyValue
+	ttl time.Duration
+	log zerolog.Logger
+	wg  gosync.WaitGroup
 
 	mu   gosync.Mutex
 	subs map[string]*subBudget
