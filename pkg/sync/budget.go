@@ -176,8 +176,7 @@ func (b *Budget) Acquire(ctx context.Context, subscription string) (*AdaptiveLim
 	b.mu.Lock()
 	sb, ok := b.subs[subscription]
 	if !ok {
-		sb = &subBudget{token: leaseToken(subscription), lim: NewAdaptiveLimiter(b.cfg.Rate), ready: make(chan struct{}),
-			peers: map[string]time.Time{}, workers: 1}
+		sb = &subBudget{token: leaseToken(subscription), ready: make(chan struct{}), peers: map[string]time.Time{}, workers: 1}
 		// Each membership has a key of its own, so deleting the lease of
 		// one that ended cannot delete the next one's.
 		b.gen++
@@ -188,6 +187,7 @@ func (b *Budget) Acquire(ctx context.Context, subscription string) (*AdaptiveLim
 	b.mu.Unlock()
 	if !ok {
 		if b.kv == nil {
+			sb.lim = NewAdaptiveLimiter(b.cfg.Rate)
 			close(sb.ready)
 		} else {
 			b.join(subscription, sb)
@@ -273,6 +273,9 @@ func (b *Budget) join(subscription string, sb *subBudget) {
 	for k, t := range initial {
 		sb.peers[k] = t
 	}
+	// Born at its share: a limiter born at the whole rate would hold a
+	// bucket sized for it.
+	sb.lim = NewAdaptiveLimiter(b.cfg.Rate / float64(1+len(sb.peers)))
 	b.reshare(subscription, sb)
 	b.mu.Unlock()
 	b.wg.Add(1)
@@ -372,11 +375,6 @@ func (b *Budget) tick(ctx context.Context) {
 		if sb.err != nil {
 			continue
 		}
-		for k, seen := range sb.peers {
-			if now.Sub(seen) > b.ttl {
-				delete(sb.peers, k)
-			}
-		}
 		leave := sb.users == 0 && now.Sub(sb.idleSince) >= b.cfg.Linger
 		if leave {
 			delete(b.subs, sub)
@@ -385,6 +383,13 @@ func (b *Budget) tick(ctx context.Context) {
 		if !leave && !sb.degraded && now.Sub(sb.renewed) > 2*b.ttl/3 {
 			sb.degraded = true
 			b.log.Warn().Str("subscription", sub).Dur("since", now.Sub(sb.renewed)).Msg("cannot renew the budget lease; pacing at the floor")
+		}
+		// Peers whose lease lapsed are gone; but cut off from NATS we see
+		// no renewals at all, so we keep counting them.
+		for k, seen := range sb.peers {
+			if !sb.degraded && now.Sub(seen) > b.ttl {
+				delete(sb.peers, k)
+			}
 		}
 		b.reshare(sub, sb)
 		todo = append(todo, renewal{sub, sb, leave})
@@ -405,7 +410,12 @@ func (b *Budget) tick(ctx context.Context) {
 		b.mu.Lock()
 		r.sb.renewed = time.Now()
 		if r.sb.degraded {
+			// Back in touch: the peers we kept count a TTL from now,
+			// unless their leases turn out deleted meanwhile.
 			r.sb.degraded = false
+			for k := range r.sb.peers {
+				r.sb.peers[k] = r.sb.renewed
+			}
 			b.reshare(r.subscription, r.sb)
 		}
 		b.mu.Unlock()

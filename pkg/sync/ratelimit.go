@@ -181,10 +181,21 @@ func (l *AdaptiveLimiter) step() time.Duration {
 	return l.paused.Sub(now)
 }
 
-// apply hands the current rate to the token bucket; l.mu is held.
+// apply hands the current rate to the token bucket; l.mu is held. A
+// smaller bucket drops the tokens it can no longer hold (the rate package
+// keeps them), so lowering a share never leaves the old burst to spend.
 func (l *AdaptiveLimiter) apply() {
-	l.lim.SetLimit(rate.Limit(l.cur))
-	l.lim.SetBurst(burstFor(l.cur))
+	now := time.Now()
+	b := burstFor(l.cur)
+	l.lim.SetLimitAt(now, rate.Limit(l.cur))
+	l.lim.SetBurstAt(now, b)
+	for excess := int(l.lim.TokensAt(now)) - b; excess > 0; {
+		n := min(excess, b)
+		if !l.lim.AllowN(now, n) {
+			break
+		}
+		excess -= n
+	}
 }
 
 // throttles paces one vault under its own limit and its subscription's
