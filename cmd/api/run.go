@@ -51,7 +51,7 @@ type options struct {
 	logLevel                          string
 	demoVaults, demoKeys              int
 	vaultParallelism, getConcurrency  int
-	vaultRate                         float64
+	vaultRate, subscriptionRate       float64
 }
 
 func parse(args []string) (options, error) {
@@ -86,6 +86,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.vaultParallelism, "vault-parallelism", sync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
 	fs.IntVar(&o.getConcurrency, "get-concurrency", sync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
+	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
 	if err := app.ParseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -247,7 +248,7 @@ func run(args []string, stdout io.Writer) error {
 			Topology:  topo,
 			StorePath: filepath.Join(o.dataDir, "inventory.db"),
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
-				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, Logger: log, Metrics: metrics},
+				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Metrics: metrics},
 			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,
 		})
