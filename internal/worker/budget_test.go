@@ -90,3 +90,38 @@ func TestSubscriptionBudgetAcrossWorkers(t *testing.T) {
 			requests, elapsed.Seconds(), rate, burst, allowed)
 	}
 }
+
+// TestBudgetAdaptsToALowerCeiling: the subscription allows less than the
+// configured budget (other clients use part of it). The worker backs off
+// on the first 429s and finishes with few of them; no vault fails.
+func TestBudgetAdaptsToALowerCeiling(t *testing.T) {
+	const (
+		limit  = 100 // requests/s the subscription really allows
+		budget = 300 // what the worker was told
+		vaults = 8
+		keys   = 75
+	)
+	e := setup(t, envOptions{vaults: vaults, keys: keys, subscriptions: 1, emulator: func(c *akvemu.Config) {
+		c.SubscriptionLimit = limit * int(akvemu.ThrottleWindow/time.Second)
+		c.SubscriptionBurst = limit / 2
+	}})
+	e.startWorker(t, "w", func(c *sync.Config) { c.SubscriptionRate = budget; c.VaultRate = -1 },
+		func(c *worker.Config) { c.Azure = azure.Config{} })
+	job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
+	if done := e.waitJob(t, job.ID); done.OverallStatus != events.JobCompleted {
+		t.Fatalf("job ended %s: %v", done.OverallStatus, done.DetailedStatus())
+	}
+	var calls, throttled int64
+	for name := range e.vaults {
+		c := e.emu.Counters(name)
+		calls += c.Count(akvemu.OpListKeys, 200) + c.Count(akvemu.OpGetKey, 200)
+		throttled += c.Count(akvemu.OpListKeys, 429) + c.Count(akvemu.OpGetKey, 429)
+	}
+	t.Logf("budget %d/s against a ceiling of %d/s: %d calls, %d answered 429", budget, limit, calls, throttled)
+	if want := int64(vaults * (keys/akvemu.MaxPageSize + keys)); calls != want {
+		t.Errorf("Azure calls answered 200: %d, want %d", calls, want)
+	}
+	if throttled > calls/20 {
+		t.Errorf("%d of %d calls answered 429: the worker did not back off", throttled, calls)
+	}
+}

@@ -39,6 +39,11 @@ const (
 	ThrottleBurst = 0.1
 	// MaxRetryAfter caps the pause a Retry-After header can impose.
 	MaxRetryAfter = time.Minute
+	// SharedThrottleWindow: a subscription's rate is cut when 429s come
+	// from two different vaults within it. A 429 of one vault alone is
+	// that vault's own limit (its limiter backs off), not the
+	// subscription's, which throttles every vault of it.
+	SharedThrottleWindow = 2 * time.Second
 )
 
 // AdaptiveLimiter is a token bucket whose rate drops on 429 answers and
@@ -56,6 +61,10 @@ type AdaptiveLimiter struct {
 	lastTick time.Time // last recovery step
 	lastCut  time.Time // last decrease
 	paused   time.Time // no request before this (Retry-After)
+	lastSrc  string    // ObserveFrom: where the last 429 came from
+	lastSrcT time.Time // and when
+	sharedT  time.Time // when ObserveFrom last saw a shared signal
+	gen      uint64    // bumped by every decrease: waiters queued before it queue again
 }
 
 // NewAdaptiveLimiter returns a limiter of perSecond requests per second,
@@ -73,21 +82,34 @@ func burstFor(perSecond float64) int {
 	return max(1, int(math.Ceil(perSecond*ThrottleBurst)))
 }
 
-// Wait blocks until a request may be sent or ctx ends.
+// Wait blocks until a request may be sent or ctx ends. A request that
+// was waiting when the rate was cut, or a Retry-After came, waits again:
+// the token bucket's reservations are made at the rate of their time.
 func (l *AdaptiveLimiter) Wait(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	if d := l.step(); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+	for {
+		gen, pause := l.step()
+		if pause > 0 {
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+		if err := l.lim.Wait(ctx); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		stale := l.gen != gen || time.Now().Before(l.paused)
+		l.mu.Unlock()
+		if !stale {
+			return nil
 		}
 	}
-	return l.lim.Wait(ctx)
 }
 
 // Observe adapts the rate to a response status: a 429 lowers it.
@@ -104,7 +126,43 @@ func (l *AdaptiveLimiter) Observe(status int) {
 	l.knee = l.cur
 	l.cur = max(l.cur*ThrottleDecrease, l.ceiling*ThrottleFloor)
 	l.lastCut, l.lastTick = now, now
+	l.gen++
 	l.apply()
+}
+
+// ObserveFrom adapts a limiter shared by several sources (the vaults of a
+// subscription) to a response status from one of them: a 429 lowers the
+// rate only when another source also got one within
+// SharedThrottleWindow.
+func (l *AdaptiveLimiter) ObserveFrom(status int, source string) {
+	if l == nil || status != http.StatusTooManyRequests {
+		return
+	}
+	l.mu.Lock()
+	now := time.Now()
+	shared := l.lastSrc != "" && l.lastSrc != source && now.Sub(l.lastSrcT) < SharedThrottleWindow
+	l.lastSrc, l.lastSrcT = source, now
+	if shared {
+		l.sharedT = now
+	}
+	l.mu.Unlock()
+	if shared {
+		l.Observe(status)
+	}
+}
+
+// PauseIfShared is Pause when ObserveFrom saw a shared throttling signal
+// within the last ThrottleHold (the subscription's limit was hit).
+func (l *AdaptiveLimiter) PauseIfShared(d time.Duration) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	shared := time.Since(l.sharedT) < ThrottleHold
+	l.mu.Unlock()
+	if shared {
+		l.Pause(d)
+	}
 }
 
 // Pause holds every request until d from now (a Retry-After), capped at
@@ -137,6 +195,9 @@ func (l *AdaptiveLimiter) SetCeiling(perSecond float64) {
 	l.ceiling = perSecond
 	l.cur = min(perSecond, l.cur*f)
 	l.knee *= f
+	if f < 1 {
+		l.gen++
+	}
 	l.apply()
 }
 
@@ -160,9 +221,10 @@ func (l *AdaptiveLimiter) Ceiling() float64 {
 	return l.ceiling
 }
 
-// step recovers the rate for the time since the last step and returns how
-// long a request must still wait for a Retry-After pause.
-func (l *AdaptiveLimiter) step() time.Duration {
+// step recovers the rate for the time since the last step and returns the
+// decrease generation and how long a request must still wait for a
+// Retry-After pause.
+func (l *AdaptiveLimiter) step() (uint64, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -178,7 +240,7 @@ func (l *AdaptiveLimiter) step() time.Duration {
 		l.apply()
 	}
 	l.lastTick = now
-	return l.paused.Sub(now)
+	return l.gen, l.paused.Sub(now)
 }
 
 // apply hands the current rate to the token bucket; l.mu is held. A
@@ -199,10 +261,12 @@ func (l *AdaptiveLimiter) apply() {
 }
 
 // throttles paces one vault under its own limit and its subscription's
-// budget share, and counts every answer. A Retry-After pauses the vault's
-// own limiter: the answer cannot tell whether the vault's or the
-// subscription's limit was hit, and the subscription's rate drops anyway.
+// budget share, and counts every answer. A 429 cannot tell whether the
+// vault's or the subscription's limit was hit: it cuts the vault's rate
+// and pauses the vault for the Retry-After, and cuts and pauses the
+// subscription when another vault of it was throttled too (ObserveFrom).
 type throttles struct {
+	vaultID             string
 	vault, subscription *AdaptiveLimiter
 	metrics             *Metrics
 }
@@ -216,12 +280,15 @@ func (t throttles) Wait(ctx context.Context) error {
 
 func (t throttles) Observe(status int) {
 	t.vault.Observe(status)
-	t.subscription.Observe(status)
+	t.subscription.ObserveFrom(status, t.vaultID)
 	t.metrics.azureResponse(status)
 }
 
 // ObserveRetryAfter implements azure.RetryAfterObserver.
-func (t throttles) ObserveRetryAfter(d time.Duration) { t.vault.Pause(d) }
+func (t throttles) ObserveRetryAfter(d time.Duration) {
+	t.vault.Pause(d)
+	t.subscription.PauseIfShared(d)
+}
 
 // limiterSet hands out one adaptive limiter per key, kept across syncs so
 // what a vault taught us about its limit is not forgotten.

@@ -84,6 +84,55 @@ func TestAdaptiveLimiter(t *testing.T) {
 			t.Fatalf("burst = %d, want %d", got, burstFor(200*ThrottleDecrease))
 		}
 	})
+	t.Run("SubscriptionCutsOnlyWhenTwoVaultsAreThrottled", func(t *testing.T) {
+		sub := NewAdaptiveLimiter(100)
+		vaultA, vaultB := NewAdaptiveLimiter(10), NewAdaptiveLimiter(10)
+		a := throttles{vaultID: "a", vault: vaultA, subscription: sub}
+		b := throttles{vaultID: "b", vault: vaultB, subscription: sub}
+		wait := func(th throttles) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			return th.Wait(ctx)
+		}
+		a.Observe(http.StatusTooManyRequests)
+		a.ObserveRetryAfter(time.Hour)
+		if err := wait(b); err != nil {
+			t.Fatalf("vault b waits on vault a's own Retry-After: %v", err)
+		}
+		if sub.Rate() != 100 || vaultA.Rate() != 10*ThrottleDecrease {
+			t.Fatalf("one vault throttled: subscription %v, vault %v; want 100 and %v (the vault's own limit)", sub.Rate(), vaultA.Rate(), 10*ThrottleDecrease)
+		}
+		a.Observe(http.StatusTooManyRequests)
+		if sub.Rate() != 100 {
+			t.Fatalf("the same vault throttled again: subscription %v, want 100", sub.Rate())
+		}
+		b.Observe(http.StatusTooManyRequests)
+		if sub.Rate() != 100*ThrottleDecrease {
+			t.Fatalf("two vaults throttled: subscription %v, want %v", sub.Rate(), 100*ThrottleDecrease)
+		}
+		// The subscription's limit was hit: its Retry-After holds every vault.
+		b.ObserveRetryAfter(time.Hour)
+		if err := wait(throttles{vaultID: "c", vault: NewAdaptiveLimiter(10), subscription: sub}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("vault c during the subscription's Retry-After: %v, want held", err)
+		}
+	})
+	t.Run("WaitersQueuedBeforeACutQueueAgain", func(t *testing.T) {
+		l := NewAdaptiveLimiter(10) // a bucket of 1
+		ctx := context.Background()
+		if err := l.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gen, _ := l.step()
+		l.Observe(http.StatusTooManyRequests)
+		if g, _ := l.step(); g == gen {
+			t.Fatal("a cut did not start a new generation")
+		}
+		before := l.Ceiling()
+		l.SetCeiling(before / 2)
+		if g, _ := l.step(); g == gen+1 {
+			t.Fatal("a lower share did not start a new generation")
+		}
+	})
 	t.Run("RetryAfterHoldsEveryRequest", func(t *testing.T) {
 		l := NewAdaptiveLimiter(1000)
 		l.Pause(time.Hour)

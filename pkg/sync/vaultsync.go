@@ -40,7 +40,7 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return err
 	}
 	defer release()
-	th := throttles{vault: s.vaultLim.get(v.ID), subscription: subLim, metrics: s.cfg.Metrics}
+	th := throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, metrics: s.cfg.Metrics}
 	client, err := s.clients.KeysClient(conn, v.VaultURI, th)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
