@@ -101,7 +101,8 @@ func (c BudgetConfig) Validate() error {
 // before its lease is deleted, and a dead worker's share stays unused for
 // up to one TTL. A worker that cannot renew its lease for two thirds of
 // the TTL (cut off from NATS) drops to ThrottleFloor of its share before
-// its peers stop counting it.
+// its peers stop counting it; one that cannot join at all paces at
+// ThrottleFloor of the budget, without a lease.
 //
 // A Budget without a bucket (NewLocalBudget) paces each subscription at
 // the whole Rate: right for a single worker process.
@@ -112,9 +113,10 @@ type Budget struct {
 	log zerolog.Logger
 	wg  gosync.WaitGroup
 
-	mu   gosync.Mutex
-	subs map[string]*subBudget
-	gen  uint64 // memberships so far, in lease keys
+	mu       gosync.Mutex
+	subs     map[string]*subBudget
+	gen      uint64                      // memberships so far, in lease keys
+	fallback map[string]*AdaptiveLimiter // per subscription, while joining fails
 }
 
 // subBudget is this worker's membership of one subscription.
@@ -159,7 +161,7 @@ func NewBudget(ctx context.Context, kv jetstream.KeyValue, cfg BudgetConfig) (*B
 // paced at perSecond (negative: unlimited) by this process alone.
 func NewLocalBudget(perSecond float64) *Budget {
 	cfg := BudgetConfig{Rate: perSecond}.WithDefaults()
-	return &Budget{cfg: cfg, log: zerolog.Nop(), subs: map[string]*subBudget{}}
+	return &Budget{cfg: cfg, log: zerolog.Nop(), subs: map[string]*subBudget{}, fallback: map[string]*AdaptiveLimiter{}}
 }
 
 // WorkerID is the id in this worker's lease keys.
@@ -168,7 +170,9 @@ func (b *Budget) WorkerID() string { return b.cfg.WorkerID }
 // Acquire joins subscription (if this worker is not syncing in it
 // already) and returns the limiter every request to it must wait on, and
 // a release to call when the vault sync ends. The limiter is nil when the
-// budget is unlimited.
+// budget is unlimited. When joining fails (NATS unreachable), the sync
+// goes on at ThrottleFloor of the budget, and the next one tries to join
+// again; the error is ctx's only.
 func (b *Budget) Acquire(ctx context.Context, subscription string) (*AdaptiveLimiter, func(), error) {
 	if b.cfg.Rate <= 0 {
 		return nil, func() {}, nil
@@ -208,8 +212,18 @@ func (b *Budget) Acquire(ctx context.Context, subscription string) (*AdaptiveLim
 		return nil, nil, ctx.Err()
 	}
 	if sb.err != nil {
+		// NATS is unreachable (the next sync tries again): go on at the
+		// floor, on one limiter per subscription, rather than fail.
 		release()
-		return nil, nil, sb.err
+		b.log.Warn().Err(sb.err).Str("subscription", subscription).Msg("cannot join the subscription budget; pacing at the floor")
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		lim := b.fallback[subscription]
+		if lim == nil {
+			lim = NewAdaptiveLimiter(b.cfg.Rate * ThrottleFloor)
+			b.fallback[subscription] = lim
+		}
+		return lim, func() {}, nil
 	}
 	return sb.lim, release, nil
 }

@@ -111,6 +111,12 @@ func TestBudgetSharesFollowMembership(t *testing.T) {
 	wantShares("sub-1", rate/2*ThrottleFloor, c)
 	wantShares("sub-1", rate, a)
 	_ = releaseC
+	// Unable to join a new subscription, c goes on at the floor.
+	lim3, release3, err := c.b.Acquire(ctx, "sub-3")
+	if err != nil || lim3.Ceiling() != rate*ThrottleFloor {
+		t.Fatalf("joining without NATS: limiter at %v, %v; want the floor %v and no error", lim3.Ceiling(), err, rate*ThrottleFloor)
+	}
+	release3()
 
 	// A stopping worker deletes its leases.
 	a.stop()
