@@ -49,7 +49,7 @@ func BenchmarkP1RealLimits(b *testing.B) {
 	}
 	// Production rate settings: zero takes the defaults.
 	e.startWorker(b, "p1", func(c *sync.Config) {
-		c.VaultRate, c.SubscriptionRate = 0, sync.DefaultSubscriptionRate*limit/azureSubscriptionLimit
+		c.VaultRate, c.SubscriptionRate = float64(envInt("AKVSYNC_BENCH_VAULT_RATE", 0)), sync.DefaultSubscriptionRate*limit/azureSubscriptionLimit
 	})
 	for b.Loop() {
 		b.StopTimer()

@@ -16,10 +16,10 @@ const (
 	// DefaultGlobalGetConcurrency bounds GetKey calls across all vaults of
 	// one worker.
 	DefaultGlobalGetConcurrency = 256
-	// DefaultVaultRate is the request rate per vault: Key Vault's limit
-	// of 4,000 requests per 10 s for software-key vaults (half for HSM
-	// keys: the adaptive limiter backs off on their first 429).
-	DefaultVaultRate = 400.0
+	// DefaultVaultRate is the request rate per vault: 90% of Key Vault's
+	// 4,000 requests per 10 s for software-key vaults, so that the rate
+	// and a bucket of one second of it (VaultBurst) fit one 10-s window.
+	DefaultVaultRate = 360.0
 	// DefaultSubscriptionRate is each subscription's request budget,
 	// shared by every worker (see Budget): Azure's subscription-wide
 	// limit, 5 × 4,000 requests per 10 s. There is no safety margin: the

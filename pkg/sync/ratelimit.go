@@ -33,10 +33,15 @@ const (
 	// second, above the rate at which the last 429 came: the limiter
 	// looks for the ceiling again without hammering it.
 	ThrottleProbe = 0.02
-	// ThrottleBurst is the limiter's bucket, in seconds of its rate. It
-	// is small so that a client-side bucket never sends much more than
-	// the rate in any of Azure's 10-second windows.
+	// ThrottleBurst is a subscription limiter's bucket, in seconds of its
+	// rate. It is small so that the budget, paced at Azure's limit, never
+	// sends much more than the limit in any of Azure's 10-second windows
+	// (at most 1% more, after an idle spell).
 	ThrottleBurst = 0.1
+	// VaultBurst is a vault limiter's bucket, in seconds of its rate: the
+	// vault rate (90% of the limit) plus one second of it fits the 10-s
+	// window, and the bucket lets the last vaults of a job catch up.
+	VaultBurst = 1.0
 	// MaxRetryAfter caps the pause a Retry-After header can impose.
 	MaxRetryAfter = time.Minute
 	// SharedThrottleWindow: a subscription's rate is cut when 429s come
@@ -52,7 +57,8 @@ const (
 // also honours Retry-After by holding every request until then. It
 // implements azure.Throttle. A nil *AdaptiveLimiter never waits.
 type AdaptiveLimiter struct {
-	lim *rate.Limiter
+	lim   *rate.Limiter
+	burst float64 // bucket, in seconds of the rate
 
 	mu       gosync.Mutex
 	ceiling  float64   // the most it may send, requests per second
@@ -67,19 +73,24 @@ type AdaptiveLimiter struct {
 	gen      uint64    // bumped by every decrease: waiters queued before it queue again
 }
 
-// NewAdaptiveLimiter returns a limiter of perSecond requests per second,
-// or nil (no limit) when perSecond <= 0.
+// NewAdaptiveLimiter returns a limiter of perSecond requests per second
+// with a bucket of ThrottleBurst seconds, or nil (no limit) when
+// perSecond <= 0.
 func NewAdaptiveLimiter(perSecond float64) *AdaptiveLimiter {
+	return newAdaptiveLimiter(perSecond, ThrottleBurst)
+}
+
+func newAdaptiveLimiter(perSecond, burst float64) *AdaptiveLimiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	l := &AdaptiveLimiter{ceiling: perSecond, cur: perSecond, lastTick: time.Now()}
-	l.lim = rate.NewLimiter(rate.Limit(perSecond), burstFor(perSecond))
+	l := &AdaptiveLimiter{ceiling: perSecond, cur: perSecond, burst: burst, lastTick: time.Now()}
+	l.lim = rate.NewLimiter(rate.Limit(perSecond), l.burstFor(perSecond))
 	return l
 }
 
-func burstFor(perSecond float64) int {
-	return max(1, int(math.Ceil(perSecond*ThrottleBurst)))
+func (l *AdaptiveLimiter) burstFor(perSecond float64) int {
+	return max(1, int(math.Ceil(perSecond*l.burst)))
 }
 
 // Wait blocks until a request may be sent or ctx ends. A request that
@@ -248,7 +259,7 @@ func (l *AdaptiveLimiter) step() (uint64, time.Duration) {
 // keeps them), so lowering a share never leaves the old burst to spend.
 func (l *AdaptiveLimiter) apply() {
 	now := time.Now()
-	b := burstFor(l.cur)
+	b := l.burstFor(l.cur)
 	l.lim.SetLimitAt(now, rate.Limit(l.cur))
 	l.lim.SetBurstAt(now, b)
 	for excess := int(l.lim.TokensAt(now)) - b; excess > 0; {
@@ -290,8 +301,8 @@ func (t throttles) ObserveRetryAfter(d time.Duration) {
 	t.subscription.PauseIfShared(d)
 }
 
-// limiterSet hands out one adaptive limiter per key, kept across syncs so
-// what a vault taught us about its limit is not forgotten.
+// limiterSet hands out one adaptive limiter per vault, kept across syncs
+// so what a vault taught us about its limit is not forgotten.
 type limiterSet struct {
 	rate float64
 	mu   gosync.Mutex
@@ -307,7 +318,7 @@ func (s *limiterSet) get(key string) *AdaptiveLimiter {
 	defer s.mu.Unlock()
 	l, ok := s.m[key]
 	if !ok {
-		l = NewAdaptiveLimiter(s.rate)
+		l = newAdaptiveLimiter(s.rate, VaultBurst)
 		s.m[key] = l
 	}
 	return l

@@ -80,8 +80,8 @@ func TestAdaptiveLimiter(t *testing.T) {
 		if got := l.Rate(); got != 200*ThrottleDecrease {
 			t.Fatalf("rate = %v, want %v: a backed-off limiter keeps its fraction", got, 200*ThrottleDecrease)
 		}
-		if got := l.lim.Burst(); got != burstFor(200*ThrottleDecrease) {
-			t.Fatalf("burst = %d, want %d", got, burstFor(200*ThrottleDecrease))
+		if got := l.lim.Burst(); got != l.burstFor(200*ThrottleDecrease) {
+			t.Fatalf("burst = %d, want %d", got, l.burstFor(200*ThrottleDecrease))
 		}
 	})
 	t.Run("SubscriptionCutsOnlyWhenTwoVaultsAreThrottled", func(t *testing.T) {
