@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +16,33 @@ import (
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/sync"
 )
+
+// startProcess starts a worker as a separate process would be: its own
+// NATS connection, store, syncer and limiters; production Azure client
+// settings.
+func (e *env) startProcess(t testing.TB, name string, cfg sync.Config) *worker.Worker {
+	t.Helper()
+	nc, err := nats.Connect(e.nc.ConnectedUrl(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cfg.Source, cfg.RetryDelay, cfg.Heartbeat = "test/"+name, 50*time.Millisecond, 300*time.Millisecond
+	w, err := worker.Start(e.ctx, nc, worker.Config{
+		Topology:    e.topo,
+		StorePath:   filepath.Join(e.dir, name+".db"),
+		StoreNoSync: true,
+		Sync:        cfg,
+		Azure:       azure.Config{},
+		Connections: worker.StaticConnections{"emulator": e.conn},
+		Logger:      zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
 
 // TestSubscriptionBudgetAcrossWorkers: four worker processes (each with
 // its own NATS connection, syncer and limiters) sync the vaults of one
@@ -36,27 +64,8 @@ func TestSubscriptionBudgetAcrossWorkers(t *testing.T) {
 		c.SubscriptionBurst = burst
 	}})
 	for i := range workers {
-		nc, err := nats.Connect(e.nc.ConnectedUrl(), nats.MaxReconnects(-1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		name := "w" + string(rune('1'+i))
-		w, err := worker.Start(e.ctx, nc, worker.Config{
-			Topology:    e.topo,
-			StorePath:   filepath.Join(e.dir, name+".db"),
-			StoreNoSync: true,
-			// Two vaults at a time each: every worker gets its part.
-			Sync: sync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: 300 * time.Millisecond,
-				VaultRate: -1, SubscriptionRate: rate, VaultParallelism: 2},
-			Azure:       azure.Config{},
-			Connections: worker.StaticConnections{"emulator": e.conn},
-			Logger:      zerolog.Nop(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = w.Close() })
+		// Two vaults at a time each: every worker gets its part.
+		e.startProcess(t, fmt.Sprintf("w%d", i+1), sync.Config{VaultRate: -1, SubscriptionRate: rate, VaultParallelism: 2})
 	}
 
 	start := time.Now()

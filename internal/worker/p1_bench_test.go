@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -26,7 +27,9 @@ const azureSubscriptionLimit = 2000.0
 //	ratio = wall time ÷ (calls ÷ 2,000 per s)
 //
 // whose goal is ≤ 1.05 with at most 0.1% of answers 429.
-// AKVSYNC_BENCH_SUB_LIMIT scales the subscription limit (default 2,000/s).
+// AKVSYNC_BENCH_SUB_LIMIT scales the subscription limit (default 2,000/s);
+// AKVSYNC_BENCH_WORKERS runs that many workers on it (default 1);
+// AKVSYNC_BENCH_VAULT_RATE sets the per-vault rate (default: the default).
 // Run it alone:
 //
 //	go test -run '^$' -bench BenchmarkP1RealLimits -benchtime 1x ./internal/worker
@@ -48,9 +51,14 @@ func BenchmarkP1RealLimits(b *testing.B) {
 		}
 	}
 	// Production rate settings: zero takes the defaults.
-	e.startWorker(b, "p1", func(c *sync.Config) {
-		c.VaultRate, c.SubscriptionRate = float64(envInt("AKVSYNC_BENCH_VAULT_RATE", 0)), sync.DefaultSubscriptionRate*limit/azureSubscriptionLimit
-	})
+	// AKVSYNC_BENCH_WORKERS > 1 adds workers as separate processes would
+	// be (own NATS connection, store and limiters), sharing the budget.
+	vaultRate, subRate := float64(envInt("AKVSYNC_BENCH_VAULT_RATE", 0)), sync.DefaultSubscriptionRate*limit/azureSubscriptionLimit
+	e.startWorker(b, "p1", func(c *sync.Config) { c.VaultRate, c.SubscriptionRate = vaultRate, subRate })
+	workers := envInt("AKVSYNC_BENCH_WORKERS", 1)
+	for i := 1; i < workers; i++ {
+		e.startProcess(b, fmt.Sprintf("p1-%d", i), sync.Config{VaultRate: vaultRate, SubscriptionRate: subRate})
+	}
 	for b.Loop() {
 		b.StopTimer()
 		st, err := e.js.Stream(e.ctx, events.StreamKeys)
@@ -112,8 +120,8 @@ func BenchmarkP1RealLimits(b *testing.B) {
 			answers += c.Requests
 		}
 		ratio := wall.Seconds() / (float64(calls) / limit)
-		b.Logf("P1: %d vaults × %d keys, latency %s, subscription limit %.0f/s: wall %.2fs, calls %d, 429s %d of %d answers (%.3f%%), ratio %.3f",
-			vaults, keys, latency, limit, wall.Seconds(), calls, throttled, answers, 100*float64(throttled)/float64(answers), ratio)
+		b.Logf("P1: %d worker(s), %d vaults × %d keys, latency %s, subscription limit %.0f/s: wall %.2fs, calls %d, 429s %d of %d answers (%.3f%%), ratio %.3f",
+			workers, vaults, keys, latency, limit, wall.Seconds(), calls, throttled, answers, 100*float64(throttled)/float64(answers), ratio)
 		b.Logf("P1: first Azure answer after %.2fs, Azure phase %.2fs (%.0f calls/s), done %.2fs after the last answer",
 			first.Sub(start).Seconds(), last.Sub(first).Seconds(), float64(calls)/last.Sub(first).Seconds(), wall.Seconds()-last.Sub(start).Seconds())
 		b.ReportMetric(ratio, "ratio")
