@@ -18,8 +18,10 @@ import (
 const (
 	// DefaultBudgetLinger is how long a worker keeps its lease on a
 	// subscription after its last vault sync there ends, so a worker
-	// that moves from vault to vault does not leave and rejoin.
-	DefaultBudgetLinger = 5 * time.Second
+	// that moves from vault to vault does not leave and rejoin; short,
+	// so that at the end of a job the workers still syncing get the
+	// share of those done.
+	DefaultBudgetLinger = time.Second
 	// DefaultBudgetJoinTimeout bounds joining a subscription (reading
 	// the other leases and writing this worker's).
 	DefaultBudgetJoinTimeout = 10 * time.Second
@@ -203,6 +205,9 @@ func (b *Budget) Acquire(ctx context.Context, subscription string) (*AdaptiveLim
 		sb.users--
 		if sb.users == 0 {
 			sb.idleSince = time.Now()
+			if b.kv != nil {
+				time.AfterFunc(b.cfg.Linger, func() { b.leaveIfIdle(subscription, sb) })
+			}
 		}
 	}
 	select {
@@ -433,6 +438,21 @@ func (b *Budget) tick(ctx context.Context) {
 			b.reshare(r.subscription, r.sb)
 		}
 		b.mu.Unlock()
+	}
+}
+
+// leaveIfIdle leaves subscription when sb is still this worker's
+// membership and has had no sync for Linger: the peers take over its share
+// at once rather than at the next renewal round.
+func (b *Budget) leaveIfIdle(subscription string, sb *subBudget) {
+	b.mu.Lock()
+	idle := b.subs[subscription] == sb && sb.users == 0 && time.Since(sb.idleSince) >= b.cfg.Linger && sb.stop != nil
+	if idle {
+		delete(b.subs, subscription)
+	}
+	b.mu.Unlock()
+	if idle {
+		b.leave(context.Background(), sb)
 	}
 }
 
