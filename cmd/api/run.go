@@ -52,7 +52,7 @@ type options struct {
 	vaultParallelism, getConcurrency  int
 	jobRetention                      time.Duration
 	jobsKept                          int
-	vaultRate                         float64
+	vaultRate, subscriptionRate       float64
 }
 
 func parse(args []string) (options, error) {
@@ -89,6 +89,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.jobRetention, "job-retention", sync.DefaultJobRetention, "embedded worker: delete finished jobs this long after they finished")
 	fs.IntVar(&o.jobsKept, "jobs-kept", sync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
+	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
 	if err := app.ParseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -263,7 +264,7 @@ func run(args []string, stdout io.Writer) error {
 			Topology:  topo,
 			StorePath: filepath.Join(o.dataDir, "inventory.db"),
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
-				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, Logger: log, Metrics: metrics},
+				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Metrics: metrics},
 			Janitor:     sync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
 			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,

@@ -52,6 +52,8 @@ func run(args []string) error {
 	vaultPar := fs.Int("vault-parallelism", sync.DefaultVaultParallelism, "vaults synced at once by this worker")
 	getConc := fs.Int("get-concurrency", sync.DefaultGetConcurrency, "GetKey calls in flight per vault")
 	vaultRate := fs.Float64("vault-rate", sync.DefaultVaultRate, "Azure requests per second per vault (negative: unlimited)")
+	subRate := fs.Float64("subscription-rate", sync.DefaultSubscriptionRate, "Azure requests per second per subscription, shared by every worker (give all workers the same value; negative: unlimited)")
+	budgetLinger := fs.Duration("budget-linger", sync.DefaultBudgetLinger, "keep this worker's share of a subscription's budget this long after its last vault sync there")
 	ackWait := fs.Duration("task-ack-wait", events.DefaultTaskAckWait, "redeliver a vault task after this long without a heartbeat")
 	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
 	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
@@ -115,9 +117,10 @@ func run(args []string) error {
 	}
 	host, _ := os.Hostname()
 	w, err := worker.Start(ctx, nc, worker.Config{
-		Topology:    topo,
-		StorePath:   *store,
-		Sync:        sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate, Logger: log},
+		Topology:  topo,
+		StorePath: *store,
+		Sync: sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
+			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log},
 		Azure:       azure.Config{},
 		Janitor:     sync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
 		Connections: resolver,

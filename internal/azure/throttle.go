@@ -2,9 +2,20 @@ package azure
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
+
+// RetryAfterObserver is an optional extension of Throttle: it is told the
+// delay a 429 answer asked for (Retry-After, retry-after-ms or
+// x-ms-retry-after-ms), so it can hold other requests that long too. The
+// SDK's retry policy already waits that long before retrying the request
+// that was throttled.
+type RetryAfterObserver interface {
+	ObserveRetryAfter(d time.Duration)
+}
 
 // throttlePolicy runs once per attempt (a per-retry policy), so retries are
 // paced like first tries and every 429 reaches the throttle.
@@ -17,6 +28,36 @@ func (p throttlePolicy) Do(req *policy.Request) (*http.Response, error) {
 	resp, err := req.Next()
 	if resp != nil {
 		p.t.Observe(resp.StatusCode)
+		if ro, ok := p.t.(RetryAfterObserver); ok && resp.StatusCode == http.StatusTooManyRequests {
+			if d := RetryAfter(resp.Header, time.Now()); d > 0 {
+				ro.ObserveRetryAfter(d)
+			}
+		}
 	}
 	return resp, err
+}
+
+// RetryAfter is the delay a throttled answer's headers ask for, or zero:
+// retry-after-ms and x-ms-retry-after-ms in milliseconds, else
+// Retry-After in seconds or as an HTTP date (relative to now).
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	for _, name := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
+		if ms, err := strconv.ParseFloat(h.Get(name), 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

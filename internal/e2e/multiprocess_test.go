@@ -390,6 +390,21 @@ func TestDistributedSyncAll(t *testing.T) {
 		}
 	})
 
+	t.Run("WorkersShareTheSubscriptionBudget", func(t *testing.T) {
+		// Both workers synced vaults of the emulator's one subscription at
+		// once, through their leases in the budget bucket (which the
+		// worker user's permissions must allow).
+		shared := false
+		for _, w := range cl.workers {
+			for _, line := range strings.Split(w.out.String(), "\n") {
+				shared = shared || strings.Contains(line, "subscription budget shared") && strings.Contains(line, `"workers":2`)
+			}
+		}
+		if !shared {
+			t.Error("no worker logged sharing its subscription's budget with the other")
+		}
+	})
+
 	t.Run("APIUserCannotConsumeVaultTasks", func(t *testing.T) {
 		nc, err := nats.Connect(cl.natsURL, nats.UserInfo("akvsync-api", apiPassword))
 		if err != nil {

@@ -49,6 +49,7 @@ type envOptions struct {
 	ackWait        time.Duration
 	subscriptions  int
 	versionsPerKey int
+	emulator       func(*akvemu.Config) // adjusts the emulator's config
 }
 
 func setup(t testing.TB, o envOptions) *env {
@@ -71,11 +72,15 @@ func setup(t testing.TB, o envOptions) *env {
 	if err := topo.EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	emu, err := akvemu.Start(ctx, akvemu.Config{
+	emuCfg := akvemu.Config{
 		Seed:              akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 7, VersionsPerKey: max(o.versionsPerKey, 1), Subscriptions: o.subscriptions},
 		DataDir:           t.TempDir(),
 		DisableThrottling: o.noThrottling,
-	})
+	}
+	if o.emulator != nil {
+		o.emulator(&emuCfg)
+	}
+	emu, err := akvemu.Start(ctx, emuCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,6 +121,14 @@ type Config struct {
 	// SubscriptionLimitFactor multiplies the software vault limit for the
 	// per-subscription bucket (default DefaultSubscriptionLimitFactor).
 	SubscriptionLimitFactor int
+	// SubscriptionLimit, when positive, is the per-subscription bucket's
+	// rate in requests per ThrottleWindow instead of the factor's (tests
+	// scale the limit down with it).
+	SubscriptionLimit int
+	// SubscriptionBurst, when positive, is the per-subscription bucket's
+	// size in requests (default: one ThrottleWindow's worth). A small
+	// burst makes over-pacing show as 429s within a short test.
+	SubscriptionBurst int
 
 	// Logger receives the emulator's logs; the zero value logs nothing.
 	Logger zerolog.Logger
@@ -288,8 +296,8 @@ func (c Config) Validate() error {
 			return bad("seed fractions must be at most 1")
 		}
 	}
-	if c.SubscriptionLimitFactor < 0 {
-		return bad("subscription limit factor must not be negative")
+	if c.SubscriptionLimitFactor < 0 || c.SubscriptionLimit < 0 || c.SubscriptionBurst < 0 {
+		return bad("subscription limit factor, limit and burst must not be negative")
 	}
 	if err := c.DefaultFaults.Validate(); err != nil {
 		return fmt.Errorf("%w: default faults: %w", ErrInvalidConfig, err)

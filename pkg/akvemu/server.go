@@ -487,7 +487,14 @@ func (e *Emulator) subscriptionLimiter(sub string) *rate.Limiter {
 	defer e.mu.Unlock()
 	l := e.subs[sub]
 	if l == nil {
-		l = newLimiter(e.cfg.SubscriptionLimitFactor * DefaultSoftwareVaultLimit)
+		perWindow := e.cfg.SubscriptionLimitFactor * DefaultSoftwareVaultLimit
+		if e.cfg.SubscriptionLimit > 0 {
+			perWindow = e.cfg.SubscriptionLimit
+		}
+		l = newLimiter(perWindow)
+		if e.cfg.SubscriptionBurst > 0 {
+			l = rate.NewLimiter(l.Limit(), e.cfg.SubscriptionBurst)
+		}
 		e.subs[sub] = l
 	}
 	return l

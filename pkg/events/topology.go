@@ -32,6 +32,12 @@ const (
 	BucketConnections   = "akvsync-connections"
 	BucketLocks         = "akvsync-locks"
 	BucketRefreshTokens = "akvsync-refresh-tokens"
+	// BucketBudget holds one lease per worker process and subscription it
+	// is syncing, keyed "<subscription>.<worker id>-<n>", renewed well within
+	// the bucket's TTL (Topology.BudgetLeaseTTL). Each worker paces its
+	// Azure requests in the subscription at the budget divided by the
+	// live leases (pkg/sync.Budget).
+	BucketBudget = "akvsync-budget"
 )
 
 // Defaults of [Topology].
@@ -48,6 +54,7 @@ const (
 	// event whose delivery was lost (its consumer's leader died) comes
 	// back soon; a tracker that needs longer (finishing a job) extends it.
 	DefaultTrackerAckWait = 10 * time.Second
+	DefaultBudgetLeaseTTL = 10 * time.Second
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -73,6 +80,9 @@ type Topology struct {
 	TaskMaxDeliver int
 	// RefreshTokenTTL bounds the life of an API refresh token.
 	RefreshTokenTTL time.Duration
+	// BudgetLeaseTTL is how long a worker's subscription-budget lease
+	// lives unrenewed: a worker that died stops counting after it.
+	BudgetLeaseTTL time.Duration
 }
 
 // WithDefaults returns t with zero fields replaced by defaults.
@@ -98,6 +108,9 @@ func (t Topology) WithDefaults() Topology {
 	if t.RefreshTokenTTL == 0 {
 		t.RefreshTokenTTL = DefaultRefreshTokenTTL
 	}
+	if t.BudgetLeaseTTL == 0 {
+		t.BudgetLeaseTTL = DefaultBudgetLeaseTTL
+	}
 	return t
 }
 
@@ -114,6 +127,8 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("%w: task ack wait must be at least 1s, got %s", ErrTopology, t.TaskAckWait)
 	case t.TaskMaxDeliver < 1:
 		return fmt.Errorf("%w: task max deliver must be at least 1, got %d", ErrTopology, t.TaskMaxDeliver)
+	case t.BudgetLeaseTTL < time.Second:
+		return fmt.Errorf("%w: budget lease TTL must be at least 1s, got %s", ErrTopology, t.BudgetLeaseTTL)
 	}
 	return nil
 }
@@ -177,6 +192,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketConnections, "akvsync: Azure connections (secrets sealed)", 0),
 		kv(BucketLocks, "akvsync: vault id -> job id holding the vault", 0),
 		kv(BucketRefreshTokens, "akvsync: API refresh tokens (hashed)", t.RefreshTokenTTL),
+		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
 	}
 }
 

@@ -16,12 +16,15 @@ const (
 	// DefaultGlobalGetConcurrency bounds GetKey calls across all vaults of
 	// one worker.
 	DefaultGlobalGetConcurrency = 256
-	// DefaultVaultRate is the steady request rate per vault: 90% of Key
-	// Vault's 4,000 requests per 10 s for software-key vaults.
+	// DefaultVaultRate is the request rate per vault: 90% of Key Vault's
+	// 4,000 requests per 10 s for software-key vaults, so that the rate
+	// and a bucket of one second of it (VaultBurst) fit one 10-s window.
 	DefaultVaultRate = 360.0
-	// DefaultSubscriptionRate is the steady request rate per subscription
-	// (Azure allows 5x the per-vault limit).
-	DefaultSubscriptionRate = 5 * DefaultVaultRate
+	// DefaultSubscriptionRate is each subscription's request budget,
+	// shared by every worker (see Budget): Azure's subscription-wide
+	// limit, 5 × 4,000 requests per 10 s. There is no safety margin: the
+	// adaptive limiter backs off on the first 429 instead.
+	DefaultSubscriptionRate = 2000.0
 	// DefaultHeartbeat is how often a running vault task tells JetStream
 	// it is still in progress; it must be well under the task AckWait.
 	DefaultHeartbeat = 5 * time.Second
@@ -43,10 +46,17 @@ type Config struct {
 	VaultParallelism     int
 	GetConcurrency       int
 	GlobalGetConcurrency int
-	// VaultRate and SubscriptionRate are request rates per second, with a
-	// burst of one second's worth. Negative disables the limit.
+	// VaultRate is each vault's request rate per second, paced by the
+	// worker syncing it (one at a time, under the vault lock).
+	// SubscriptionRate is each subscription's budget per second, shared
+	// by every worker syncing vaults of it through the budget bucket.
+	// Both adapt below their ceiling on 429 answers; negative disables.
 	VaultRate        float64
 	SubscriptionRate float64
+	// BudgetLinger is how long a worker keeps its share of a subscription
+	// after its last vault sync there (default DefaultBudgetLinger;
+	// negative: none).
+	BudgetLinger time.Duration
 	// Heartbeat is the interval of InProgress acks on a running task.
 	Heartbeat time.Duration
 	// RetryDelay is the base redelivery delay of a transiently failed task.
@@ -79,6 +89,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SubscriptionRate == 0 {
 		c.SubscriptionRate = DefaultSubscriptionRate
+	}
+	if c.BudgetLinger == 0 {
+		c.BudgetLinger = DefaultBudgetLinger
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat

@@ -67,7 +67,7 @@ type Syncer struct {
 	jobCache *jobCache
 	global   chan struct{}
 	vaultLim *limiterSet
-	subLim   *limiterSet
+	budget   *Budget
 }
 
 // NewSyncer returns a syncer. store reads the job records (to honour
@@ -85,13 +85,30 @@ func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, store *jobs.St
 		jobCache: newJobCache(store),
 		global:   make(chan struct{}, cfg.GlobalGetConcurrency),
 		vaultLim: newLimiterSet(cfg.VaultRate),
-		subLim:   newLimiterSet(cfg.SubscriptionRate),
+		budget:   NewLocalBudget(cfg.SubscriptionRate),
 	}, nil
 }
 
 // Run consumes tasks from cons until ctx ends, and listens for abort
-// requests to cancel running syncs of cancelled jobs.
+// requests to cancel running syncs of cancelled jobs. It shares each
+// subscription's budget with the other workers through the budget bucket
+// (events.BucketBudget), leaving every subscription when it returns.
 func (s *Syncer) Run(ctx context.Context, cons jetstream.Consumer) error {
+	if s.cfg.SubscriptionRate > 0 {
+		kv, err := events.Bucket(ctx, s.js, events.BucketBudget)
+		if err != nil {
+			return err
+		}
+		b, err := NewBudget(ctx, kv, BudgetConfig{Rate: s.cfg.SubscriptionRate, Linger: s.cfg.BudgetLinger, Source: s.cfg.Source, Logger: s.cfg.Logger})
+		if err != nil {
+			return err
+		}
+		s.budget = b
+		bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); _ = b.Run(bctx) }()
+		defer func() { stop(); <-done }()
+	}
 	sub, err := s.nc.Subscribe(events.JobEventFilter(events.KindJobAbortRequested), func(m *nats.Msg) {
 		if jobID, _, err := events.ParseJobEventSubject(m.Subject); err == nil {
 			s.jobCache.markAborted(jobID)

@@ -40,7 +40,12 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		// The registry may be briefly unreachable: retry the task.
 		return fmt.Errorf("read connection %q: %w", v.Connection, err)
 	}
-	th := throttles{limiters: []*AdaptiveLimiter{s.vaultLim.get(v.ID), s.subLim.get(v.SubscriptionID)}, metrics: s.cfg.Metrics}
+	subLim, release, err := s.budget.Acquire(ctx, v.SubscriptionID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	th := throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, metrics: s.cfg.Metrics}
 	client, err := s.clients.KeysClient(conn, v.VaultURI, th)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
