@@ -453,7 +453,7 @@ func (e *env) figP6(ctx context.Context, f *figureResult) error {
 		return err
 	}
 	defer em.p.stop()
-	d, err := e.startDistributed(ctx, "distributed-p6", em, 1, "--vault-rate", "-1")
+	d, err := e.startDistributed(ctx, "distributed-p6", em, 1, "--vault-rate", "-1", "--subscription-rate", "-1")
 	if err != nil {
 		return err
 	}
@@ -572,13 +572,13 @@ func (e *env) figFanout(ctx context.Context, f *figureResult) error {
 		return err
 	}
 	defer em.p.stop()
-	d, err := e.startEmbedded(ctx, "embedded-fanout", em, e.o.fanWorkers > 0, "--vault-rate", "-1")
+	d, err := e.startEmbedded(ctx, "embedded-fanout", em, e.o.fanWorkers > 0, "--vault-rate", "-1", "--subscription-rate", "-1")
 	if err != nil {
 		return err
 	}
 	defer d.stop()
 	for i := range e.o.fanWorkers {
-		if err := d.startWorker(e, em, i+1, "--vault-rate", "-1"); err != nil {
+		if err := d.startWorker(e, em, i+1, "--vault-rate", "-1", "--subscription-rate", "-1"); err != nil {
 			return err
 		}
 	}

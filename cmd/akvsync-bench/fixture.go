@@ -51,7 +51,7 @@ func (e *env) fixture(ctx context.Context, vaults, keys int) (*fixture, error) {
 	if fx.em, err = e.startEmulator(ctx, fmt.Sprintf("emulator-%dx%d", vaults, keys), spec); err != nil {
 		return nil, err
 	}
-	if fx.d, err = e.startEmbedded(ctx, fmt.Sprintf("embedded-%dx%d", vaults, keys), fx.em, false, "--vault-rate", "-1"); err != nil {
+	if fx.d, err = e.startEmbedded(ctx, fmt.Sprintf("embedded-%dx%d", vaults, keys), fx.em, false, "--vault-rate", "-1", "--subscription-rate", "-1"); err != nil {
 		_ = fx.em.p.stop()
 		fx.em = nil
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/sync"
@@ -24,11 +25,12 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// BenchmarkSyncAll measures a full sync-all on the embedded default (JetStream
-// file store, bbolt with fsync, one worker) against the emulator with zero
+// BenchmarkSyncAll measures a full sync-all in one process (JetStream file
+// store, bbolt without fsync unless asked, one worker) against the emulator with zero
 // latency and throttling off, so the pipeline's own ceiling shows. Sizes:
 // AKVSYNC_BENCH_VAULTS × AKVSYNC_BENCH_KEYS (default 100 × 1,000);
-// AKVSYNC_BENCH_LATENCY_MS adds a fixed latency to every emulator answer.
+// AKVSYNC_BENCH_LATENCY_MS adds a fixed latency to every emulator answer;
+// AKVSYNC_BENCH_FSYNC=1 keeps the store's fsync (off by default here).
 //
 //	script   the baseline: what a user could script with the same SDK —
 //	         list + GetKey of every key, 16 vaults and 16 gets per vault at
@@ -73,7 +75,9 @@ func BenchmarkSyncAll(b *testing.B) {
 		b.ReportMetric(total*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
 	})
 
-	e.startWorker(b, "bench", func(c *sync.Config) { c.VaultRate, c.SubscriptionRate = -1, -1 })
+	// AKVSYNC_BENCH_FSYNC=1 keeps bbolt's fsync on, as the binaries run.
+	e.startWorker(b, "bench", func(c *sync.Config) { c.VaultRate, c.SubscriptionRate = -1, -1 },
+		func(c *worker.Config) { c.StoreNoSync = os.Getenv("AKVSYNC_BENCH_FSYNC") != "1" })
 	b.Run("full", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
