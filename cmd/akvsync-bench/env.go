@@ -255,6 +255,9 @@ func waitFor(ctx context.Context, timeout, interval time.Duration, check func() 
 type memory struct {
 	// RSS is VmRSS, HWM its peak (VmHWM), in bytes.
 	RSS, HWM int64
+	// Anon is RssAnon (heap, stacks), the rest of RSS being RssFile
+	// (mapped files, such as bbolt's) and RssShmem.
+	Anon int64
 }
 
 func readMemory(pid int) (memory, error) {
@@ -274,6 +277,8 @@ func readMemory(pid int) (memory, error) {
 			m.RSS = kb << 10
 		case "VmHWM:":
 			m.HWM = kb << 10
+		case "RssAnon:":
+			m.Anon = kb << 10
 		}
 	}
 	return m, nil
@@ -285,6 +290,7 @@ type sampler struct {
 	stopc   chan struct{}
 	done    chan struct{}
 	peak    int64
+	anon    int64 // peak RssAnon
 	first   int64
 	samples int
 }
@@ -303,6 +309,7 @@ func sampleMemory(pid int, interval time.Duration) *sampler {
 				}
 				s.samples++
 				s.peak = max(s.peak, m.RSS)
+				s.anon = max(s.anon, m.Anon)
 			}
 			select {
 			case <-s.stopc:
@@ -313,6 +320,9 @@ func sampleMemory(pid int, interval time.Duration) *sampler {
 	}()
 	return s
 }
+
+// peakAnon is the peak RssAnon sampled (call after stop).
+func (s *sampler) peakAnon() int64 { return s.anon }
 
 // stop ends the sampling and returns the peak RSS seen and the process's
 // own high-water mark (VmHWM, since it started).

@@ -471,6 +471,8 @@ func (e *env) figP6(ctx context.Context, f *figureResult) error {
 	f.add(row{Metric: fmt.Sprintf("worker process RSS syncing %d keys", res.Keys), Value: float64(max(peak, hwm)) / mb, Unit: "MB", Goal: valueBelow(250),
 		Note: fmt.Sprintf("VmHWM %.0f MB, peak sampled VmRSS %.0f MB; %d keys queryable in %s (%.0f keys/s)",
 			float64(hwm)/mb, float64(peak)/mb, res.Keys, res.Queryable.Round(time.Millisecond), res.keysPerSecond())})
+	f.add(row{Metric: "worker process anonymous memory (RssAnon peak)", Value: float64(w.peakAnon()) / mb, Unit: "MB",
+		Note: "heap and stacks; the rest of the RSS above is the worker's mapped bbolt file (RssFile), pages the kernel can reclaim"})
 	ex, err := export(ctx, d.c, d.api.pid())
 	if err != nil && ex.status == 0 {
 		return err
