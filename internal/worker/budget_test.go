@@ -102,9 +102,9 @@ func TestSubscriptionBudgetAcrossWorkers(t *testing.T) {
 
 // TestBudgetAdaptsToALowerCeiling: the subscription allows a third of the
 // configured budget (other clients use the rest). The worker backs off on
-// the first 429s and finishes with few of them (15 to 30 of 624 calls
-// here; before 429s were attributed and queued requests re-paced after a
-// cut, 292); no vault fails.
+// the first 429s and finishes with few of them (15 to 30 of 624 calls on
+// a quiet machine, 65 on a loaded one; a limiter that does not back off
+// gets about 300); no vault fails.
 func TestBudgetAdaptsToALowerCeiling(t *testing.T) {
 	const (
 		limit  = 100 // requests/s the subscription really allows
@@ -132,7 +132,7 @@ func TestBudgetAdaptsToALowerCeiling(t *testing.T) {
 	if want := int64(vaults * (keys/akvemu.MaxPageSize + keys)); calls != want {
 		t.Errorf("Azure calls answered 200: %d, want %d", calls, want)
 	}
-	if throttled > calls/10 {
+	if throttled > calls/4 {
 		t.Errorf("%d of %d calls answered 429: the worker did not back off", throttled, calls)
 	}
 }
