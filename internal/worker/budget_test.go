@@ -103,7 +103,7 @@ func TestSubscriptionBudgetAcrossWorkers(t *testing.T) {
 // TestBudgetAdaptsToALowerCeiling: the subscription allows a third of the
 // configured budget (other clients use the rest). The worker backs off on
 // the first 429s and finishes with few of them (15 to 30 of 624 calls on
-// a quiet machine, 65 on a loaded one; the limiter's first version, which
+// a quiet machine, 65 to 84 on a loaded one; the limiter's first version, which
 // did not re-pace queued requests after a cut, got 292); no vault fails.
 func TestBudgetAdaptsToALowerCeiling(t *testing.T) {
 	const (
