@@ -34,13 +34,22 @@ type Clients interface {
 	KeysClient(conn azure.Connection, vaultURI string, throttle azure.Throttle) (*azkeys.Client, error)
 }
 
-// Inventory gives a vault's keys as the KEYS stream holds them now, by
-// lower-cased key name: what the last sync of the vault left. It must
-// reflect every record published before the call (the vault's lock keeps
-// other syncs of it away meanwhile).
+// Inventory is the worker's own inventory. VaultKeys gives a vault's keys
+// as the KEYS stream holds them now, by lower-cased key name: what the last
+// sync of the vault left. It must reflect every record published before
+// the call (the vault's lock keeps other syncs of it away meanwhile).
+// WaitKeys blocks until the inventory has applied the KEYS stream up to
+// seq: a vault's sync ends only once its keys are in the worker's
+// inventory, so syncing never runs ahead of the inventory (backpressure)
+// and a job seen completed has its keys queryable.
 type Inventory interface {
 	VaultKeys(ctx context.Context, vaultID string) (map[string]events.KeyRecord, error)
+	WaitKeys(ctx context.Context, seq uint64) error
 }
+
+// keysWait bounds how long a vault's sync waits for the worker's
+// inventory to hold its keys before it reports its result anyway.
+const keysWait = 30 * time.Second
 
 // Syncer consumes vault tasks: it pages through one vault with azkeys,
 // fetches the keys whose `updated` time changed since the last sync,
@@ -214,6 +223,13 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 // finish publishes the vault's terminal event and acks the task; if the
 // event cannot be stored the task is redelivered instead.
 func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, res events.VaultResult, status events.VaultStatus, cause error) {
+	if res.KeysSeq > 0 {
+		wctx, cancel := context.WithTimeout(ctx, keysWait)
+		if err := s.inventory.WaitKeys(wctx, res.KeysSeq); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("reporting the vault before this worker's inventory holds its keys")
+		}
+		cancel()
+	}
 	res.Status = status
 	res.FinishedAt = time.Now().UTC()
 	if cause != nil {
