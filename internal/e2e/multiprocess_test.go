@@ -207,7 +207,7 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 func (cl *cluster) waitAPI(t *testing.T) {
 	t.Helper()
 	certFile := filepath.Join(cl.dir, "api", "tls-cert.pem")
-	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 2*time.Minute, 50*time.Millisecond, func() error {
 		if cl.c.http != nil {
 			return nil
 		}
