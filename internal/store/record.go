@@ -322,19 +322,7 @@ func uuidBytes(s string) ([16]byte, bool) {
 }
 
 // uuidString formats 16 bytes as a canonical lowercase UUID.
-func uuidString(b []byte) string {
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:36], b[10:16])
-	return string(s[:])
-}
+func uuidString(b []byte) string { return events.FormatUUID([16]byte(b)) }
 
 // decoder reads a record body, remembering the first error.
 type decoder struct {

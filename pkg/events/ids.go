@@ -13,7 +13,7 @@ func NewID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
+	return FormatUUID(b)
 }
 
 // keyIDNamespace is the namespace of key record ids (a fixed random UUID).
@@ -30,10 +30,11 @@ func KeyID(vaultID, keyName string) string {
 	copy(b[:], h.Sum(nil))
 	b[6] = b[6]&0x0f | 0x50
 	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
+	return FormatUUID(b)
 }
 
-func formatUUID(b [16]byte) string {
+// FormatUUID formats 16 bytes as a canonical lower-case UUID.
+func FormatUUID(b [16]byte) string {
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
