@@ -1,6 +1,7 @@
 package control
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -427,46 +428,33 @@ func (r *Registry) byName(ctx context.Context, name string) ([]events.Vault, err
 	}
 }
 
-// vaultHeap keeps the n smallest vaults by cmp seen so far.
+// vaultHeap keeps the n smallest vaults by cmp seen so far: a
+// container/heap max-heap whose root is the worst vault kept.
 type vaultHeap struct {
 	cmp func(a, b events.Vault) int
 	n   int
-	vs  []events.Vault // a max-heap by cmp: the worst kept is at 0
+	vs  []events.Vault
 }
 
+func (h *vaultHeap) Len() int           { return len(h.vs) }
+func (h *vaultHeap) Less(i, j int) bool { return h.cmp(h.vs[i], h.vs[j]) > 0 }
+func (h *vaultHeap) Swap(i, j int)      { h.vs[i], h.vs[j] = h.vs[j], h.vs[i] }
+func (h *vaultHeap) Push(x any)         { h.vs = append(h.vs, x.(events.Vault)) }
+func (h *vaultHeap) Pop() any {
+	v := h.vs[len(h.vs)-1]
+	h.vs = h.vs[:len(h.vs)-1]
+	return v
+}
+
+// offer keeps v if it is among the n smallest seen.
 func (h *vaultHeap) offer(v events.Vault) {
-	if h.n <= 0 {
-		return
-	}
-	if len(h.vs) < h.n {
-		h.vs = append(h.vs, v)
-		for i := len(h.vs) - 1; i > 0; {
-			p := (i - 1) / 2
-			if h.cmp(h.vs[i], h.vs[p]) <= 0 {
-				break
-			}
-			h.vs[i], h.vs[p] = h.vs[p], h.vs[i]
-			i = p
-		}
-		return
-	}
-	if h.cmp(v, h.vs[0]) >= 0 {
-		return
-	}
-	h.vs[0] = v
-	for i := 0; ; {
-		l, r, big := 2*i+1, 2*i+2, i
-		if l < len(h.vs) && h.cmp(h.vs[l], h.vs[big]) > 0 {
-			big = l
-		}
-		if r < len(h.vs) && h.cmp(h.vs[r], h.vs[big]) > 0 {
-			big = r
-		}
-		if big == i {
-			return
-		}
-		h.vs[i], h.vs[big] = h.vs[big], h.vs[i]
-		i = big
+	switch {
+	case h.n <= 0:
+	case len(h.vs) < h.n:
+		heap.Push(h, v)
+	case h.cmp(v, h.vs[0]) < 0:
+		h.vs[0] = v
+		heap.Fix(h, 0)
 	}
 }
 
