@@ -266,8 +266,11 @@ const RecordDetailVaults = 100
 
 // Get returns a job: its header (the authoritative state, read from the
 // jobs bucket) with its progress and up to events.GetDetailVaults of its
-// vaults from the workers' inventory. If no worker answers, the header
-// comes alone with DetailUnavailable set.
+// vaults from the workers' inventory. A finished job's detail must agree
+// with its header: if the answering inventory still shows vaults running,
+// or no worker answers, a job of at most RecordDetailVaults vaults is
+// read from its records, and a bigger one comes as its header alone with
+// DetailUnavailable set.
 func (j *Jobs) Get(ctx context.Context, id string) (events.JobDetail, error) {
 	if !IsID(id) {
 		return events.JobDetail{}, notFoundf("job %q not found", id)
@@ -281,12 +284,15 @@ func (j *Jobs) Get(ctx context.Context, id string) (events.JobDetail, error) {
 	}
 	d, err := j.queries.Job(ctx, id, events.GetDetailVaults)
 	switch {
-	case err == nil:
+	case err == nil && (!job.Finished() || d.Progress.Terminal() == job.VaultTotal):
 		d.Job = job // the header as stored now
 		return d, nil
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotFound):
-		// No worker answers (or none has the job yet): a small job's
-		// detail is read from its records; a big one shows its header.
+	case err == nil, errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotFound):
+		// No worker answers (or none has the job yet), or the one that
+		// answered is behind a finished job: its detail would contradict
+		// the header (a job finishes only once every vault is terminal).
+		// A small job's detail is read from its records; a big one shows
+		// its header.
 		if job.VaultTotal <= RecordDetailVaults {
 			if d, err := j.store.Detail(ctx, job); err == nil {
 				return d, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/jobs"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -437,6 +438,68 @@ func TestCreateJobAtScale(t *testing.T) {
 	for _, k := range e.keys(t, events.BucketJobs) {
 		if raw := e.get(t, events.BucketJobs, k); len(raw) > jobs.DefaultPlanChunkBytes+1024 {
 			t.Errorf("%s is %d bytes", k, len(raw))
+		}
+	}
+}
+
+// TestGetFinishedJobBehindInventory: the worker that answers a job's
+// detail query has not yet applied the job's last vault records (its
+// inventory lags, e.g. after a NATS node loss) while the header already
+// says completed. Get must not show a completed job with running vaults:
+// a small job's detail is read from its records instead.
+func TestGetFinishedJobBehindInventory(t *testing.T) {
+	e := setup(t)
+	e.addVaults(t, testSub, "vault-a", "vault-b")
+	job, err := e.plane.Jobs.Create(testCtx(t), control.CreateJobRequest{KeyVaults: []string{"vault-a", "vault-b"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobsKV, _ := events.Bucket(testCtx(t), e.js, events.BucketJobs)
+	locks, _ := events.Bucket(testCtx(t), e.js, events.BucketLocks)
+	st, err := jobs.New(e.js, jobsKV, locks, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range job.Vaults {
+		if _, _, _, err := st.UpdateVault(testCtx(t), job.ID, v.VaultID, func(r *events.JobVault, _ bool) error {
+			*r = v
+			r.Status, r.Fetched = events.VaultCompleted, 3
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := st.Update(testCtx(t), job.ID, func(h *events.Job) error {
+		h.OverallStatus = events.JobCompleted
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The lagging worker: it answers with the job as it was first applied,
+	// both vaults still running.
+	stale := events.JobDetail{Job: job.Job, Vaults: job.Vaults, Progress: events.JobProgress{Running: 2}}
+	for i := range stale.Vaults {
+		stale.Vaults[i].Status = events.VaultRunning
+	}
+	sub, err := e.nc.Subscribe(events.QuerySubject(events.QueryJobsGet), func(m *nats.Msg) {
+		b, _ := json.Marshal(events.QueryReply[events.JobDetail]{Data: &stale})
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	d, err := e.plane.Jobs.Get(testCtx(t), job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.OverallStatus != events.JobCompleted || d.DetailUnavailable || d.Progress.Completed != 2 || d.Progress.Fetched != 6 {
+		t.Errorf("Get = status %s unavailable %v progress %+v, want completed with 2 completed vaults", d.OverallStatus, d.DetailUnavailable, d.Progress)
+	}
+	for _, v := range d.Vaults {
+		if v.Status != events.VaultCompleted {
+			t.Errorf("vault %s is %s in a completed job", v.Name, v.Status)
 		}
 	}
 }
