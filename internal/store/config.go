@@ -12,6 +12,10 @@ const (
 	// DefaultOpenTimeout is how long Open waits for the file lock held by
 	// another process before giving up.
 	DefaultOpenTimeout = 10 * time.Second
+	// DefaultResidentRelease is how often, at most, Apply hands the pages
+	// of the memory-mapped file back to the page cache (see
+	// Config.ResidentRelease).
+	DefaultResidentRelease = 200 * time.Millisecond
 )
 
 // Config configures a Store. Zero values take the Default* constants.
@@ -24,6 +28,16 @@ type Config struct {
 	// NoSync skips fsync on commit. Only for tests and benchmarks: a crash
 	// can lose or corrupt committed data.
 	NoSync bool
+	// ResidentRelease is how often, at most, Apply releases the pages of
+	// the bbolt file's memory map that the process touched (Linux:
+	// madvise MADV_DONTNEED). Reads and writes touch the map all over a
+	// large file, and the kernel counts each touched page in the
+	// process's RSS until it is released: without this, a worker's RSS
+	// grows to the file's size (about 1.1 GB at 1,000,000 keys) although
+	// the pages are only cache. Released pages stay in the page cache, so
+	// reading them again costs a minor fault, not disk I/O. Default
+	// DefaultResidentRelease; negative never releases.
+	ResidentRelease time.Duration
 	// Logger receives the store's logs. The zero Logger discards them.
 	Logger zerolog.Logger
 }
@@ -44,6 +58,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.OpenTimeout == 0 {
 		c.OpenTimeout = DefaultOpenTimeout
+	}
+	if c.ResidentRelease == 0 {
+		c.ResidentRelease = DefaultResidentRelease
 	}
 	return c
 }

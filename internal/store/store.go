@@ -30,6 +30,9 @@ type Store struct {
 	// visits counts the stored key records queries have read (to match,
 	// sort or return them): the cost measure the tests assert.
 	visits atomic.Uint64
+	// released is when Apply last released the map's resident pages
+	// (unix nanoseconds).
+	released atomic.Int64
 }
 
 // Batch is a set of changes Apply commits in one transaction: the keys of
@@ -206,7 +209,30 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 	}
 	s.log.Debug().Int("removed_vaults", len(b.RemovedVaults)).Int("keys", len(b.Keys)).Int("job_records", b.Jobs.Len()).
 		Interface("positions", b.Positions).Dur("took", time.Since(start)).Msg("batch applied")
+	s.maybeReleaseResident()
 	return nil
+}
+
+// maybeReleaseResident releases the map's resident pages if the last
+// release is at least cfg.ResidentRelease ago. A failure is logged: it
+// costs memory, not data.
+func (s *Store) maybeReleaseResident() {
+	every := s.cfg.ResidentRelease
+	if every < 0 {
+		return
+	}
+	now, last := time.Now().UnixNano(), s.released.Load()
+	if now-last < int64(every) || !s.released.CompareAndSwap(last, now) {
+		return
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
+	if err := releaseResident(s.db); err != nil {
+		s.log.Warn().Err(err).Msg("cannot release the resident pages of the store's map")
+	}
 }
 
 // applyPositions advances the stored positions to those given.
