@@ -43,7 +43,7 @@ func NewPlanner(cfg Config, js jetstream.JetStream, store *jobs.Store) (*Planner
 
 // Run consumes requests from cons until ctx ends.
 func (p *Planner) Run(ctx context.Context, cons jetstream.Consumer) error {
-	return consume(ctx, cons, 1, p.handle)
+	return consume(ctx, cons, 1, func(ctx context.Context, msg jetstream.Msg, _ func()) { p.handle(ctx, msg) })
 }
 
 func (p *Planner) handle(ctx context.Context, msg jetstream.Msg) {

@@ -133,7 +133,11 @@ func (s *Syncer) Run(ctx context.Context, cons jetstream.Consumer) error {
 	return consume(ctx, cons, s.cfg.VaultParallelism, s.handle)
 }
 
-func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
+// handle syncs the vault of one task. Once the vault's Azure work is done
+// it releases its slot (another vault starts) and, with the heartbeat still
+// beating, waits for this worker's inventory to hold the vault's keys
+// before it reports the result and acks.
+func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) {
 	var task events.VaultTask
 	if err := json.Unmarshal(msg.Data(), &task); err != nil || task.JobID == "" || task.Vault.ID == "" {
 		s.log.Error().Err(err).Str("subject", msg.Subject()).Msg("dropping undecodable vault task")
@@ -201,6 +205,8 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Debug().Err(err).Msg("cannot publish vault started")
 	}
 	err = s.syncVault(syncCtx, task, &res, log)
+	release()
+	s.awaitKeys(ctx, log, res)
 	stopBeat()
 
 	switch {
@@ -223,13 +229,6 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg) {
 // finish publishes the vault's terminal event and acks the task; if the
 // event cannot be stored the task is redelivered instead.
 func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logger, res events.VaultResult, status events.VaultStatus, cause error) {
-	if res.KeysSeq > 0 {
-		wctx, cancel := context.WithTimeout(ctx, keysWait)
-		if err := s.inventory.WaitKeys(wctx, res.KeysSeq); err != nil && ctx.Err() == nil {
-			log.Warn().Err(err).Msg("reporting the vault before this worker's inventory holds its keys")
-		}
-		cancel()
-	}
 	res.Status = status
 	res.FinishedAt = time.Now().UTC()
 	if cause != nil {
@@ -254,6 +253,21 @@ func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logg
 	// the vault terminal and acks it without syncing.
 	if err := Retry(ctx, log, ackRetry, "ack vault task", msg.DoubleAck); err != nil {
 		log.Warn().Err(err).Msg("cannot ack vault task; it will be redelivered and acked")
+	}
+}
+
+// awaitKeys waits (at most keysWait) until this worker's inventory has
+// applied the vault's key records: a vault is reported only once its keys
+// are queryable here, which also holds back new vaults while the
+// inventory lags (see consume). A timeout is logged, not fatal.
+func (s *Syncer) awaitKeys(ctx context.Context, log zerolog.Logger, res events.VaultResult) {
+	if res.KeysSeq == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, keysWait)
+	defer cancel()
+	if err := s.inventory.WaitKeys(wctx, res.KeysSeq); err != nil && ctx.Err() == nil {
+		log.Warn().Err(err).Msg("reporting the vault before this worker's inventory holds its keys")
 	}
 }
 
