@@ -36,23 +36,30 @@ type demoRun struct {
 // vaults get new ports at every start, so the state of a previous demo
 // (registry, inventory) would point at vaults that no longer exist. A
 // directory that holds state but was not a demo's is refused, never wiped.
+//
+// The marker is written first, before anything else goes in the
+// directory, so a demo that fails to start leaves a directory the next
+// demo recognises and cleans.
 func prepareDemoDir(dir string) error {
 	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return err
-	}
-	if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
-		return fmt.Errorf("--demo needs an empty --data-dir or a previous demo's: %s has other files", dir)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
+	case len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+			return fmt.Errorf("--demo needs an empty --data-dir or a previous demo's: %s has other files", dir)
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return writeFacts(filepath.Join(dir, demoMarker), demoFacts{})
 }
 
 func startDemo(ctx context.Context, o options, log zerolog.Logger) (*demoRun, error) {
@@ -161,6 +168,7 @@ Try it (a token lives %s; get a new one with the first command):
 	fmt.Fprintf(out, "First sync-all job %s started.\n", job.ID)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var last [2]int // vaults done and keys at the last line printed
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,25 +179,37 @@ Try it (a token lives %s; get a new one with the first command):
 		if err != nil {
 			return fmt.Errorf("demo: first sync: %w", err)
 		}
-		done, keys := 0, 0
-		for _, v := range j.Vaults {
-			if v.Status.Terminal() {
-				done++
-			}
-			keys += v.Fetched + v.Unchanged
-		}
+		took := time.Since(start)
+		keys := int(j.Progress.Fetched + j.Progress.Unchanged)
 		if j.OverallStatus == events.JobInProgress {
-			fmt.Fprintf(out, "  … %d/%d vaults done\n", done, len(j.Vaults))
+			if now := [2]int{j.Progress.Terminal(), keys}; now != last {
+				fmt.Fprintln(out, progressLine(now[0], j.VaultTotal, keys, took))
+				last = now
+			}
 			continue
 		}
-		took := time.Since(start)
 		fmt.Fprintf(out, "Sync-all job %s %s: %d vaults, %d keys in %s (%.0f keys/s).\n",
-			j.ID, j.OverallStatus, len(j.Vaults), keys, took.Round(time.Millisecond), float64(keys)/took.Seconds())
+			j.ID, j.OverallStatus, j.VaultTotal, keys, took.Round(time.Millisecond), float64(keys)/took.Seconds())
 		if !d.o.demoExit {
 			fmt.Fprintln(out, "The API keeps serving; Ctrl-C stops it.")
 		}
 		return nil
 	}
+}
+
+// progressLine is the demo's progress line: vaults done, keys, rate and
+// an estimate of the time left from the vaults done so far. The demo
+// prints it only when vaults or keys moved.
+func progressLine(done, total, keys int, took time.Duration) string {
+	rate := 0.0
+	if s := took.Seconds(); s > 0 {
+		rate = float64(keys) / s
+	}
+	eta := "ETA –"
+	if done > 0 && done < total {
+		eta = "ETA " + (time.Duration(float64(took) * float64(total-done) / float64(done))).Round(time.Second).String()
+	}
+	return fmt.Sprintf("  … %d/%d vaults done, %d keys, %.0f keys/s, %s", done, total, keys, rate, eta)
 }
 
 func orDash(s string) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +86,7 @@ func TestFlagsRefuseUnsafeCombinations(t *testing.T) {
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, err := parse(args); err == nil {
+			if _, err := parse(args, io.Discard); err == nil {
 				t.Fatalf("parse(%v) accepted", args)
 			}
 		})

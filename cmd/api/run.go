@@ -55,7 +55,7 @@ type options struct {
 	vaultRate, subscriptionRate       float64
 }
 
-func parse(args []string) (options, error) {
+func parse(args []string, usage io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("api", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP(S) listen address; plain HTTP only on loopback unless --insecure-http")
@@ -90,7 +90,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.jobsKept, "jobs-kept", sync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
 	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
-	if err := app.ParseFlags(fs, args); err != nil {
+	if err := app.ParseFlags(fs, args, usage); err != nil {
 		return o, err
 	}
 	if o.demo {
@@ -123,7 +123,7 @@ func parse(args []string) (options, error) {
 }
 
 func run(args []string, stdout io.Writer) error {
-	o, err := parse(args)
+	o, err := parse(args, stdout)
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func TestPlainHTTPOffLoopbackIsRefused(t *testing.T) {
 			{"--embedded", "--listen", "0.0.0.0:18443", "--insecure-http"},
 			{"--embedded", "--listen", "127.0.0.1:18443"},
 		} {
-			if _, err := parse(args); err != nil {
+			if _, err := parse(args, io.Discard); err != nil {
 				t.Errorf("parse(%v): %v", args, err)
 			}
 		}

@@ -31,7 +31,11 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
@@ -58,7 +62,7 @@ func run(args []string) error {
 	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
 	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := app.ParseFlags(fs, args); err != nil {
+	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {
 		return err
 	}
 	log, err := app.NewLogger(os.Stderr, *logLevel, false, "akvsync-worker")

@@ -1,8 +1,10 @@
 package app
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -18,9 +20,25 @@ func EnvName(flagName string) string {
 
 // ParseFlags parses args, then sets each flag not given on the command
 // line from its environment variable (EnvName), when that is set.
-func ParseFlags(fs *flag.FlagSet, args []string) error {
+//
+// -h or --help prints the usage to usage once and returns flag.ErrHelp
+// (the command exits 0). Any other problem is returned, not printed, so
+// the command prints it once: an unknown or malformed flag, and any
+// positional argument (the commands take flags only, and the flag package
+// would silently ignore every flag after the first positional argument).
+func ParseFlags(fs *flag.FlagSet, args []string, usage io.Writer) error {
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fmt.Fprintf(usage, "Usage of %s (every flag also reads %s<FLAG_NAME>):\n", fs.Name(), EnvPrefix)
+			fs.PrintDefaults()
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%w (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: %s takes flags only (see --help)", fs.Arg(0), fs.Name())
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

@@ -304,6 +304,21 @@ func TestPipeline(t *testing.T) {
 		if done.CompletedAt == nil || done.Vaults[0].Listed == 0 {
 			t.Fatalf("finished job lacks completion facts: %+v", done)
 		}
+		// Dashboards see the job start and finish on the events stream.
+		st, err := e.js.Stream(e.ctx, events.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []events.EventKind{events.KindSyncRequested, events.KindJobFinished} {
+			m, err := st.GetLastMsgForSubject(e.ctx, events.JobEventSubject(job.ID, kind))
+			if err != nil {
+				t.Fatalf("job %s event on the events stream: %v", kind, err)
+			}
+			ev, err := events.DecodeEvent(m.Data, &struct{}{})
+			if err != nil || ev.Type != kind.Type("job") || ev.Subject != job.ID {
+				t.Errorf("job %s event: type %q subject %q, %v", kind, ev.Type, ev.Subject, err)
+			}
+		}
 	})
 
 	t.Run("SyncAllSyncsEveryVaultAndSkipsUnchangedKeys", func(t *testing.T) {

@@ -55,6 +55,16 @@ func (p *Planner) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	job := req.Job
 	log := p.log.With().Str("job_id", job.ID).Logger()
+	// Dashboards watch the events stream: the job's "requested" event goes
+	// there first (deduplicated by message id across redeliveries). It is
+	// only for display, so a failure is logged and planning goes on.
+	if err := Retry(ctx, log, RetryPolicy{Attempts: 3}, "publish job requested", func(ctx context.Context) error {
+		_, err := publishEvent(ctx, p.js, p.cfg.Source, events.JobEventSubject(job.ID, events.KindSyncRequested),
+			events.KindSyncRequested.Type("job"), job.ID, job.ID+"/"+string(events.KindSyncRequested), req)
+		return err
+	}); err != nil {
+		log.Warn().Err(err).Msg("cannot publish the job's requested event")
+	}
 	tasks := 0
 	var err error
 	for n := 0; n < job.PlanChunks && err == nil; n++ {
