@@ -492,13 +492,39 @@ func (p *Projector) JobProgress(ctx context.Context, jobID string, seq uint64) (
 	return p.st.JobProgress(ctx, jobID)
 }
 
-// WaitKeys blocks until the store has applied the KEYS stream up to seq,
-// or ctx ends. It implements sync.Progress.
+// DefaultStallTimeout is how long WaitKeys waits while the store applies
+// nothing at all before it gives up.
+const DefaultStallTimeout = 30 * time.Second
+
+// WaitKeys blocks until the store has applied the KEYS stream up to seq.
+// It waits as long as the store keeps applying records, however far
+// behind it is (a lagging inventory holds back whoever waits: that is the
+// backpressure), and gives up with an error wrapping [ErrStalled] only
+// when nothing was applied for DefaultStallTimeout, or when ctx ends. It
+// implements sync.Inventory and sync.Progress.
 func (p *Projector) WaitKeys(ctx context.Context, seq uint64) error {
-	if !p.WaitFor(ctx, SourceKeys, seq, DefaultVaultKeysWait) {
-		return fmt.Errorf("inventory: the store did not apply %s up to %d", SourceKeys, seq)
+	return p.WaitAdvancing(ctx, SourceKeys, seq, DefaultStallTimeout)
+}
+
+// WaitAdvancing blocks until source is applied up to seq, as long as the
+// store applies something of source within every stall period; else it
+// returns an error wrapping [ErrStalled]. It returns ctx's error when ctx
+// ends first.
+func (p *Projector) WaitAdvancing(ctx context.Context, source string, seq uint64, stall time.Duration) error {
+	last := p.Applied(source)
+	for {
+		if p.WaitFor(ctx, source, seq, stall) {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := p.Applied(source)
+		if now == last {
+			return fmt.Errorf("inventory: %w: %s applied up to %d for %s, waiting for %d", ErrStalled, source, now, stall, seq)
+		}
+		last = now
 	}
-	return nil
 }
 
 // InProgressJobs lists the jobs in progress, once the store has caught up

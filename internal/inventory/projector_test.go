@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -228,6 +229,65 @@ func TestProjector(t *testing.T) {
 		// A vault that has no record waits for nothing.
 		if got, err := p.VaultKeys(f.ctx, other); err != nil || len(got) != 0 {
 			t.Fatalf("a vault never synced: %d keys (%v)", len(got), err)
+		}
+	})
+}
+
+func TestWaitAdvancing(t *testing.T) {
+	t.Run("waits past the stall period while the store advances", func(t *testing.T) {
+		f := setup(t)
+		p, _, stop := f.run(t)
+		defer stop()
+		st, err := f.js.Stream(f.ctx, events.StreamKeys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n, stall = 20, 200 * time.Millisecond
+		target := info.State.LastSeq + n
+		// A slow producer: the whole wait lasts several stall periods, but
+		// the store applies something in each of them.
+		vault := events.NewID()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tick := time.NewTicker(stall / 4)
+			defer tick.Stop()
+			for i := range n {
+				<-tick.C
+				f.publishKeys(t, vault, i, i+1, "slow")
+			}
+		}()
+		start := time.Now()
+		if err := p.WaitAdvancing(f.ctx, inventory.SourceKeys, target, stall); err != nil {
+			t.Fatalf("WaitAdvancing: %v", err)
+		}
+		<-done
+		if took := time.Since(start); took < 2*stall {
+			t.Fatalf("the wait took %s, under two stall periods: the producer was too fast to prove anything", took)
+		}
+		if got := p.Applied(inventory.SourceKeys); got < target {
+			t.Errorf("applied %d, want %d", got, target)
+		}
+	})
+	t.Run("gives up when the store applies nothing", func(t *testing.T) {
+		f := setup(t)
+		st, err := store.Open(store.Config{Path: f.path, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		// A projector that never runs: nothing is ever applied.
+		p, err := inventory.NewProjector(st, f.js, 0, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.WaitAdvancing(f.ctx, inventory.SourceKeys, 1, 100*time.Millisecond)
+		if !errors.Is(err, inventory.ErrStalled) {
+			t.Fatalf("err = %v, want ErrStalled", err)
 		}
 	})
 }

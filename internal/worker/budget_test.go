@@ -35,7 +35,8 @@ func (e *env) startProcess(t testing.TB, name string, cfg sync.Config) *worker.W
 		Sync:        cfg,
 		Azure:       azure.Config{},
 		Connections: worker.StaticConnections{"emulator": e.conn},
-		Logger:      zerolog.Nop(),
+		// Warnings show with a failure: why a vault was synced twice.
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
 	if err != nil {
 		t.Fatal(err)

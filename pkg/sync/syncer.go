@@ -39,17 +39,15 @@ type Clients interface {
 // sync of the vault left. It must reflect every record published before
 // the call (the vault's lock keeps other syncs of it away meanwhile).
 // WaitKeys blocks until the inventory has applied the KEYS stream up to
-// seq: a vault's sync ends only once its keys are in the worker's
-// inventory, so syncing never runs ahead of the inventory (backpressure)
-// and a job seen completed has its keys queryable.
+// seq, for as long as the inventory makes progress (it returns an error
+// when the inventory is stuck or ctx ends): a vault's sync ends only once
+// its keys are in the worker's inventory, so syncing never runs ahead of
+// the inventory (backpressure) and a job seen completed has its keys
+// queryable.
 type Inventory interface {
 	VaultKeys(ctx context.Context, vaultID string) (map[string]events.KeyRecord, error)
 	WaitKeys(ctx context.Context, seq uint64) error
 }
-
-// keysWait bounds how long a vault's sync waits for the worker's
-// inventory to hold its keys before it reports its result anyway.
-const keysWait = 30 * time.Second
 
 // Syncer consumes vault tasks: it pages through one vault with azkeys,
 // fetches the keys whose `updated` time changed since the last sync,
@@ -256,17 +254,16 @@ func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logg
 	}
 }
 
-// awaitKeys waits (at most keysWait) until this worker's inventory has
-// applied the vault's key records: a vault is reported only once its keys
-// are queryable here, which also holds back new vaults while the
-// inventory lags (see consume). A timeout is logged, not fatal.
+// awaitKeys waits until this worker's inventory has applied the vault's
+// key records: a vault is reported only once its keys are queryable here,
+// which also holds back new vaults while the inventory lags (see
+// consume). It waits as long as the inventory makes progress; a stalled
+// inventory is logged and the vault reported anyway.
 func (s *Syncer) awaitKeys(ctx context.Context, log zerolog.Logger, res events.VaultResult) {
 	if res.KeysSeq == 0 {
 		return
 	}
-	wctx, cancel := context.WithTimeout(ctx, keysWait)
-	defer cancel()
-	if err := s.inventory.WaitKeys(wctx, res.KeysSeq); err != nil && ctx.Err() == nil {
+	if err := s.inventory.WaitKeys(ctx, res.KeysSeq); err != nil && ctx.Err() == nil {
 		log.Warn().Err(err).Msg("reporting the vault before this worker's inventory holds its keys")
 	}
 }

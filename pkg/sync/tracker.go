@@ -72,9 +72,9 @@ const (
 	trackerBatch       = 256
 	trackerBatchWait   = 100 * time.Millisecond
 	trackerParallelism = 16
-	// finishKeysWait bounds how long finishing a job waits for the
-	// worker's inventory to hold the job's keys.
-	finishKeysWait = 30 * time.Second
+	// trackerBeat is how often events held while a job finishes are
+	// marked in progress (their ack wait is events.DefaultTrackerAckWait).
+	trackerBeat = 3 * time.Second
 )
 
 // Run consumes vault events from cons until ctx ends.
@@ -164,8 +164,9 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 	seq, err := t.apply(ctx, log, evs)
 	if err == nil {
 		// Finishing may wait for the inventory: keep the events ours.
-		settle(func(m jetstream.Msg) { _ = m.InProgress() })
+		stop := keepInProgress(func() { settle(func(m jetstream.Msg) { _ = m.InProgress() }) }, trackerBeat)
 		_, err = finishJob(ctx, t.cfg, t.js, t.store, t.progress, job, seq, t.now, log)
+		stop()
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot update job; will retry")
@@ -173,6 +174,28 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 		return
 	}
 	settle(func(m jetstream.Msg) { _ = m.Ack() })
+}
+
+// keepInProgress calls beat now and every interval until stop is called.
+func keepInProgress(beat func(), every time.Duration) (stop func()) {
+	beat()
+	done := make(chan struct{})
+	var wg gosync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				beat()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // apply writes each event into its vault's record (concurrently: the
@@ -270,11 +293,11 @@ func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *j
 		return false, nil
 	}
 	if p.KeysSeq > 0 {
-		wctx, cancel := context.WithTimeout(ctx, finishKeysWait)
-		err := progress.WaitKeys(wctx, p.KeysSeq)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			log.Warn().Err(err).Msg("finishing the job before this worker's inventory holds all its keys")
+		// A job seen completed has its keys queryable: wait as long as
+		// the inventory advances; a stuck one fails this attempt (the
+		// events are redelivered, and the janitor retries too).
+		if err := progress.WaitKeys(ctx, p.KeysSeq); err != nil {
+			return false, fmt.Errorf("wait for the job's keys in the inventory: %w", err)
 		}
 	}
 	if err := Retry(ctx, log, RetryPolicy{}, "release vault locks", func(ctx context.Context) error {
