@@ -31,6 +31,9 @@ type options struct {
 	spec           string
 	manifest       string
 	vaults         int
+	managedHSMs    int
+	hsmPrefix      string
+	resourceGroup  string
 	keysPerVault   int
 	seed           int64
 	subscriptions  int
@@ -60,7 +63,10 @@ func parseFlags(args []string, stderr io.Writer) (options, map[string]bool, erro
 	fs.StringVar(&o.spec, "spec", "", "JSON or YAML spec file (flags given explicitly override it)")
 	fs.StringVar(&o.manifest, "manifest", "", "write the manifest JSON (tenant, client, secret, CA file, admin URL, vaults) to this path")
 	fs.IntVar(&o.vaults, "vaults", 0, "number of generated vaults")
-	fs.IntVar(&o.keysPerVault, "keys-per-vault", akvemu.DefaultKeysPerVault, "keys per generated vault")
+	fs.IntVar(&o.managedHSMs, "managed-hsms", 0, "number of generated managed HSM pools (<hsm-prefix>-0001…, HSM key types only)")
+	fs.StringVar(&o.hsmPrefix, "hsm-prefix", akvemu.DefaultHSMPrefix, "prefix of generated managed HSM pool names")
+	fs.StringVar(&o.resourceGroup, "resource-group", akvemu.DefaultResourceGroup, "Azure Resource Manager resource group of vaults and pools created without one")
+	fs.IntVar(&o.keysPerVault, "keys-per-vault", akvemu.DefaultKeysPerVault, "keys per generated vault or pool")
 	fs.Int64Var(&o.seed, "seed", 0, "seed for deterministic generation")
 	fs.IntVar(&o.subscriptions, "subscriptions", akvemu.DefaultSubscriptions, "subscriptions the generated vaults are spread over")
 	fs.IntVar(&o.versionsPerKey, "versions-per-key", akvemu.DefaultVersionsPerKey, "largest number of versions per generated key")
@@ -106,6 +112,9 @@ func buildConfig(o options, set map[string]bool, logger zerolog.Logger) (akvemu.
 		}
 	}
 	apply("vaults", func() { cfg.Seed.Vaults = o.vaults })
+	apply("managed-hsms", func() { cfg.Seed.ManagedHSMs = o.managedHSMs })
+	apply("hsm-prefix", func() { cfg.Seed.HSMPrefix = o.hsmPrefix })
+	apply("resource-group", func() { cfg.ResourceGroup = o.resourceGroup })
 	apply("keys-per-vault", func() { cfg.Seed.KeysPerVault = o.keysPerVault })
 	apply("seed", func() { cfg.Seed.Seed = o.seed })
 	apply("subscriptions", func() { cfg.Seed.Subscriptions = o.subscriptions })
@@ -215,14 +224,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 
 func printBanner(w io.Writer, emu *akvemu.Emulator, manifest string, took time.Duration) {
 	m := emu.Manifest()
-	keys := 0
+	keys, pools := 0, 0
 	for _, v := range emu.Vaults() {
 		keys += v.Len()
+		if v.Kind() == akvemu.KindManagedHSM {
+			pools++
+		}
 	}
-	fmt.Fprintf(w, "akv-emulator ready: %d vaults, %d keys, started in %s\n", len(m.Vaults), keys, took.Round(time.Millisecond))
+	fmt.Fprintf(w, "akv-emulator ready: %d vaults, %d managed HSM pools, %d keys, started in %s\n", len(m.Vaults)-pools, pools, keys, took.Round(time.Millisecond))
 	fmt.Fprintf(w, "  tenant:         %s\n", m.TenantID)
 	fmt.Fprintf(w, "  client id:      %s (client secret: see the manifest or the admin API)\n", m.ClientID)
 	fmt.Fprintf(w, "  authority host: %s\n", m.AuthorityHost)
+	fmt.Fprintf(w, "  resource mgr:   %s   (Azure Resource Manager: subscriptions, vaults, managedHSMs)\n", m.ResourceManagerURL)
 	fmt.Fprintf(w, "  CA certificate: %s   (export SSL_CERT_FILE=%s)\n", m.CACertFile, m.CACertFile)
 	if m.AdminURL != "" {
 		fmt.Fprintf(w, "  admin API:      %s   (curl %s/admin/vaults)\n", m.AdminURL, m.AdminURL)
@@ -233,12 +246,18 @@ func printBanner(w io.Writer, emu *akvemu.Emulator, manifest string, took time.D
 	if m.HostRouting != nil {
 		fmt.Fprintf(w, "  host routing:   %s (resource %s; dial *.vault.localhost there)\n", m.HostRouting.Address, m.HostRouting.Resource)
 	}
-	for i, v := range m.Vaults {
-		if i == 3 {
-			fmt.Fprintf(w, "  … %d more vaults in the manifest\n", len(m.Vaults)-3)
-			break
+	shown := map[akvemu.Kind]int{}
+	for _, v := range m.Vaults {
+		label := "vault"
+		if v.Kind == akvemu.KindManagedHSM {
+			label = "pool "
 		}
-		fmt.Fprintf(w, "  vault %-12s %s\n", v.Name, v.URL)
+		if shown[v.Kind]++; shown[v.Kind] <= 3 {
+			fmt.Fprintf(w, "  %s %-12s %s\n", label, v.Name, v.URL)
+		}
+	}
+	if more := shown[akvemu.KindVault] + shown[akvemu.KindManagedHSM] - min(shown[akvemu.KindVault], 3) - min(shown[akvemu.KindManagedHSM], 3); more > 0 {
+		fmt.Fprintf(w, "  … %d more in the manifest\n", more)
 	}
 	fmt.Fprintln(w, "Go clients: azidentity.NewClientSecretCredential with Cloud.ActiveDirectoryAuthorityHost = authority host and DisableInstanceDiscovery,")
 	fmt.Fprintln(w, "            azkeys.ClientOptions{DisableChallengeResourceVerification: true}, a transport trusting the CA. Ctrl-C to stop.")

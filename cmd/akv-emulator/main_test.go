@@ -50,11 +50,12 @@ func start(t *testing.T, args ...string) (*akvemu.Emulator, *bytes.Buffer, func(
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	manifestPath := filepath.Join(dir, "manifest.json")
-	_, out, stop := start(t, "--vaults", "3", "--keys-per-vault", "40", "--seed", "5",
-		"--manifest", manifestPath, "--data-dir", dir, "--log-level", "warn", "--irregular-pages")
+	_, out, stop := start(t, "--vaults", "3", "--managed-hsms", "1", "--keys-per-vault", "40", "--seed", "5",
+		"--manifest", manifestPath, "--data-dir", dir, "--log-level", "warn", "--irregular-pages", "--resource-group", "rg-test")
 
 	t.Run("the banner says how to reach it", func(t *testing.T) {
-		for _, want := range []string{"3 vaults, 120 keys", "authority host: https://127.0.0.1:", "SSL_CERT_FILE=", "admin API:"} {
+		for _, want := range []string{"3 vaults, 1 managed HSM pools, 160 keys", "authority host: https://127.0.0.1:", "resource mgr:   https://127.0.0.1:",
+			"SSL_CERT_FILE=", "admin API:", "pool  hsm-0001"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("banner lacks %q:\n%s", want, out.String())
 			}
@@ -66,7 +67,8 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(m.Vaults) != 3 || m.ClientSecret == "" || m.AdminURL == "" || m.CACertFile != filepath.Join(dir, "ca.pem") {
+		if len(m.Vaults) != 4 || m.ClientSecret == "" || m.AdminURL == "" || m.CACertFile != filepath.Join(dir, "ca.pem") ||
+			!strings.HasPrefix(m.ResourceManagerURL, "https://127.0.0.1:") || m.Vaults[3].Kind != akvemu.KindManagedHSM || m.Vaults[0].ResourceGroup != "rg-test" {
 			t.Fatalf("manifest %+v", m)
 		}
 		info, err := os.Stat(manifestPath)

@@ -102,8 +102,11 @@ type EmulatorManifest struct {
 	ClientID      string `json:"client_id"`
 	ClientSecret  string `json:"client_secret"`
 	AuthorityHost string `json:"authority_host"`
-	CACertFile    string `json:"ca_cert_file"`
-	AdminURL      string `json:"admin_url"`
+	// ResourceManagerURL is the emulator's Azure Resource Manager endpoint,
+	// the emulator connection's resource_manager_url.
+	ResourceManagerURL string `json:"resource_manager_url"`
+	CACertFile         string `json:"ca_cert_file"`
+	AdminURL           string `json:"admin_url"`
 	// HostRouting is set when the emulator serves every vault on one
 	// listener as <vault>.vault.localhost:PORT.
 	HostRouting *struct {
@@ -114,6 +117,9 @@ type EmulatorManifest struct {
 		Name           string `json:"name"`
 		URL            string `json:"url"`
 		SubscriptionID string `json:"subscription_id"`
+		// Kind is "vault" or "managedhsm"; Type the ARM resource type.
+		Kind string `json:"kind"`
+		Type string `json:"type"`
 	} `json:"vaults"`
 }
 

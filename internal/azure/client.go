@@ -228,6 +228,7 @@ func (f *Factory) KeysClient(conn Connection, vaultURI string, throttle Throttle
 		ClientOptions:                        f.clientOptions(st),
 		DisableChallengeResourceVerification: conn.DisableChallengeResourceVerification,
 	}
+	opts.PerCallPolicies = append(opts.PerCallPolicies, apiVersionPolicy{})
 	if throttle != nil {
 		opts.PerRetryPolicies = append(opts.PerRetryPolicies, throttlePolicy{throttle})
 	}

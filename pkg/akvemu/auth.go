@@ -118,23 +118,35 @@ func (v *Vault) authenticate(w http.ResponseWriter, r *http.Request, viaHost boo
 	e := v.e
 	h := r.Header.Get("Authorization")
 	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
-		return nil, e.writeUnauthorized(w, viaHost, msgMissingToken)
+		return nil, v.writeUnauthorized(w, viaHost, msgMissingToken)
 	}
 	ti, err := e.tokens.verify(strings.TrimSpace(h[7:]), now)
 	if err != nil {
-		return nil, e.writeUnauthorized(w, viaHost, err.Error())
+		return nil, v.writeUnauthorized(w, viaHost, err.Error())
 	}
 	if ti.tid != e.tokens.tenant {
-		return nil, e.writeUnauthorized(w, viaHost, fmt.Sprintf("AKV10032: Invalid issuer. Expected one of https://sts.windows.net/%s/, found https://sts.windows.net/%s/.", e.tokens.tenant, ti.tid))
+		return nil, v.writeUnauthorized(w, viaHost, fmt.Sprintf("AKV10032: Invalid issuer. Expected one of https://sts.windows.net/%s/, found https://sts.windows.net/%s/.", e.tokens.tenant, ti.tid))
 	}
-	want := VaultAudience
-	if viaHost {
-		want = e.hostResource
-	}
+	want := v.audience(viaHost)
 	if ti.aud != want && ti.aud != want+"/" {
-		return nil, e.writeUnauthorized(w, viaHost, fmt.Sprintf("AKV10022: Invalid audience. Expected %s, found: %s.", want, ti.aud))
+		return nil, v.writeUnauthorized(w, viaHost, fmt.Sprintf("AKV10022: Invalid audience. Expected %s, found: %s.", want, ti.aud))
 	}
 	return ti, 0
+}
+
+// audience is the token audience (and challenge resource) the vault accepts:
+// https://vault.azure.net or https://managedhsm.azure.net on its own listener, the
+// host-routing resource on the shared one.
+func (v *Vault) audience(viaHost bool) string {
+	switch {
+	case viaHost && v.kind == KindManagedHSM:
+		return v.e.hsmHostResource
+	case viaHost:
+		return v.e.hostResource
+	case v.kind == KindManagedHSM:
+		return ManagedHSMAudience
+	}
+	return VaultAudience
 }
 
 // authorize answers 403 when the principal is denied the operation's permission.
@@ -143,11 +155,15 @@ func (v *Vault) authorize(w http.ResponseWriter, ti *tokenInfo, op opCode) int {
 	if !v.access.Load().denied(ti.appid, p) {
 		return 0
 	}
-	if v.rbac {
-		msg := fmt.Sprintf(msgRBACDenied, ti.appid, ti.oid, ti.tid, rbacAction(op), v.subID, v.lname, v.name, v.e.cfg.Region)
+	if v.kind == KindManagedHSM {
+		msg := fmt.Sprintf(msgHSMDenied, ti.appid, ti.oid, ti.tid, hsmAction(op), v.name, v.location)
 		return writeServiceError(w, &serviceError{http.StatusForbidden, CodeForbidden, msg, "ForbiddenByRbac"})
 	}
-	msg := fmt.Sprintf(msgAccessDenied, ti.appid, ti.oid, ti.tid, p, v.name, v.e.cfg.Region)
+	if v.rbac {
+		msg := fmt.Sprintf(msgRBACDenied, ti.appid, ti.oid, ti.tid, rbacAction(op), lower(v.ResourceID()), v.name, v.location)
+		return writeServiceError(w, &serviceError{http.StatusForbidden, CodeForbidden, msg, "ForbiddenByRbac"})
+	}
+	msg := fmt.Sprintf(msgAccessDenied, ti.appid, ti.oid, ti.tid, p, v.name, v.location)
 	return writeServiceError(w, &serviceError{http.StatusForbidden, CodeForbidden, msg, "AccessDenied"})
 }
 
@@ -169,12 +185,41 @@ func rbacAction(op opCode) string {
 	return "read"
 }
 
-// writeUnauthorized answers 401 with the Bearer challenge.
-func (e *Emulator) writeUnauthorized(w http.ResponseWriter, viaHost bool, message string) int {
+// hsmAction is the managed HSM local RBAC data action an operation needs.
+func hsmAction(op opCode) string {
+	switch op {
+	case opCreateKey:
+		return "create"
+	case opImportKey:
+		return "import/action"
+	case opUpdateKey:
+		return "write/action"
+	case opRotateKey:
+		return "rotate/action"
+	case opDeleteKey:
+		return "delete"
+	case opListDeletedKeys, opGetDeletedKey:
+		return "deletedKeys/read/action"
+	case opRecoverDeletedKey:
+		return "deletedKeys/recover/action"
+	case opPurgeDeletedKey:
+		return "deletedKeys/delete"
+	}
+	return "read/action"
+}
+
+// writeUnauthorized answers 401 with the vault's Bearer challenge.
+func (v *Vault) writeUnauthorized(w http.ResponseWriter, viaHost bool, message string) int {
+	e := v.e
 	h := w.Header()
-	if viaHost {
+	switch {
+	case viaHost && v.kind == KindManagedHSM:
+		h["Www-Authenticate"] = e.hsmHostChallenge
+	case viaHost:
 		h["Www-Authenticate"] = e.hostChallenge
-	} else {
+	case v.kind == KindManagedHSM:
+		h["Www-Authenticate"] = e.hsmChallenge
+	default:
 		h["Www-Authenticate"] = e.challenge
 	}
 	return writeServiceError(w, &serviceError{http.StatusUnauthorized, CodeUnauthorized, message, ""})

@@ -104,9 +104,16 @@ func (e *Emulator) CredentialFor(clientID, secret string) (azcore.TokenCredentia
 
 func (e *Emulator) identityClientOptions() azcore.ClientOptions {
 	return azcore.ClientOptions{
-		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: e.AuthorityHost()},
+		Cloud:     e.Cloud(),
 		Transport: e.HTTPClient(),
 	}
+}
+
+// Cloud returns the cloud configuration of the emulator: its Entra ID authority,
+// and its Azure Resource Manager endpoint and audience
+// (Services[cloud.ResourceManager]), for azcore ARM clients (arm.ClientOptions).
+func (e *Emulator) Cloud() cloud.Configuration {
+	return emulatorCloud(e.AuthorityHost(), e.ResourceManagerURL())
 }
 
 // NewClientCertificate issues an RSA client certificate signed by the emulator CA,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -55,6 +57,14 @@ const (
 	DefaultManagedFraction = 0.03
 	// DefaultTaggedFraction is the share of seeded keys carrying tags.
 	DefaultTaggedFraction = 0.6
+	// DefaultHSMPrefix prefixes generated managed HSM pool names ("hsm-0001").
+	DefaultHSMPrefix = "hsm"
+	// DefaultResourceGroup is the Azure Resource Manager resource group of vaults and
+	// pools created without one.
+	DefaultResourceGroup = "rg-akvsync"
+	// DefaultManagedHSMLimit is the emulated limit of a managed HSM pool per
+	// ThrottleWindow (the emulator applies the premium vault limit).
+	DefaultManagedHSMLimit = DefaultHSMVaultLimit
 )
 
 // DefaultEpoch is the reference time seeded data is laid out around: creation times
@@ -64,11 +74,33 @@ var DefaultEpoch = time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
 // SKU is a vault pricing tier. Premium vaults hold HSM-backed keys.
 type SKU string
 
-// Vault SKUs.
+// Vault SKUs, and the SKU of managed HSM pools.
 const (
 	SKUStandard SKU = "standard"
 	SKUPremium  SKU = "premium"
+	// SKUStandardB1 is the SKU of a managed HSM pool (ARM: family B, Standard_B1).
+	SKUStandardB1 SKU = "Standard_B1"
 )
+
+// Kind says whether a VaultSpec describes a key vault or a managed HSM pool.
+type Kind string
+
+// Kinds of emulated key stores.
+const (
+	// KindVault is a key vault (Microsoft.KeyVault/vaults, <name>.vault.azure.net).
+	KindVault Kind = "vault"
+	// KindManagedHSM is a managed HSM pool (Microsoft.KeyVault/managedHSMs,
+	// <name>.managedhsm.azure.net): HSM key types only, oct-HSM included.
+	KindManagedHSM Kind = "managedhsm"
+)
+
+// ARMType returns the Azure Resource Manager resource type of the kind.
+func (k Kind) ARMType() string {
+	if k == KindManagedHSM {
+		return "Microsoft.KeyVault/managedHSMs"
+	}
+	return "Microsoft.KeyVault/vaults"
+}
 
 // Config configures an emulator. The zero value is usable: one tenant and client are
 // generated, no vaults exist until seeded or added.
@@ -114,8 +146,29 @@ type Config struct {
 	// CAFile is where the CA certificate PEM is written (default DataDir/ca.pem).
 	CAFile string
 
-	// Region is reported in messages and headers (default DefaultRegion).
+	// Region is reported in messages and headers, and is the ARM location of
+	// vaults created without one (default DefaultRegion).
 	Region string
+	// ResourceGroup is the ARM resource group of vaults and pools created without
+	// one (default DefaultResourceGroup).
+	ResourceGroup string
+	// Subscriptions are listed by Azure Resource Manager in addition to those of the
+	// vaults, or name a vault's subscription.
+	Subscriptions []SubscriptionSpec
+	// ARMReadBucket is the Azure Resource Manager read bucket per subscription (and
+	// one for the tenant): requests beyond it are answered 429. 0 means
+	// DefaultARMReadBucket (none with DisableThrottling), negative means none.
+	ARMReadBucket int
+	// ARMReadRefill is how many read requests per second refill that bucket
+	// (default DefaultARMReadRefill).
+	ARMReadRefill float64
+	// ARMPageSize is the page size of Resource Manager listings without $top
+	// (default DefaultARMPageSize, at most MaxARMPageSize).
+	ARMPageSize int
+	// APIVersions are the data-plane api-versions vaults and pools accept (default
+	// SupportedAPIVersions): leave out KeySizeAPIVersion to emulate a service (a
+	// sovereign cloud, Azure Stack) without it.
+	APIVersions []string
 	// DisableThrottling turns every token bucket off (benchmarks).
 	DisableThrottling bool
 	// SubscriptionLimitFactor multiplies the software vault limit for the
@@ -163,15 +216,40 @@ type SeedSpec struct {
 	TaggedFraction float64 `json:"tagged_fraction" yaml:"tagged_fraction"`
 	// Epoch anchors generated times (default DefaultEpoch).
 	Epoch time.Time `json:"epoch" yaml:"epoch"`
+	// ManagedHSMs is the number of managed HSM pools to generate (<HSMPrefix>-0001…),
+	// each with KeysPerVault keys of HSM types, spread over the subscriptions.
+	ManagedHSMs int `json:"managed_hsms" yaml:"managed_hsms"`
+	// HSMPrefix prefixes generated pool names (default DefaultHSMPrefix).
+	HSMPrefix string `json:"hsm_prefix" yaml:"hsm_prefix"`
 }
 
-// VaultSpec describes one vault.
+// SubscriptionSpec describes a subscription that Azure Resource Manager lists.
+type SubscriptionSpec struct {
+	// ID is the subscription id (a GUID in Azure).
+	ID string `json:"id" yaml:"id"`
+	// DisplayName defaults to "akvemu subscription <first 8 characters of the id>".
+	DisplayName string `json:"display_name" yaml:"display_name"`
+	// State is Enabled (default), Disabled, Warned, PastDue or Deleted.
+	State string `json:"state" yaml:"state"`
+}
+
+// VaultSpec describes one vault or managed HSM pool.
 type VaultSpec struct {
 	// Name of the vault: 3–24 letters, digits and hyphens.
 	Name string `json:"name" yaml:"name"`
-	// SubscriptionID groups vaults for the subscription throttle; generated when empty.
+	// Kind is vault (default) or managedhsm.
+	Kind Kind `json:"kind,omitempty" yaml:"kind"`
+	// SubscriptionID groups vaults for the subscription throttle and for Azure
+	// Resource Manager; generated when empty.
 	SubscriptionID string `json:"subscription_id" yaml:"subscription_id"`
-	// SKU is standard (default) or premium; only premium vaults accept -HSM key types.
+	// ResourceGroup is the ARM resource group (default Config.ResourceGroup).
+	ResourceGroup string `json:"resource_group,omitempty" yaml:"resource_group"`
+	// Location is the ARM location (default Config.Region).
+	Location string `json:"location,omitempty" yaml:"location"`
+	// Tags are the ARM resource tags.
+	Tags map[string]string `json:"tags,omitempty" yaml:"tags"`
+	// SKU is standard (default) or premium for vaults, only premium vaults accept
+	// -HSM key types; Standard_B1 (the default) for managed HSM pools.
 	SKU SKU `json:"sku" yaml:"sku"`
 	// RecoverableDays is the soft-delete retention, 7–90 (default DefaultRecoverableDays).
 	RecoverableDays int `json:"recoverable_days" yaml:"recoverable_days"`
@@ -210,6 +288,10 @@ type Principal struct {
 var (
 	vaultNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{3,24}$`)
 	keyNameRE   = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+	// rgNameRE is ARM's resource group name rule (no trailing period).
+	rgNameRE = regexp.MustCompile(`^[-\w._()]{0,89}[-\w_()]$`)
+	// locationRE accepts ARM location names (westeurope, eastus2, …).
+	locationRE = regexp.MustCompile(`^[a-z0-9]{1,40}$`)
 )
 
 // withDefaults returns a copy with every zero field set to its default.
@@ -232,6 +314,21 @@ func (c Config) withDefaults() Config {
 	if c.SubscriptionLimitFactor == 0 {
 		c.SubscriptionLimitFactor = DefaultSubscriptionLimitFactor
 	}
+	if c.ResourceGroup == "" {
+		c.ResourceGroup = DefaultResourceGroup
+	}
+	if len(c.APIVersions) == 0 {
+		c.APIVersions = SupportedAPIVersions
+	}
+	if c.ARMReadBucket == 0 && !c.DisableThrottling {
+		c.ARMReadBucket = DefaultARMReadBucket
+	}
+	if c.ARMReadRefill == 0 {
+		c.ARMReadRefill = DefaultARMReadRefill
+	}
+	if c.ARMPageSize == 0 {
+		c.ARMPageSize = DefaultARMPageSize
+	}
 	c.Seed = c.Seed.withDefaults()
 	return c
 }
@@ -248,6 +345,9 @@ func (s SeedSpec) withDefaults() SeedSpec {
 	}
 	if s.VaultPrefix == "" {
 		s.VaultPrefix = DefaultVaultPrefix
+	}
+	if s.HSMPrefix == "" {
+		s.HSMPrefix = DefaultHSMPrefix
 	}
 	def := func(f *float64, d float64) {
 		if *f == 0 {
@@ -288,7 +388,7 @@ func (c Config) Validate() error {
 			return bad("admin listen %q must be a loopback address (the admin API has no authentication)", c.AdminListen)
 		}
 	}
-	if c.Seed.Vaults < 0 || c.Seed.KeysPerVault < 0 || c.Seed.Subscriptions < 0 || c.Seed.VersionsPerKey < 0 {
+	if c.Seed.Vaults < 0 || c.Seed.ManagedHSMs < 0 || c.Seed.KeysPerVault < 0 || c.Seed.Subscriptions < 0 || c.Seed.VersionsPerKey < 0 {
 		return bad("seed counts must not be negative")
 	}
 	for _, f := range []float64{c.Seed.HSMVaultFraction, c.Seed.DisabledFraction, c.Seed.ExpiredFraction, c.Seed.ManagedFraction, c.Seed.TaggedFraction} {
@@ -298,6 +398,30 @@ func (c Config) Validate() error {
 	}
 	if c.SubscriptionLimitFactor < 0 || c.SubscriptionLimit < 0 || c.SubscriptionBurst < 0 {
 		return bad("subscription limit factor, limit and burst must not be negative")
+	}
+	if !rgNameRE.MatchString(c.ResourceGroup) {
+		return bad("resource group %q must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'", c.ResourceGroup)
+	}
+	if !locationRE.MatchString(c.Region) {
+		return bad("region %q must be an ARM location name such as westeurope", c.Region)
+	}
+	if c.ARMReadRefill < 0 || c.ARMPageSize < 0 || c.ARMPageSize > MaxARMPageSize {
+		return bad("ARM read refill must not be negative and the ARM page size must be 0-%d", MaxARMPageSize)
+	}
+	for _, v := range c.APIVersions {
+		if !slices.Contains(SupportedAPIVersions, v) {
+			return bad("api-version %q is not one the emulator serves (%s)", v, strings.Join(SupportedAPIVersions, ", "))
+		}
+	}
+	subs := map[string]bool{}
+	for _, s := range c.Subscriptions {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if subs[lower(s.ID)] {
+			return bad("subscription %q listed twice", s.ID)
+		}
+		subs[lower(s.ID)] = true
 	}
 	if err := c.DefaultFaults.Validate(); err != nil {
 		return fmt.Errorf("%w: default faults: %w", ErrInvalidConfig, err)
@@ -320,15 +444,54 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// subscriptionStates are the states ARM reports for subscriptions.
+var subscriptionStates = map[string]bool{"Enabled": true, "Disabled": true, "Warned": true, "PastDue": true, "Deleted": true}
+
+// Validate reports whether the subscription spec is usable.
+func (s SubscriptionSpec) Validate() error {
+	if s.ID == "" || strings.ContainsAny(s.ID, "/?#& ") {
+		return badParam(fmt.Sprintf("subscription id %q must be non-empty without '/', '?', '#', '&' or spaces", s.ID))
+	}
+	if s.State != "" && !subscriptionStates[s.State] {
+		return badParam(fmt.Sprintf("subscription %s: state %q must be Enabled, Disabled, Warned, PastDue or Deleted", s.ID, s.State))
+	}
+	return nil
+}
+
 // Validate reports whether the vault spec is usable.
 func (s VaultSpec) Validate() error {
 	if !vaultNameRE.MatchString(s.Name) {
 		return badParam(fmt.Sprintf("vault name %q must be 3-24 letters, digits and hyphens", s.Name))
 	}
-	switch s.SKU {
-	case "", SKUStandard, SKUPremium:
+	switch s.Kind {
+	case "", KindVault:
+		switch s.SKU {
+		case "", SKUStandard, SKUPremium:
+		default:
+			return badParam(fmt.Sprintf("unknown sku %q (vaults are standard or premium)", s.SKU))
+		}
+	case KindManagedHSM:
+		switch s.SKU {
+		case "", SKUStandardB1:
+		default:
+			return badParam(fmt.Sprintf("unknown sku %q (managed HSM pools are %s)", s.SKU, SKUStandardB1))
+		}
 	default:
-		return badParam(fmt.Sprintf("unknown sku %q", s.SKU))
+		return badParam(fmt.Sprintf("unknown kind %q (vault or managedhsm)", s.Kind))
+	}
+	if s.SubscriptionID != "" {
+		if err := (SubscriptionSpec{ID: s.SubscriptionID}).Validate(); err != nil {
+			return err
+		}
+	}
+	if s.ResourceGroup != "" && !rgNameRE.MatchString(s.ResourceGroup) {
+		return badParam(fmt.Sprintf("resource group %q must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'", s.ResourceGroup))
+	}
+	if s.Location != "" && !locationRE.MatchString(s.Location) {
+		return badParam(fmt.Sprintf("location %q must be an ARM location name such as westeurope", s.Location))
+	}
+	if len(s.Tags) > 50 {
+		return badParam("at most 50 resource tags")
 	}
 	if s.RecoverableDays != 0 && (s.RecoverableDays < 7 || s.RecoverableDays > 90) {
 		return badParam("recoverable_days must be between 7 and 90")

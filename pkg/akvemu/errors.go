@@ -56,7 +56,8 @@ const (
 	msgInternal        = "An unexpected error occurred while processing the request."
 	msgUnavailable     = "The service is temporarily unavailable. Please retry the request."
 	msgAccessDenied    = "The user, group or application 'appid=%s;oid=%s;iss=https://sts.windows.net/%s/' does not have keys %s permission on key vault '%s;location=%s'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
-	msgRBACDenied      = "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\nAction: 'Microsoft.KeyVault/vaults/keys/%s'\r\nResource: '/subscriptions/%s/resourcegroups/akvemu/providers/microsoft.keyvault/vaults/%s'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s;location=%s\r\n"
+	msgRBACDenied      = "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\nAction: 'Microsoft.KeyVault/vaults/keys/%s'\r\nResource: '%s'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s;location=%s\r\n"
+	msgHSMDenied       = "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\nAction: 'Microsoft.KeyVault/managedHsm/keys/%s'\r\nResource: '/keys'\r\nAssignment: (not found)\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nManagedHsm: %s;location=%s\r\n"
 	msgDeletedConflict = "Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged."
 )
 
@@ -104,7 +105,12 @@ func statusFor(err error, name string) *serviceError {
 	case errors.Is(err, ErrPurgeNotAllowed):
 		return &serviceError{http.StatusForbidden, CodeForbidden, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.", "PurgeProtectionEnabled"}
 	case errors.Is(err, ErrBadParameter):
-		return &serviceError{http.StatusBadRequest, CodeBadParameter, badParamMessage(err), ""}
+		var pe *paramError
+		inner := ""
+		if errors.As(err, &pe) {
+			inner = pe.inner
+		}
+		return &serviceError{http.StatusBadRequest, CodeBadParameter, badParamMessage(err), inner}
 	default:
 		return &serviceError{http.StatusInternalServerError, CodeInternalServerError, msgInternal, ""}
 	}
@@ -115,7 +121,12 @@ func badParam(message string) error {
 	return &paramError{message: message}
 }
 
-type paramError struct{ message string }
+// badParamInner is badParam with the service's inner error code.
+func badParamInner(message, inner string) error {
+	return &paramError{message: message, inner: inner}
+}
+
+type paramError struct{ message, inner string }
 
 // Error implements error.
 func (e *paramError) Error() string { return "akvemu: bad parameter: " + e.message }

@@ -22,8 +22,13 @@ var (
 	hdrServiceVersion = []string{"1.9.2506.1"}
 )
 
-// SupportedAPIVersions are the api-version values the vaults accept.
-var SupportedAPIVersions = []string{"2025-07-01", "7.4", "7.5", "7.6"}
+// SupportedAPIVersions are the api-version values the vaults and pools accept.
+var SupportedAPIVersions = []string{"2025-07-01", "7.4", "7.5", "7.6", KeySizeAPIVersion}
+
+// KeySizeAPIVersion is the first api-version whose JWK of a symmetric (oct-HSM) key
+// carries key_size (Azure SDK for Python, "Added API 2026-01-01-preview with
+// key_size property for oct-HSM keys"); older versions return no size for them.
+const KeySizeAPIVersion = "2026-01-01-preview"
 
 // LatestAPIVersion is the newest supported api-version (the one azkeys v1.5 sends).
 const LatestAPIVersion = "2025-07-01"
@@ -138,12 +143,12 @@ func queryValue(rawQuery, key string) (string, bool) {
 }
 
 // checkAPIVersion validates api-version like the service.
-func checkAPIVersion(rawQuery string) (string, *serviceError) {
+func checkAPIVersion(rawQuery string, supported []string) (string, *serviceError) {
 	v, ok := queryValue(rawQuery, "api-version")
 	if !ok || v == "" {
 		return "", &serviceError{http.StatusBadRequest, CodeBadParameter, "The 'api-version' query parameter is missing. Specify an api-version, for example api-version=" + LatestAPIVersion + ".", ""}
 	}
-	for _, s := range SupportedAPIVersions {
+	for _, s := range supported {
 		if v == s {
 			return s, nil
 		}
@@ -197,7 +202,7 @@ func (v *Vault) serveHTTP(w http.ResponseWriter, r *http.Request, base string, v
 		v.counters.add(op, status)
 		return
 	}
-	apiVersion, se := checkAPIVersion(r.URL.RawQuery)
+	apiVersion, se := checkAPIVersion(r.URL.RawQuery, v.e.cfg.APIVersions)
 	if se != nil {
 		v.counters.add(op, writeServiceError(w, se))
 		return
@@ -258,7 +263,7 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeBundle(w, base, kv)
+		return v.writeBundle(w, base, apiVersion, kv)
 	case opListKeys, opListKeyVersions, opListDeletedKeys:
 		return v.serveList(w, r, op, name, base, apiVersion, f)
 	case opCreateKey:
@@ -270,7 +275,7 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err == nil {
 			var kv *keyVersion
 			if kv, err = v.createKey(name, spec, now); err == nil {
-				return v.writeBundle(w, base, kv)
+				return v.writeBundle(w, base, apiVersion, kv)
 			}
 		}
 		return writeServiceError(w, statusFor(err, name))
@@ -283,7 +288,7 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err == nil {
 			var kv *keyVersion
 			if kv, err = v.importKey(name, spec, mat, now); err == nil {
-				return v.writeBundle(w, base, kv)
+				return v.writeBundle(w, base, apiVersion, kv)
 			}
 		}
 		return writeServiceError(w, statusFor(err, name))
@@ -296,31 +301,31 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeBundle(w, base, kv)
+		return v.writeBundle(w, base, apiVersion, kv)
 	case opRotateKey:
 		kv, err := v.rotateKey(name, now)
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeBundle(w, base, kv)
+		return v.writeBundle(w, base, apiVersion, kv)
 	case opDeleteKey:
 		d, err := v.deleteKey(name, now)
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeDeletedBundle(w, base, deletedItem{kv: d.entry.latest, name: d.entry.name, deletedDate: d.deletedDate, purgeDate: d.purgeDate})
+		return v.writeDeletedBundle(w, base, apiVersion, deletedItem{kv: d.entry.latest, name: d.entry.name, deletedDate: d.deletedDate, purgeDate: d.purgeDate})
 	case opGetDeletedKey:
 		d, err := v.getDeleted(name)
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeDeletedBundle(w, base, deletedItem{kv: d.entry.latest, name: d.entry.name, deletedDate: d.deletedDate, purgeDate: d.purgeDate})
+		return v.writeDeletedBundle(w, base, apiVersion, deletedItem{kv: d.entry.latest, name: d.entry.name, deletedDate: d.deletedDate, purgeDate: d.purgeDate})
 	case opRecoverDeletedKey:
 		kv, err := v.recoverKey(name)
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeBundle(w, base, kv)
+		return v.writeBundle(w, base, apiVersion, kv)
 	case opPurgeDeletedKey:
 		if err := v.purgeKey(name); err != nil {
 			return writeServiceError(w, statusFor(err, name))
@@ -332,11 +337,11 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 	return writeServiceError(w, &serviceError{http.StatusNotFound, CodeNotFound, "The requested resource was not found.", ""})
 }
 
-func (v *Vault) writeBundle(w http.ResponseWriter, base string, kv *keyVersion) int {
+func (v *Vault) writeBundle(w http.ResponseWriter, base, apiVersion string, kv *keyVersion) int {
 	bp := getBuf()
 	b := append(*bp, `{"key":{"kid":"`...)
 	b = append(b, base...)
-	b = append(b, kv.bundle(&v.attrs)...)
+	b = append(b, kv.bundle(&v.attrs, apiVersion == KeySizeAPIVersion)...)
 	status := v.writeBody(w, http.StatusOK, b)
 	*bp = b
 	putBuf(bp)
@@ -355,12 +360,12 @@ func (v *Vault) appendDeletedPrefix(b []byte, base string, d deletedItem) []byte
 	return b
 }
 
-func (v *Vault) writeDeletedBundle(w http.ResponseWriter, base string, d deletedItem) int {
+func (v *Vault) writeDeletedBundle(w http.ResponseWriter, base, apiVersion string, d deletedItem) int {
 	bp := getBuf()
 	b := v.appendDeletedPrefix(*bp, base, d)
 	b = append(b, `,"key":{"kid":"`...)
 	b = append(b, base...)
-	b = append(b, d.kv.bundle(&v.attrs)...)
+	b = append(b, d.kv.bundle(&v.attrs, apiVersion == KeySizeAPIVersion)...)
 	status := v.writeBody(w, http.StatusOK, b)
 	*bp = b
 	putBuf(bp)
@@ -573,10 +578,10 @@ func (p importParams) spec() (KeySpec, *material, error) {
 		if err != nil || (len(raw) != 16 && len(raw) != 24 && len(raw) != 32) {
 			return s, nil, badParam("oct key must have 'k' of 128, 192 or 256 bits.")
 		}
-		if !hsm && k.Kty != KtyOctHSM {
-			return s, nil, badParam("Software-protected symmetric keys are not supported; import with Hsm=true.")
+		s.Kty = "oct" // refused by vaults; a managed HSM pool keeps it as oct-HSM
+		if hsm || k.Kty == KtyOctHSM {
+			s.Kty = KtyOctHSM
 		}
-		s.Kty = KtyOctHSM
 		s.KeySize = len(raw) * 8
 		mat = &material{size: s.KeySize}
 	default:

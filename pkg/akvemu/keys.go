@@ -205,12 +205,15 @@ func (kv *keyVersion) appendTagsManaged(dst []byte) []byte {
 	return dst
 }
 
-// bundle returns the KeyBundle JSON after `{"key":{"kid":"<base>`.
-func (kv *keyVersion) bundle(va *vaultAttrs) []byte {
-	if p := kv.bundleTail.Load(); p != nil {
+// bundle returns the KeyBundle JSON after `{"key":{"kid":"<base>`. withSize adds
+// key_size to a symmetric key's JWK, as api-version 2026-01-01-preview does (the
+// service returns no size for them before); that form is not cached.
+func (kv *keyVersion) bundle(va *vaultAttrs, withSize bool) []byte {
+	withSize = withSize && keyFamily(kv.kty) == "oct"
+	if p := kv.bundleTail.Load(); p != nil && !withSize {
 		return *p
 	}
-	b := make([]byte, 0, 160+len(kv.mat.jwk))
+	b := make([]byte, 0, 176+len(kv.mat.jwk))
 	b = append(b, "/keys/"...)
 	b = append(b, kv.name...)
 	b = append(b, '/')
@@ -226,11 +229,17 @@ func (kv *keyVersion) bundle(va *vaultAttrs) []byte {
 	}
 	b = append(b, ']')
 	b = append(b, kv.mat.jwk...)
+	if withSize {
+		b = append(b, `,"key_size":`...)
+		b = appendInt(b, int64(kv.size))
+	}
 	b = append(b, "},"...)
 	b = kv.appendAttributes(b, va)
 	b = kv.appendTagsManaged(b)
 	b = append(b, '}')
-	kv.bundleTail.Store(&b)
+	if !withSize {
+		kv.bundleTail.Store(&b)
+	}
 	return b
 }
 
@@ -289,6 +298,18 @@ func (kv *keyVersion) toKey(base string, va *vaultAttrs) Key {
 	return k
 }
 
+// checkKty refuses key types the store does not hold: managed HSM pools hold only
+// HSM-protected keys; standard vaults hold no HSM-protected keys.
+func checkKty(kty string, kind Kind, sku SKU) error {
+	switch {
+	case kind == KindManagedHSM && !isHSM(kty):
+		return badParamInner("Invalid kty value: "+kty+". Managed HSM only supports HSM-protected keys (RSA-HSM, EC-HSM, oct-HSM).", "KeyTypeNotSupported")
+	case kind != KindManagedHSM && isHSM(kty) && sku != SKUPremium:
+		return badParam(fmt.Sprintf("Key type '%s' is not supported by vaults with the standard SKU. Use a premium vault for HSM-protected keys.", kty))
+	}
+	return nil
+}
+
 // maxTags is the service limit on tags per object.
 const maxTags = 15
 
@@ -334,8 +355,8 @@ func unixOrZero(t *time.Time) int64 {
 	return t.Unix()
 }
 
-// normalizeSpec checks a KeySpec against the vault SKU and fills defaults.
-func normalizeSpec(spec KeySpec, sku SKU) (KeySpec, error) {
+// normalizeSpec checks a KeySpec against the vault's kind and SKU and fills defaults.
+func normalizeSpec(spec KeySpec, kind Kind, sku SKU) (KeySpec, error) {
 	switch spec.Kty {
 	case KtyRSA, KtyRSAHSM:
 		if spec.KeySize == 0 {
@@ -364,10 +385,11 @@ func normalizeSpec(spec KeySpec, sku SKU) (KeySpec, error) {
 	case "":
 		return spec, badParam("The parameter 'kty' is required.")
 	default:
-		return spec, badParam(fmt.Sprintf("The key type '%s' is not supported.", spec.Kty))
+		// Software symmetric keys ("oct") exist nowhere: the service's answer.
+		return spec, badParamInner("Invalid kty value: "+spec.Kty, "KeyTypeNotSupported")
 	}
-	if isHSM(spec.Kty) && sku != SKUPremium {
-		return spec, badParam(fmt.Sprintf("Key type '%s' is not supported by vaults with the standard SKU. Use a premium vault for HSM-protected keys.", spec.Kty))
+	if err := checkKty(spec.Kty, kind, sku); err != nil {
+		return spec, err
 	}
 	if spec.KeyOps == nil {
 		spec.KeyOps = defaultOps(spec.Kty)

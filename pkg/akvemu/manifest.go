@@ -19,14 +19,18 @@ import (
 // Manifest tells another process how to reach the emulator. It is written as JSON by
 // WriteManifest (and the binary's --manifest flag) and read back with LoadManifest.
 type Manifest struct {
-	TenantID      string          `json:"tenant_id"`              // emulated tenant
-	ClientID      string          `json:"client_id"`              // default principal
-	ClientSecret  string          `json:"client_secret"`          // its client secret
-	AuthorityHost string          `json:"authority_host"`         // for cloud.Configuration.ActiveDirectoryAuthorityHost
-	CACertFile    string          `json:"ca_cert_file"`           // PEM of the emulator CA
-	AdminURL      string          `json:"admin_url,omitempty"`    // admin API base URL
-	HostRouting   *HostRouting    `json:"host_routing,omitempty"` // set in host-routing mode
-	Vaults        []ManifestVault `json:"vaults"`                 // every vault, in creation order
+	TenantID      string `json:"tenant_id"`      // emulated tenant
+	ClientID      string `json:"client_id"`      // default principal
+	ClientSecret  string `json:"client_secret"`  // its client secret
+	AuthorityHost string `json:"authority_host"` // for cloud.Configuration.ActiveDirectoryAuthorityHost
+	// ResourceManagerURL is the emulated Azure Resource Manager endpoint
+	// (https://IP:PORT/), for cloud.Configuration.Services[cloud.ResourceManager] and
+	// akvsync's resource_manager_url.
+	ResourceManagerURL string          `json:"resource_manager_url"`
+	CACertFile         string          `json:"ca_cert_file"`           // PEM of the emulator CA
+	AdminURL           string          `json:"admin_url,omitempty"`    // admin API base URL
+	HostRouting        *HostRouting    `json:"host_routing,omitempty"` // set in host-routing mode
+	Vaults             []ManifestVault `json:"vaults"`                 // every vault, in creation order
 	// CACertPEM is the CA certificate (filled by Manifest and LoadManifest, not serialized).
 	CACertPEM []byte `json:"-"`
 }
@@ -38,30 +42,39 @@ type HostRouting struct {
 	Address string `json:"address"`
 	// Resource is the challenge resource (and token audience) of host-routed vaults.
 	Resource string `json:"resource"`
+	// HSMResource is the challenge resource (and token audience) of host-routed
+	// managed HSM pools (<pool>.managedhsm.localhost:PORT).
+	HSMResource string `json:"hsm_resource"`
 }
 
-// ManifestVault is one vault in the manifest.
+// ManifestVault is one vault or managed HSM pool in the manifest.
 type ManifestVault struct {
 	Name           string `json:"name"`               // vault name
+	Kind           Kind   `json:"kind"`               // vault or managedhsm
 	URL            string `json:"url"`                // https://127.0.0.1:PORT
 	SubscriptionID string `json:"subscription_id"`    // subscription (throttle group)
-	SKU            SKU    `json:"sku"`                // standard or premium
-	HostURL        string `json:"host_url,omitempty"` // https://<name>.vault.localhost:PORT in host-routing mode
+	SKU            SKU    `json:"sku"`                // standard or premium; Standard_B1 for pools
+	HostURL        string `json:"host_url,omitempty"` // https://<name>.vault.localhost:PORT (pools: .managedhsm.localhost) in host-routing mode
+	ResourceGroup  string `json:"resource_group"`     // ARM resource group
+	Location       string `json:"location"`           // ARM location
+	ResourceID     string `json:"resource_id"`        // ARM id: /subscriptions/…/providers/Microsoft.KeyVault/vaults/<name>
+	ResourceType   string `json:"type"`               // Microsoft.KeyVault/vaults or Microsoft.KeyVault/managedHSMs
 }
 
 func (v *Vault) manifestEntry() ManifestVault {
-	return ManifestVault{Name: v.name, URL: v.url, SubscriptionID: v.subID, SKU: v.sku, HostURL: v.hostURL}
+	return ManifestVault{Name: v.name, Kind: v.kind, URL: v.url, SubscriptionID: v.subID, SKU: v.sku, HostURL: v.hostURL,
+		ResourceGroup: v.rg, Location: v.location, ResourceID: v.ResourceID(), ResourceType: v.kind.ARMType()}
 }
 
 // Manifest returns the current manifest (vaults in creation order).
 func (e *Emulator) Manifest() Manifest {
 	m := Manifest{
 		TenantID: e.tokens.tenant, ClientID: e.clientID, ClientSecret: e.clientSecret,
-		AuthorityHost: e.AuthorityHost(), CACertFile: e.caFile, AdminURL: e.adminURL,
+		AuthorityHost: e.AuthorityHost(), ResourceManagerURL: e.ResourceManagerURL(), CACertFile: e.caFile, AdminURL: e.adminURL,
 		CACertPEM: e.CACertPEM(),
 	}
 	if e.cfg.HostRouting {
-		m.HostRouting = &HostRouting{Address: net.JoinHostPort(e.cfg.ListenHost, fmt.Sprint(e.hostPort)), Resource: e.hostResource}
+		m.HostRouting = &HostRouting{Address: net.JoinHostPort(e.cfg.ListenHost, fmt.Sprint(e.hostPort)), Resource: e.hostResource, HSMResource: e.hsmHostResource}
 	}
 	vaults := e.Vaults()
 	m.Vaults = make([]ManifestVault, len(vaults))
@@ -121,9 +134,20 @@ func (m Manifest) Transport() (*http.Transport, error) {
 	return newClientTransport(pool, u.Hostname()), nil
 }
 
-// Cloud returns the cloud configuration pointing azidentity at the emulated authority.
+// Cloud returns the cloud configuration pointing azidentity at the emulated
+// authority and azcore's ARM clients at the emulated Resource Manager.
 func (m Manifest) Cloud() cloud.Configuration {
-	return cloud.Configuration{ActiveDirectoryAuthorityHost: m.AuthorityHost}
+	return emulatorCloud(m.AuthorityHost, m.ResourceManagerURL)
+}
+
+func emulatorCloud(authority, armURL string) cloud.Configuration {
+	c := cloud.Configuration{ActiveDirectoryAuthorityHost: authority}
+	if armURL != "" {
+		c.Services = map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Audience: ResourceManagerAudience, Endpoint: armURL},
+		}
+	}
+	return c
 }
 
 // Credential returns a client-secret credential for the manifest's principal.

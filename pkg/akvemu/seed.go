@@ -15,12 +15,16 @@ const day = 24 * 60 * 60
 // the subscriptions, a share of them premium.
 func generatedVaults(cfg Config) ([]VaultSpec, error) {
 	s := cfg.Seed
-	if s.Vaults == 0 {
+	if s.Vaults == 0 && s.ManagedHSMs == 0 {
 		return nil, nil
 	}
 	width := max(4, len(strconv.Itoa(s.Vaults)))
 	if len(s.VaultPrefix)+1+width > 24 {
 		return nil, fmt.Errorf("%w: vault prefix %q too long for %d vaults", ErrInvalidConfig, s.VaultPrefix, s.Vaults)
+	}
+	hsmWidth := max(4, len(strconv.Itoa(s.ManagedHSMs)))
+	if s.ManagedHSMs > 0 && len(s.HSMPrefix)+1+hsmWidth > 24 {
+		return nil, fmt.Errorf("%w: managed HSM prefix %q too long for %d pools", ErrInvalidConfig, s.HSMPrefix, s.ManagedHSMs)
 	}
 	seed := uint64(s.Seed)
 	subs := make([]string, s.Subscriptions)
@@ -39,6 +43,14 @@ func generatedVaults(cfg Config) ([]VaultSpec, error) {
 			SKU:            sku,
 			Keys:           s.KeysPerVault,
 		}
+	}
+	for i := range s.ManagedHSMs {
+		specs = append(specs, VaultSpec{
+			Name:           fmt.Sprintf("%s-%0*d", s.HSMPrefix, hsmWidth, i+1),
+			Kind:           KindManagedHSM,
+			SubscriptionID: subs[i%len(subs)],
+			Keys:           s.KeysPerVault,
+		})
 	}
 	return specs, nil
 }
@@ -68,6 +80,12 @@ var (
 		{KtyRSA, 2048, "", 25}, {KtyRSAHSM, 2048, "", 25}, {KtyRSAHSM, 3072, "", 8}, {KtyRSAHSM, 4096, "", 7},
 		{KtyEC, 256, CurveP256, 10}, {KtyECHSM, 256, CurveP256, 10}, {KtyECHSM, 384, CurveP384, 5},
 		{KtyECHSM, 521, CurveP521, 3}, {KtyECHSM, 256, CurveP256K, 3}, {KtyOctHSM, 256, "", 4},
+	}
+	// managedHSMMix holds HSM types only, with AES keys of every size.
+	managedHSMMix = []keyKind{
+		{KtyRSAHSM, 2048, "", 30}, {KtyRSAHSM, 3072, "", 10}, {KtyRSAHSM, 4096, "", 10},
+		{KtyECHSM, 256, CurveP256, 12}, {KtyECHSM, 384, CurveP384, 6}, {KtyECHSM, 521, CurveP521, 4}, {KtyECHSM, 256, CurveP256K, 3},
+		{KtyOctHSM, 256, "", 15}, {KtyOctHSM, 192, "", 4}, {KtyOctHSM, 128, "", 6},
 	}
 )
 
@@ -101,7 +119,10 @@ func seedVaultKeys(v *Vault, n int, s SeedSpec) error {
 	rng := rand.New(rand.NewPCG(v.seed, 0x6b657973))
 	epoch := s.Epoch.Unix()
 	mixTable := standardMix
-	if v.sku == SKUPremium {
+	switch {
+	case v.kind == KindManagedHSM:
+		mixTable = managedHSMMix
+	case v.sku == SKUPremium:
 		mixTable = premiumMix
 	}
 	width := max(5, len(strconv.Itoa(n)))
@@ -117,7 +138,8 @@ func seedVaultKeys(v *Vault, n int, s SeedSpec) error {
 		return hex.EncodeToString(vid[:])
 	}
 	for i := 0; i < n; i++ {
-		managed := rng.Float64() < s.ManagedFraction
+		// Pools hold no certificates, so no managed keys (the draw keeps the sequence).
+		managed := rng.Float64() < s.ManagedFraction && v.kind != KindManagedHSM
 		var name string
 		kind := pickKind(rng, mixTable)
 		if managed {

@@ -23,8 +23,11 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// hostRoutingSuffix is the host suffix of vaults in host-routing mode.
-const hostRoutingSuffix = ".vault.localhost"
+// Host suffixes of vaults and managed HSM pools in host-routing mode.
+const (
+	hostRoutingSuffix    = ".vault.localhost"
+	hsmHostRoutingSuffix = ".managedhsm.localhost"
+)
 
 type vaultCtxKey struct{}
 
@@ -41,15 +44,22 @@ type Emulator struct {
 
 	vaultSrv *http.Server // serves every vault listener and the host-routing listener
 	authSrv  *http.Server
+	armSrv   *http.Server
 	adminSrv *http.Server
 
-	authority     string // https://127.0.0.1:PORT
-	adminURL      string
-	hostPort      int
-	hostResource  string
-	challenge     []string
-	hostChallenge []string
-	regionHdr     []string
+	authority        string // https://127.0.0.1:PORT
+	armURL           string // https://127.0.0.1:PORT (Azure Resource Manager)
+	adminURL         string
+	hostPort         int
+	hostResource     string // https://vault.localhost:PORT
+	hsmHostResource  string // https://managedhsm.localhost:PORT
+	challenge        []string
+	hsmChallenge     []string
+	hostChallenge    []string
+	hsmHostChallenge []string
+	regionHdr        []string
+
+	arm *armState
 
 	clientID     string
 	clientSecret string
@@ -86,6 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		vaults: map[string]*Vault{}, byPort: map[int]*Vault{}, subs: map[string]*rate.Limiter{},
 		regionHdr: []string{cfg.Region},
 	}
+	e.arm = newARMState(e)
 	ok := false
 	defer func() {
 		if !ok {
@@ -152,6 +163,17 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 	e.serve(e.authSrv, tls.NewListener(authLn, e.srvTLS))
 	e.challenge = []string{`Bearer authorization="` + e.authority + "/" + tenant + `", resource="` + VaultAudience + `"`}
+	e.hsmChallenge = []string{`Bearer authorization="` + e.authority + "/" + tenant + `", resource="` + ManagedHSMAudience + `"`}
+
+	// Azure Resource Manager.
+	armLn, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("listen resource manager: %w", err)
+	}
+	e.armURL = "https://" + armLn.Addr().String()
+	e.armSrv = &http.Server{Handler: e.arm, ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog,
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+	e.serve(e.armSrv, tls.NewListener(armLn, e.srvTLS))
 
 	// Host-routing listener.
 	if cfg.HostRouting {
@@ -163,6 +185,9 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		e.hostResource = "https://vault.localhost:" + strconv.Itoa(e.hostPort)
 		e.tokens.addAudience(e.hostResource)
 		e.hostChallenge = []string{`Bearer authorization="` + e.authority + "/" + tenant + `", resource="` + e.hostResource + `"`}
+		e.hsmHostResource = "https://managedhsm.localhost:" + strconv.Itoa(e.hostPort)
+		e.tokens.addAudience(e.hsmHostResource)
+		e.hsmHostChallenge = []string{`Bearer authorization="` + e.authority + "/" + tenant + `", resource="` + e.hsmHostResource + `"`}
 		e.serve(e.vaultSrv, tls.NewListener(hl, e.srvTLS))
 	}
 
@@ -237,7 +262,7 @@ func (e *Emulator) Close() error {
 	e.closeOnce.Do(func() {
 		e.closed.Store(true)
 		var errs []error
-		for _, srv := range []*http.Server{e.vaultSrv, e.authSrv, e.adminSrv} {
+		for _, srv := range []*http.Server{e.vaultSrv, e.authSrv, e.armSrv, e.adminSrv} {
 			if srv != nil {
 				if err := srv.Close(); err != nil {
 					errs = append(errs, err)
@@ -319,11 +344,17 @@ func (e *Emulator) serveVaults(w http.ResponseWriter, r *http.Request) {
 		host = h
 	}
 	host = lower(host)
-	if name, ok := strings.CutSuffix(host, hostRoutingSuffix); ok {
+	kind := KindVault
+	name, ok := strings.CutSuffix(host, hostRoutingSuffix)
+	if !ok {
+		name, ok = strings.CutSuffix(host, hsmHostRoutingSuffix)
+		kind = KindManagedHSM
+	}
+	if ok {
 		e.mu.RLock()
 		v := e.vaults[name]
 		e.mu.RUnlock()
-		if v != nil {
+		if v != nil && v.kind == kind {
 			v.serveHTTP(w, r, v.hostURL, true)
 			return
 		}
@@ -368,7 +399,10 @@ func (e *Emulator) addVault(spec VaultSpec) (*Vault, error) {
 	}
 
 	v := newVault(e, spec)
-	v.subLim = e.subscriptionLimiter(v.subID)
+	if v.kind == KindVault {
+		// Managed HSM pools are not subject to Key Vault's subscription limit.
+		v.subLim = e.subscriptionLimiter(v.subID)
+	}
 	faults := e.cfg.DefaultFaults
 	if spec.Faults != nil {
 		faults = *spec.Faults
@@ -393,7 +427,11 @@ func (e *Emulator) addVault(spec VaultSpec) (*Vault, error) {
 	}
 
 	if e.cfg.HostRouting {
-		v.hostURL = "https://" + v.lname + hostRoutingSuffix + ":" + strconv.Itoa(e.hostPort)
+		suffix := hostRoutingSuffix
+		if v.kind == KindManagedHSM {
+			suffix = hsmHostRoutingSuffix
+		}
+		v.hostURL = "https://" + v.lname + suffix + ":" + strconv.Itoa(e.hostPort)
 	}
 	var l net.Listener
 	port := 0
@@ -425,6 +463,7 @@ func (e *Emulator) addVault(spec VaultSpec) (*Vault, error) {
 	if l != nil {
 		e.byPort[port] = v
 	}
+	e.arm.add(v)
 	e.mu.Unlock()
 	if l != nil {
 		e.serve(e.vaultSrv, tls.NewListener(l, e.srvTLS))
@@ -451,6 +490,7 @@ func (e *Emulator) RemoveVault(name string) error {
 			delete(e.byPort, p)
 		}
 	}
+	e.arm.remove(v)
 	e.mu.Unlock()
 	v.stop()
 	return nil
@@ -509,6 +549,8 @@ func (e *Emulator) faultState(v *Vault, f Faults, prev *faultState) *faultState 
 		limit = 0
 	case limit == 0 && e.cfg.DisableThrottling:
 		limit = 0
+	case limit == 0 && v.kind == KindManagedHSM:
+		limit = DefaultManagedHSMLimit
 	case limit == 0 && v.sku == SKUPremium:
 		limit = DefaultHSMVaultLimit
 	case limit == 0:
@@ -658,6 +700,15 @@ func (e *Emulator) CAFile() string { return e.caFile }
 // HostRoutingResource returns the challenge resource of the host-routing listener
 // ("" when host routing is off).
 func (e *Emulator) HostRoutingResource() string { return e.hostResource }
+
+// HSMHostRoutingResource returns the challenge resource of managed HSM pools on the
+// host-routing listener, https://managedhsm.localhost:PORT ("" when host routing is off).
+func (e *Emulator) HSMHostRoutingResource() string { return e.hsmHostResource }
+
+// ResourceManagerURL returns the Azure Resource Manager endpoint
+// (https://127.0.0.1:PORT/, with a trailing slash like
+// cloud.AzurePublic.Services[cloud.ResourceManager].Endpoint).
+func (e *Emulator) ResourceManagerURL() string { return e.armURL + "/" }
 
 // zerologWriter adapts net/http's error log to zerolog at debug level.
 type zerologWriter struct{ l zerolog.Logger }

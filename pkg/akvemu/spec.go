@@ -14,20 +14,25 @@ import (
 // FileSpec is the JSON/YAML spec file format (see docs/emulator.md). Durations are Go
 // duration strings ("15m") or milliseconds.
 type FileSpec struct {
-	TenantID          string          `json:"tenant_id"`          // Config.TenantID
-	ClientID          string          `json:"client_id"`          // Config.ClientID
-	ClientSecret      string          `json:"client_secret"`      // Config.ClientSecret
-	TokenLifetime     json.RawMessage `json:"token_lifetime"`     // Config.TokenLifetime
-	ListenHost        string          `json:"listen_host"`        // Config.ListenHost
-	AdminListen       string          `json:"admin_listen"`       // Config.AdminListen
-	HostRouting       bool            `json:"host_routing"`       // Config.HostRouting
-	HostRoutingOnly   bool            `json:"host_routing_only"`  // Config.HostRoutingOnly
-	DisableThrottling bool            `json:"disable_throttling"` // Config.DisableThrottling
-	Region            string          `json:"region"`             // Config.Region
-	Seed              SeedSpec        `json:"seed"`               // Config.Seed
-	DefaultFaults     Faults          `json:"default_faults"`     // Config.DefaultFaults
-	Vaults            []VaultSpec     `json:"vaults"`             // Config.Vaults
-	Principals        []Principal     `json:"principals"`         // Config.Principals
+	TenantID          string             `json:"tenant_id"`          // Config.TenantID
+	ClientID          string             `json:"client_id"`          // Config.ClientID
+	ClientSecret      string             `json:"client_secret"`      // Config.ClientSecret
+	TokenLifetime     json.RawMessage    `json:"token_lifetime"`     // Config.TokenLifetime
+	ListenHost        string             `json:"listen_host"`        // Config.ListenHost
+	AdminListen       string             `json:"admin_listen"`       // Config.AdminListen
+	HostRouting       bool               `json:"host_routing"`       // Config.HostRouting
+	HostRoutingOnly   bool               `json:"host_routing_only"`  // Config.HostRoutingOnly
+	DisableThrottling bool               `json:"disable_throttling"` // Config.DisableThrottling
+	Region            string             `json:"region"`             // Config.Region
+	ResourceGroup     string             `json:"resource_group"`     // Config.ResourceGroup
+	Subscriptions     []SubscriptionSpec `json:"subscriptions"`      // Config.Subscriptions
+	ARMReadBucket     int                `json:"arm_read_bucket"`    // Config.ARMReadBucket
+	ARMReadRefill     float64            `json:"arm_read_refill"`    // Config.ARMReadRefill
+	ARMPageSize       int                `json:"arm_page_size"`      // Config.ARMPageSize
+	Seed              SeedSpec           `json:"seed"`               // Config.Seed
+	DefaultFaults     Faults             `json:"default_faults"`     // Config.DefaultFaults
+	Vaults            []VaultSpec        `json:"vaults"`             // Config.Vaults
+	Principals        []Principal        `json:"principals"`         // Config.Principals
 }
 
 // LoadSpecFile reads a JSON (.json) or YAML (anything else) spec file into a Config.
@@ -71,6 +76,8 @@ func ParseSpec(b []byte, isJSON bool) (Config, error) {
 		TokenLifetime: lifetime, ListenHost: fs.ListenHost, AdminListen: fs.AdminListen, HostRouting: fs.HostRouting,
 		HostRoutingOnly:   fs.HostRoutingOnly,
 		DisableThrottling: fs.DisableThrottling, Region: fs.Region,
+		ResourceGroup: fs.ResourceGroup, Subscriptions: fs.Subscriptions,
+		ARMReadBucket: fs.ARMReadBucket, ARMReadRefill: fs.ARMReadRefill, ARMPageSize: fs.ARMPageSize,
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

@@ -27,7 +27,8 @@ type certAuthority struct {
 }
 
 // newCertAuthority creates an ECDSA P-256 CA and a server certificate valid for
-// 127.0.0.1, ::1, the listen IP, localhost, *.localhost and *.vault.localhost.
+// 127.0.0.1, ::1, the listen IP, localhost, *.localhost, *.vault.localhost and
+// *.managedhsm.localhost.
 func newCertAuthority(listenIP net.IP) (*certAuthority, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -77,7 +78,7 @@ func newCertAuthority(listenIP net.IP) (*certAuthority, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  ips,
-		DNSNames:     []string{"localhost", "*.localhost", "*.vault.localhost"},
+		DNSNames:     []string{"localhost", "*.localhost", "*.vault.localhost", "*.managedhsm.localhost"},
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
 	if err != nil {

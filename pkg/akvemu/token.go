@@ -24,8 +24,20 @@ import (
 	"time"
 )
 
-// VaultAudience is the audience (resource) of Key Vault access tokens.
-const VaultAudience = "https://vault.azure.net"
+// Audiences (resources) of the access tokens the emulated services accept.
+const (
+	// VaultAudience is the audience of Key Vault access tokens.
+	VaultAudience = "https://vault.azure.net"
+	// ManagedHSMAudience is the audience of managed HSM access tokens, named by a
+	// pool's 401 challenge.
+	ManagedHSMAudience = "https://managedhsm.azure.net"
+	// ResourceManagerAudience is the audience of Azure Resource Manager tokens
+	// (scope https://management.azure.com/.default), azcore's default for ARM.
+	ResourceManagerAudience = "https://management.azure.com"
+	// ResourceManagerClassicAudience is ARM's other accepted audience
+	// (scope https://management.core.windows.net/.default).
+	ResourceManagerClassicAudience = "https://management.core.windows.net"
+)
 
 // clientAssertionType is the only client_assertion_type Entra ID accepts.
 const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -107,7 +119,8 @@ func newTokenService(tenant string, lifetime time.Duration) (*tokenService, erro
 		key: key, kid: kid, header: base64.RawURLEncoding.EncodeToString(hdr),
 		tenant: tenant, lifetime: lifetime,
 		principals: map[string]*principalRec{},
-		audiences:  map[string]bool{VaultAudience: true},
+		audiences: map[string]bool{VaultAudience: true, ManagedHSMAudience: true,
+			ResourceManagerAudience: true, ResourceManagerClassicAudience: true},
 	}, nil
 }
 

@@ -18,18 +18,24 @@ import (
 // Vault is one emulated key vault. Its methods mutate and read keys directly (no HTTP,
 // no auth, no faults, not counted) and are safe for concurrent use.
 type Vault struct {
-	e       *Emulator
-	name    string
-	lname   string
-	subID   string
-	sku     SKU
-	rbac    bool
-	purgeOK bool
-	attrs   vaultAttrs
-	seed    uint64
-	url     string // https://127.0.0.1:PORT
-	hostURL string // https://<name>.vault.localhost:PORT in host-routing mode
-	subLim  *rate.Limiter
+	e        *Emulator
+	name     string
+	lname    string
+	kind     Kind
+	lid      string // lower-case ARM resource id (the ARM listing order)
+	subID    string
+	rg       string
+	location string
+	tags     map[string]string
+	created  time.Time
+	sku      SKU
+	rbac     bool
+	purgeOK  bool
+	attrs    vaultAttrs
+	seed     uint64
+	url      string // https://127.0.0.1:PORT
+	hostURL  string // https://<name>.vault.localhost:PORT (pools: .managedhsm.localhost) in host-routing mode
+	subLim   *rate.Limiter
 
 	mu           sync.RWMutex
 	keys         map[string]*keyEntry // by lower-case name
@@ -79,17 +85,38 @@ func newVault(e *Emulator, spec VaultSpec) *Vault {
 	case days != DefaultRecoverableDays:
 		level = "CustomizedRecoverable+Purgeable"
 	}
+	kind := spec.Kind
+	if kind == "" {
+		kind = KindVault
+	}
 	sku := spec.SKU
-	if sku == "" {
+	switch {
+	case kind == KindManagedHSM:
+		sku = SKUStandardB1
+	case sku == "":
 		sku = SKUStandard
 	}
+	rg := spec.ResourceGroup
+	if rg == "" {
+		rg = e.cfg.ResourceGroup
+	}
+	loc := spec.Location
+	if loc == "" {
+		loc = e.cfg.Region
+	}
+	tags := make(map[string]string, len(spec.Tags))
+	for k, val := range spec.Tags {
+		tags[k] = val
+	}
 	v := &Vault{
-		e: e, name: spec.Name, lname: lower(spec.Name), subID: spec.SubscriptionID, sku: sku, rbac: spec.RBAC,
+		e: e, name: spec.Name, lname: lower(spec.Name), kind: kind, subID: spec.SubscriptionID,
+		rg: rg, location: loc, tags: tags, created: time.Now().UTC(), sku: sku, rbac: spec.RBAC || kind == KindManagedHSM,
 		purgeOK: !spec.PurgeProtection, attrs: vaultAttrs{recoveryLevel: level, recoverableDays: days},
 		seed: seed, keys: map[string]*keyEntry{}, deleted: map[string]*deletedEntry{},
 		rng:   rand.New(rand.NewPCG(seed, 0x76657273)),
 		conns: map[net.Conn]struct{}{},
 	}
+	v.lid = lower(v.ResourceID())
 	v.access.Store(&accessTable{})
 	return v
 }
@@ -107,8 +134,24 @@ func (v *Vault) HostURL() string { return v.hostURL }
 // SubscriptionID returns the subscription the vault belongs to.
 func (v *Vault) SubscriptionID() string { return v.subID }
 
-// SKU returns the vault's SKU.
+// SKU returns the vault's SKU (Standard_B1 for a managed HSM pool).
 func (v *Vault) SKU() SKU { return v.sku }
+
+// Kind returns whether this is a key vault or a managed HSM pool.
+func (v *Vault) Kind() Kind { return v.kind }
+
+// ResourceGroup returns the vault's Azure Resource Manager resource group.
+func (v *Vault) ResourceGroup() string { return v.rg }
+
+// Location returns the vault's Azure Resource Manager location.
+func (v *Vault) Location() string { return v.location }
+
+// ResourceID returns the vault's Azure Resource Manager id:
+// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>
+// (…/managedHSMs/<name> for a pool).
+func (v *Vault) ResourceID() string {
+	return "/subscriptions/" + v.subID + "/resourceGroups/" + v.rg + "/providers/" + v.kind.ARMType() + "/" + v.name
+}
 
 // Len returns the number of active (not deleted) keys.
 func (v *Vault) Len() int {
@@ -302,7 +345,7 @@ func (v *Vault) createKey(name string, spec KeySpec, now int64) (*keyVersion, er
 	if err := checkKeyName(name); err != nil {
 		return nil, err
 	}
-	spec, err := normalizeSpec(spec, v.sku)
+	spec, err := normalizeSpec(spec, v.kind, v.sku)
 	if err != nil {
 		return nil, err
 	}
@@ -332,8 +375,22 @@ func (v *Vault) importKey(name string, spec KeySpec, mat *material, now int64) (
 	if err := checkKeyName(name); err != nil {
 		return nil, err
 	}
-	if isHSM(spec.Kty) && v.sku != SKUPremium {
-		return nil, badParam(fmt.Sprintf("Key type '%s' is not supported by vaults with the standard SKU. Use a premium vault for HSM-protected keys.", spec.Kty))
+	if v.kind == KindManagedHSM {
+		// A pool keeps an imported key in its HSMs whatever the request says.
+		switch spec.Kty {
+		case KtyRSA:
+			spec.Kty = KtyRSAHSM
+		case KtyEC:
+			spec.Kty = KtyECHSM
+		case "oct":
+			spec.Kty = KtyOctHSM
+		}
+	}
+	if spec.Kty == "oct" {
+		return nil, badParamInner("Invalid kty value: oct", "KeyTypeNotSupported")
+	}
+	if err := checkKty(spec.Kty, v.kind, v.sku); err != nil {
+		return nil, err
 	}
 	if spec.KeyOps == nil {
 		spec.KeyOps = defaultOps(spec.Kty)

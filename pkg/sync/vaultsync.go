@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -91,6 +93,9 @@ type vaultRun struct {
 	sem    chan struct{}
 	wg     gosync.WaitGroup
 
+	// noKeySizeAPI is set once the service refused azure.KeySizeAPIVersion.
+	noKeySizeAPI atomic.Bool
+
 	mu                               gosync.Mutex
 	seen                             map[string]bool
 	listed, fetched, unchanged, gone int
@@ -125,7 +130,10 @@ func (r *vaultRun) list() error {
 			r.listed++
 			r.seen[lower] = true
 			p, had := r.prev[lower]
-			if had && !p.Gone && item.Attributes != nil && item.Attributes.Updated != nil && p.Updated == item.Attributes.Updated.Unix() {
+			// A symmetric key stored without its size (by a version that
+			// did not read it) is read again while the service tells sizes.
+			sizeUnknown := p.KeySize == 0 && strings.HasPrefix(p.Kty, "oct") && !r.noKeySizeAPI.Load()
+			if had && !p.Gone && !sizeUnknown && item.Attributes != nil && item.Attributes.Updated != nil && p.Updated == item.Attributes.Updated.Unix() {
 				r.unchanged++
 				r.mu.Unlock()
 				continue
@@ -178,21 +186,20 @@ func (r *vaultRun) firstErr() error {
 
 // fetch gets the latest version of one key and publishes its record.
 func (r *vaultRun) fetch(name string, prev events.KeyRecord, had bool) {
-	resp, err := r.client.GetKey(r.ctx, name, "", nil)
+	var raw *http.Response
+	resp, err := r.client.GetKey(runtime.WithCaptureResponse(r.ctx, &raw), name, "", nil)
 	if err != nil {
-		var re *azcore.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			// Deleted between the listing and the get: not seen, so a
-			// completed listing marks it gone.
-			r.mu.Lock()
-			delete(r.seen, strings.ToLower(name))
-			r.mu.Unlock()
-			return
-		}
-		r.fail(fmt.Errorf("get key %s: %w", name, err))
+		r.getFailed(name, err)
 		return
 	}
 	rec := keyRecord(r.task, resp.KeyBundle, r.now)
+	if rec.KeySize == 0 && strings.HasPrefix(rec.Kty, "oct") {
+		size, ok := r.symmetricKeySize(name, rec.Version, raw)
+		if !ok {
+			return
+		}
+		rec.KeySize = size
+	}
 	if had {
 		rec.FirstSeenAt = prev.FirstSeenAt
 	}
@@ -200,6 +207,69 @@ func (r *vaultRun) fetch(name string, prev events.KeyRecord, had bool) {
 	r.fetched++
 	r.mu.Unlock()
 	r.publish(rec)
+}
+
+// getFailed handles a failed GetKey: a key deleted between the listing and
+// the get is not seen (so a completed listing marks it gone); any other
+// error fails the vault.
+func (r *vaultRun) getFailed(name string, err error) {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+		r.mu.Lock()
+		delete(r.seen, strings.ToLower(name))
+		r.mu.Unlock()
+		return
+	}
+	r.fail(fmt.Errorf("get key %s: %w", name, err))
+}
+
+// symmetricKeySize is the size in bits of a symmetric (oct-HSM) key, whose
+// material Key Vault never returns. The answer already fetched carries it
+// when the service included key_size; otherwise the key version is read
+// again with azure.KeySizeAPIVersion, the first api-version whose JWK has
+// key_size. A service that does not know that version (400) leaves the size
+// 0 (unknown) for the rest of the vault's sync. ok is false when the key
+// vanished or the vault failed.
+func (r *vaultRun) symmetricKeySize(name, version string, raw *http.Response) (size int, ok bool) {
+	if n := jwkKeySize(raw); n > 0 {
+		return n, true
+	}
+	if r.noKeySizeAPI.Load() {
+		return 0, true
+	}
+	var again *http.Response
+	ctx := runtime.WithCaptureResponse(azure.WithAPIVersion(r.ctx, azure.KeySizeAPIVersion), &again)
+	if _, err := r.client.GetKey(ctx, name, version, nil); err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
+			r.noKeySizeAPI.Store(true)
+			r.log.Debug().Err(err).Msg("the service has no api-version with symmetric key sizes: sizes stay unknown")
+			return 0, true
+		}
+		r.getFailed(name, err)
+		return 0, false
+	}
+	return jwkKeySize(again), true
+}
+
+// jwkKeySize reads key.key_size from a captured key bundle answer (0: absent).
+func jwkKeySize(resp *http.Response) int {
+	if resp == nil {
+		return 0
+	}
+	body, err := runtime.Payload(resp)
+	if err != nil {
+		return 0
+	}
+	var kb struct {
+		Key struct {
+			KeySize int `json:"key_size"`
+		} `json:"key"`
+	}
+	if json.Unmarshal(body, &kb) != nil || kb.Key.KeySize < 0 {
+		return 0
+	}
+	return kb.Key.KeySize
 }
 
 // markGone publishes a gone record for every key of the previous inventory
@@ -367,7 +437,8 @@ func unix(t *time.Time) int64 {
 }
 
 // keySize is the key size in bits: the modulus length for RSA, the curve
-// size for EC.
+// size for EC; 0 for symmetric keys, whose material the service never
+// returns (see vaultRun.symmetricKeySize).
 func keySize(k *azkeys.JSONWebKey) int {
 	if len(k.N) > 0 {
 		n := k.N
