@@ -52,7 +52,7 @@ func (m *msgSizes) snapshot() (maxSize, total, count int) {
 
 // runInventory runs a worker's inventory (projector and query service)
 // over its own store on the env's NATS server.
-func (e *env) runInventory(t *testing.T) (*store.Store, jetstream.JetStream) {
+func (e *env) runInventory(t *testing.T) (*store.Store, jetstream.JetStream, *inventory.Projector) {
 	t.Helper()
 	nc, js := natstest.Connect(t, e.ns)
 	st, err := store.Open(store.Config{Path: filepath.Join(t.TempDir(), "inv.db"), NoSync: true})
@@ -76,7 +76,7 @@ func (e *env) runInventory(t *testing.T) (*store.Store, jetstream.JetStream) {
 		<-done
 		_ = st.Close()
 	})
-	return st, js
+	return st, js, proj
 }
 
 // testKey is a realistic 2048-bit RSA key record, the i-th of vault vid.
@@ -101,7 +101,7 @@ var testModulus = strings.Repeat("sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23
 func (e *env) startInventory(t *testing.T, n int) map[string]bool {
 	t.Helper()
 	ctx := testCtx(t)
-	_, js := e.runInventory(t)
+	_, js, proj := e.runInventory(t)
 	ids := map[string]bool{}
 	vaults := []string{events.NewID(), events.NewID(), events.NewID()}
 	now := time.Now().UTC()
@@ -118,6 +118,19 @@ func (e *env) startInventory(t *testing.T, n int) map[string]bool {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
 		t.Fatal("publishing the keys timed out")
+	}
+	// The inventory holds them all before the test asks: on a loaded
+	// machine applying 2,500 keys can outlast a query's catch-up wait.
+	st, err := js.Stream(ctx, events.StreamKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proj.WaitAdvancing(ctx, inventory.SourceKeys, info.State.LastSeq, 30*time.Second); err != nil {
+		t.Fatalf("inventory: %v", err)
 	}
 	return ids
 }
@@ -224,7 +237,7 @@ func TestKeysExportAtScale(t *testing.T) {
 		t.Skip("set AKVSYNC_EXPORT_KEYS to run")
 	}
 	e := setup(t)
-	st, _ := e.runInventory(t)
+	st, _, _ := e.runInventory(t)
 	vaults := make([]string, (n+999)/1000)
 	for i := range vaults {
 		vaults[i] = events.NewID()
