@@ -117,11 +117,16 @@ func TestGeneratedCertificate(t *testing.T) {
 		cert, key := testCert(t)
 		p := connections.PatchRequest{Certificate: ptr(string(cert) + string(key)), ExternalCertificateUsed: ptr(true)}
 		got, err := e.reg.Patch(e.ctx, c.ID, p)
-		if err != nil || got.IsCertificateUsed || !got.ExternalCertificateUsed || got.Certificate != string(cert) {
+		if err != nil || !got.IsCertificateUsed || !got.ExternalCertificateUsed || got.Certificate != string(cert) {
 			t.Fatalf("patched %+v %v", got, err)
 		}
-		// external_certificate_used cannot make a generated certificate external.
-		_, err = e.reg.Patch(e.ctx, c.ID, connections.PatchRequest{IsCertificateUsed: ptr(true), ExternalCertificateUsed: ptr(true)})
+		// is_certificate_used keeps the certificate in use, whoever made it.
+		again, err := e.reg.Patch(e.ctx, c.ID, connections.PatchRequest{IsCertificateUsed: ptr(true), ExternalCertificateUsed: ptr(true)})
+		if err != nil || again.CertificateThumbprint != got.CertificateThumbprint || !again.ExternalCertificateUsed {
+			t.Fatalf("patched %+v %v", again, err)
+		}
+		// external_certificate_used cannot make a secret external.
+		_, err = e.reg.Patch(e.ctx, c.ID, connections.PatchRequest{ClientSecret: ptr(testSecret), ExternalCertificateUsed: ptr(true)})
 		if !errors.Is(err, connections.ErrInvalid) || !strings.Contains(err.Error(), "external_certificate_used") {
 			t.Fatalf("contradiction: %v", err)
 		}

@@ -28,7 +28,7 @@ func ParseCreate(r io.Reader, max int64) (CreateRequest, error) {
 	if err := req.check(); err != nil {
 		return CreateRequest{}, err
 	}
-	if err := validate(req.Settings, req.secrets()); err != nil {
+	if err := validate(req.Settings, req.secrets(), req.generates()); err != nil {
 		return CreateRequest{}, err
 	}
 	return req, nil

@@ -51,8 +51,9 @@ type Settings struct {
 	// CertDuration is the validity, in days, of a certificate the server
 	// generates (is_certificate_used); default [DefaultCertDuration].
 	CertDuration int `json:"cert_duration"`
-	// IsCertificateUsed reports that the connection authenticates with a
-	// certificate the server generated; only its public part is ever
+	// IsCertificateUsed reports certificate authentication (credential
+	// type client_certificate). Set in a request without a certificate, it
+	// asks the server to generate one; only its public part is ever
 	// returned (Connection.Certificate).
 	IsCertificateUsed bool `json:"is_certificate_used"`
 	// Meta is any JSON the client stores with the connection (bounded by
@@ -104,6 +105,9 @@ type record struct {
 	// (its CERTIFICATE blocks, and the first one's SHA-1): not secret.
 	PublicCertificate string `json:"public_certificate,omitempty"`
 	Thumbprint        string `json:"certificate_thumbprint,omitempty"`
+	// Generated reports a client certificate the server generated
+	// (is_certificate_used without a certificate).
+	Generated bool `json:"certificate_generated,omitempty"`
 	// The outcome of the last connection test.
 	LastConnectionOK    bool       `json:"last_connection_ok,omitempty"`
 	LastConnectionError string     `json:"last_connection_error,omitempty"`
@@ -133,11 +137,12 @@ func (r record) view() Connection {
 	s.Labels = cloneMap(s.Labels)
 	s.Products = slices.Clone(s.Products)
 	s.Meta = slices.Clone(s.Meta)
+	s.IsCertificateUsed = s.CredentialType == azure.CredentialClientCertificate
 	c := Connection{
 		ID: r.ID, URI: r.URI, Settings: s,
 		ClientSecretSet: r.ClientSecret != "", CertificateSet: r.Certificate != "",
 		Certificate: r.PublicCertificate, CertificateThumbprint: r.Thumbprint,
-		ExternalCertificateUsed: r.Certificate != "" && !r.IsCertificateUsed,
+		ExternalCertificateUsed: r.Certificate != "" && !r.Generated,
 		Service:                 "azure", Category: "cloud",
 		LastConnectionOK: r.LastConnectionOK, LastConnectionError: r.LastConnectionError,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,

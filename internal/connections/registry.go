@@ -94,20 +94,21 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest) (c Connection,
 	if err := req.check(); err != nil {
 		return Connection{}, err
 	}
-	if err := validate(req.Settings, req.secrets()); err != nil {
+	generate := req.generates()
+	if err := validate(req.Settings, req.secrets(), generate); err != nil {
 		return Connection{}, err
 	}
 	now := r.now()
 	sec := req.secrets()
-	if req.IsCertificateUsed {
+	if generate {
 		if sec.Certificate, err = generateCertificate(req.Name, req.CertDuration, now); err != nil {
 			return Connection{}, err
 		}
-		if err := validate(req.Settings, sec); err != nil {
+		if err := validate(req.Settings, sec, false); err != nil {
 			return Connection{}, err
 		}
 	}
-	rec := record{ID: events.NewID(), Settings: req.Settings, CreatedAt: now, UpdatedAt: now}
+	rec := record{ID: events.NewID(), Settings: req.Settings, Generated: generate, CreatedAt: now, UpdatedAt: now}
 	rec.URI = URIPrefix + rec.Name + "-" + rec.ID
 	rec.Labels = cloneMap(rec.Labels)
 	rec.Products = slices.Clone(rec.Products)
@@ -304,7 +305,7 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 		if err != nil {
 			return Connection{}, err
 		}
-		if req.needsGeneratedCertificate(rec.Settings) && generated == nil {
+		if req.needsGeneratedCertificate(rec.Settings, cur) && generated == nil {
 			days := rec.CertDuration
 			if req.CertDuration != nil {
 				days = *req.CertDuration
@@ -316,19 +317,20 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 				return Connection{}, err
 			}
 		}
-		settings, sec, err := req.apply(rec.Settings, cur, generated)
+		settings, sec, gen, err := req.apply(rec.Settings, rec.Generated, cur, generated)
 		if err != nil {
 			return Connection{}, err
 		}
-		if err := validate(settings, sec); err != nil {
+		if err := validate(settings, sec, false); err != nil {
 			return Connection{}, err
 		}
 		next := rec
 		next.Settings = settings
+		next.Generated = gen
 		next.UpdatedAt = r.now()
 		next.Deleting = false // a delete that died half-way left its mark
 		if req.ClientSecret != nil || req.Certificate != nil || settings.CredentialType != rec.CredentialType ||
-			settings.IsCertificateUsed != rec.IsCertificateUsed {
+			gen != rec.Generated || (gen && string(sec.Certificate) != string(cur.Certificate)) {
 			if err := next.seal(r.sealer, sec); err != nil {
 				return Connection{}, err
 			}

@@ -59,8 +59,9 @@ func (r CreateRequest) String() string {
 
 // normalized fills the defaults of a create request: the credential type
 // inferred from the secret given (or is_certificate_used), the public
-// cloud, the default products and certificate duration; it canonicalizes
-// azure_stack_connection_type and meta.
+// cloud, the default products and certificate duration; is_certificate_used
+// is set for a certificate credential with a certificate; it
+// canonicalizes azure_stack_connection_type and meta.
 func (r CreateRequest) normalized() CreateRequest {
 	if r.CredentialType == "" {
 		switch {
@@ -73,6 +74,9 @@ func (r CreateRequest) normalized() CreateRequest {
 		default:
 			r.CredentialType = azure.CredentialClientSecret
 		}
+	}
+	if r.CredentialType == azure.CredentialClientCertificate && r.Certificate != "" {
+		r.IsCertificateUsed = true
 	}
 	if r.CloudName == "" {
 		r.CloudName = azure.CloudPublic
@@ -92,16 +96,20 @@ func (r CreateRequest) normalized() CreateRequest {
 	return r
 }
 
-// check refuses combinations a create request cannot have: a generated
-// certificate with a given secret, credential type or certificate, and
+// generates reports whether the (normalized) request asks the server to
+// generate the client certificate: is_certificate_used without one.
+func (r CreateRequest) generates() bool {
+	return r.IsCertificateUsed && r.CredentialType == azure.CredentialClientCertificate && r.Certificate == ""
+}
+
+// check refuses combinations a normalized create request cannot have:
+// is_certificate_used with a client secret or another credential type, and
 // external_certificate_used without a certificate.
 func (r CreateRequest) check() error {
 	if r.IsCertificateUsed {
 		switch {
 		case r.ClientSecret != "":
 			return invalidf("is_certificate_used and client_secret are mutually exclusive")
-		case r.Certificate != "":
-			return invalidf("is_certificate_used and certificate are mutually exclusive: the server generates the certificate")
 		case r.CredentialType != azure.CredentialClientCertificate:
 			return invalidf("is_certificate_used needs credential_type %s, not %s", azure.CredentialClientCertificate, r.CredentialType)
 		}
@@ -165,8 +173,9 @@ func normalizeMeta(m json.RawMessage) json.RawMessage {
 //
 // A new client_secret or certificate is sealed afresh and, unless
 // credential_type is given, switches the credential type to the one it
-// belongs to; is_certificate_used true switches to a generated certificate
-// (one already generated is kept). The name cannot be changed (vaults
+// belongs to. is_certificate_used true switches to certificate
+// authentication: with the certificate given, or the one in use, else a
+// certificate the server generates. The name cannot be changed (vaults
 // refer to connections by name); it may be repeated unchanged. Read-only
 // fields are ignored. Its String method redacts the secrets.
 type PatchRequest struct {
@@ -278,8 +287,6 @@ func (p PatchRequest) checkShape() error {
 		switch {
 		case p.ClientSecret != nil:
 			return invalidf("is_certificate_used and client_secret are mutually exclusive")
-		case p.Certificate != nil:
-			return invalidf("is_certificate_used and certificate are mutually exclusive: the server generates the certificate")
 		case p.CredentialType != nil && *p.CredentialType != azure.CredentialClientCertificate:
 			return invalidf("is_certificate_used needs credential_type %s, not %s", azure.CredentialClientCertificate, *p.CredentialType)
 		}
@@ -287,19 +294,21 @@ func (p PatchRequest) checkShape() error {
 	return nil
 }
 
-// needsGeneratedCertificate reports whether applying the patch to cur
-// generates a client certificate: is_certificate_used on a connection
-// that does not use a generated one yet.
-func (p PatchRequest) needsGeneratedCertificate(cur Settings) bool {
-	return p.IsCertificateUsed != nil && !cur.IsCertificateUsed
+// needsGeneratedCertificate reports whether applying the patch to a
+// connection with settings cur and secrets sec generates a client
+// certificate: is_certificate_used, no certificate given, and none in use.
+func (p PatchRequest) needsGeneratedCertificate(cur Settings, sec plainSecrets) bool {
+	return p.IsCertificateUsed != nil && p.Certificate == nil &&
+		!(cur.CredentialType == azure.CredentialClientCertificate && len(sec.Certificate) > 0)
 }
 
-// apply returns the settings and secrets of cur with the patch applied;
-// generated is the certificate to use when needsGeneratedCertificate.
-// The caller validates the result.
-func (p PatchRequest) apply(cur Settings, sec plainSecrets, generated []byte) (Settings, plainSecrets, error) {
+// apply returns the settings and secrets of cur with the patch applied,
+// and whether the resulting certificate is one the server generated
+// (curGenerated: the current one is); generated is the certificate to use
+// when needsGeneratedCertificate. The caller validates the result.
+func (p PatchRequest) apply(cur Settings, curGenerated bool, sec plainSecrets, generated []byte) (Settings, plainSecrets, bool, error) {
 	if p.Name != nil && *p.Name != cur.Name {
-		return Settings{}, plainSecrets{}, invalidf("name cannot be changed (vaults refer to the connection by name); create a new connection")
+		return Settings{}, plainSecrets{}, false, invalidf("name cannot be changed (vaults refer to the connection by name); create a new connection")
 	}
 	next := cur
 	next.Labels = cloneMap(cur.Labels)
@@ -350,28 +359,24 @@ func (p PatchRequest) apply(cur Settings, sec plainSecrets, generated []byte) (S
 		next.CloudName = azure.CloudPublic
 	}
 	ns := plainSecrets{ClientSecret: sec.ClientSecret, Certificate: sec.Certificate}
+	gen := curGenerated
 	// The credential a new secret belongs to, unless credential_type says.
 	switch {
-	case p.IsCertificateUsed != nil:
-		next.CredentialType = azure.CredentialClientCertificate
-		if !cur.IsCertificateUsed {
-			ns.Certificate = generated
-		}
-		next.IsCertificateUsed = true
 	case p.Certificate != nil:
 		if p.CredentialType == nil {
 			next.CredentialType = azure.CredentialClientCertificate
 		}
-		ns.Certificate = []byte(*p.Certificate)
-		next.IsCertificateUsed = false
+		ns.Certificate, gen = []byte(*p.Certificate), false
+	case p.IsCertificateUsed != nil:
+		next.CredentialType = azure.CredentialClientCertificate
+		if p.needsGeneratedCertificate(cur, sec) {
+			ns.Certificate, gen = generated, true
+		}
 	case p.ClientSecret != nil && p.CredentialType == nil:
 		next.CredentialType = azure.CredentialClientSecret
 	}
 	if p.ClientSecret != nil {
 		ns.ClientSecret = *p.ClientSecret
-	}
-	if next.CredentialType != azure.CredentialClientCertificate {
-		next.IsCertificateUsed = false
 	}
 	// A secret the credential type does not use is dropped, unless the
 	// patch gives it explicitly (which validation then refuses).
@@ -392,10 +397,14 @@ func (p PatchRequest) apply(cur Settings, sec plainSecrets, generated []byte) (S
 			ns.Certificate = nil
 		}
 	}
-	if p.ExternalCertificateUsed != nil && (next.CredentialType != azure.CredentialClientCertificate || next.IsCertificateUsed) {
-		return Settings{}, plainSecrets{}, invalidf("external_certificate_used is true only for a connection with a certificate given by the client")
+	next.IsCertificateUsed = next.CredentialType == azure.CredentialClientCertificate
+	if len(ns.Certificate) == 0 {
+		gen = false
 	}
-	return next, ns, nil
+	if p.ExternalCertificateUsed != nil && (next.CredentialType != azure.CredentialClientCertificate || gen) {
+		return Settings{}, plainSecrets{}, false, invalidf("external_certificate_used is true only for a connection with a certificate given by the client")
+	}
+	return next, ns, gen, nil
 }
 
 // TestRequest is the optional body of POST …/connections/{id}/test.

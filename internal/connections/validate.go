@@ -55,8 +55,10 @@ func validName(name string) bool { return nameRE.MatchString(name) }
 func ValidName(name string) bool { return validName(name) }
 
 // validate checks a connection's settings and secrets as they would be
-// stored. It has no side effect and its messages never contain a secret.
-func validate(s Settings, p plainSecrets) error {
+// stored; pending says the client certificate is still to be generated
+// (so it is not there yet). It has no side effect and its messages never
+// contain a secret.
+func validate(s Settings, p plainSecrets, pending bool) error {
 	if s.Name == "" {
 		return invalidf("name is required")
 	}
@@ -99,8 +101,6 @@ func validate(s Settings, p plainSecrets) error {
 	if s.IsCertificateUsed && s.CredentialType != azure.CredentialClientCertificate {
 		return invalidf("is_certificate_used needs credential_type %s, not %s", azure.CredentialClientCertificate, s.CredentialType)
 	}
-	// A certificate still to be generated is not there yet.
-	pending := s.IsCertificateUsed && len(p.Certificate) == 0
 	if pending {
 		if p.ClientSecret != "" {
 			return invalidf("is_certificate_used and client_secret are mutually exclusive")

@@ -88,9 +88,9 @@ func TestValidation(t *testing.T) {
 			r.Meta = []byte(`{"a":"` + strings.Repeat("x", connections.MaxMetaBytes) + `"}`)
 		}), "meta is longer"},
 		{"generated certificate and secret", with(func(r *connections.CreateRequest) { r.IsCertificateUsed = true }), "is_certificate_used and client_secret are mutually exclusive"},
-		{"generated and given certificate", with(func(r *connections.CreateRequest) {
-			r.IsCertificateUsed, r.ClientSecret, r.Certificate = true, "", string(cert)+string(key)
-		}), "is_certificate_used and certificate are mutually exclusive"},
+		{"certificate authentication with the certificate given", with(func(r *connections.CreateRequest) {
+			r.IsCertificateUsed, r.ExternalCertificateUsed, r.CredentialType, r.ClientSecret, r.Certificate = true, true, "", "", string(cert)+string(key)
+		}), ""},
 		{"generated certificate with secret type", with(func(r *connections.CreateRequest) {
 			r.IsCertificateUsed, r.ClientSecret, r.CredentialType = true, "", azure.CredentialClientSecret
 		}), "is_certificate_used needs credential_type client_certificate"},
