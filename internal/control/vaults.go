@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -41,45 +40,6 @@ const nameKeyPrefix = events.VaultIndexPrefix
 
 // vaultNameRE is the shape of an Azure Key Vault name.
 var vaultNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{3,24}$`)
-
-// AddVaultsRequest is the body of CCKM's POST /cckm/azure/add-vaults.
-type AddVaultsRequest struct {
-	Connection     string     `json:"connection"`
-	SubscriptionID string     `json:"subscription_id"`
-	Vaults         []AddVault `json:"vaults"`
-}
-
-// AddVault is one vault of an [AddVaultsRequest].
-type AddVault struct {
-	Name         string            `json:"name"`
-	AzureVaultID string            `json:"azure_vault_id,omitempty"`
-	Location     string            `json:"location,omitempty"`
-	Properties   VaultProperties   `json:"properties"`
-	Tags         map[string]string `json:"tags,omitempty"`
-}
-
-// VaultProperties are the Azure properties of a vault; only vaultUri is
-// used. Other properties Azure returns (sku, tenantId, …) are accepted and
-// ignored, so the output of a vault discovery can be posted as is.
-type VaultProperties struct {
-	VaultURI string `json:"vaultUri"`
-}
-
-// UnmarshalJSON decodes the properties object, keeping vaultUri and
-// ignoring the other Azure properties.
-func (p *VaultProperties) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	*p = VaultProperties{}
-	if raw, ok := m["vaultUri"]; ok {
-		if err := json.Unmarshal(raw, &p.VaultURI); err != nil {
-			return fmt.Errorf("vaultUri: %w", err)
-		}
-	}
-	return nil
-}
 
 // VaultQuery filters and pages the vault list.
 type VaultQuery struct {
@@ -125,6 +85,10 @@ func validSubscription(s string) bool {
 
 // validate checks the request and builds the vault records it adds.
 func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.Time) ([]events.Vault, error) {
+	list, listField, err := req.list()
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case req.Connection == "":
 		return nil, invalidf("connection is required")
@@ -134,19 +98,31 @@ func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.
 		return nil, invalidf("subscription_id is required")
 	case !validSubscription(req.SubscriptionID):
 		return nil, invalidf("subscription_id %q is not a valid subscription id", req.SubscriptionID)
-	case len(req.Vaults) == 0:
+	case len(list) == 0:
 		return nil, invalidf("vaults must not be empty")
-	case len(req.Vaults) > r.cfg.MaxAddVaults:
-		return nil, invalidf("vaults has %d entries; at most %d may be added at once", len(req.Vaults), r.cfg.MaxAddVaults)
+	case len(list) > r.cfg.MaxAddVaults:
+		return nil, invalidf("%s has %d entries; at most %d may be added at once", listField, len(list), r.cfg.MaxAddVaults)
 	}
-	seen := make(map[string]int, len(req.Vaults))
-	for i, v := range req.Vaults {
-		if err := validateAddVault(fmt.Sprintf("vaults[%d]", i), v); err != nil {
+	limit, err := checkBackupLimit(req.CloudKeyBackupLimit)
+	if err != nil {
+		return nil, err
+	}
+	type checked struct {
+		typ, uri, armID string
+		props           json.RawMessage
+	}
+	ok := make([]checked, len(list))
+	seen := make(map[string]int, len(list))
+	for i, v := range list {
+		field := fmt.Sprintf("%s[%d]", listField, i)
+		typ, uri, armID, props, err := validateAddVault(field, v, req.SubscriptionID)
+		if err != nil {
 			return nil, err
 		}
+		ok[i] = checked{typ, uri, armID, props}
 		lower := strings.ToLower(v.Name)
 		if j, dup := seen[lower]; dup {
-			return nil, invalidf("vaults[%d].name %q duplicates vaults[%d].name", i, v.Name, j)
+			return nil, invalidf("%s.name %q duplicates %s[%d].name", field, v.Name, listField, j)
 		}
 		seen[lower] = i
 	}
@@ -160,66 +136,29 @@ func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.
 	if conn.Cloud == "" {
 		conn.Cloud = r.cfg.Cloud
 	}
-	out := make([]events.Vault, 0, len(req.Vaults))
-	for _, v := range req.Vaults {
+	out := make([]events.Vault, 0, len(list))
+	for i, v := range list {
+		if len(v.Tags) == 0 {
+			v.Tags = nil // {} is absent
+		}
 		out = append(out, events.Vault{
-			ID:             events.NewID(),
-			Name:           v.Name,
-			AzureVaultID:   v.AzureVaultID,
-			SubscriptionID: req.SubscriptionID,
-			Location:       v.Location,
-			VaultURI:       v.Properties.VaultURI,
-			Connection:     conn.Name,
-			Cloud:          conn.Cloud,
-			Tags:           v.Tags,
-			CreatedAt:      now,
-			UpdatedAt:      now,
+			ID:                  events.NewID(),
+			Name:                v.Name,
+			AzureVaultID:        ok[i].armID,
+			SubscriptionID:      req.SubscriptionID,
+			Location:            v.Location,
+			VaultURI:            ok[i].uri,
+			Connection:          conn.Name,
+			Cloud:               conn.Cloud,
+			Tags:                v.Tags,
+			Type:                ok[i].typ,
+			Properties:          ok[i].props,
+			CloudKeyBackupLimit: limit,
+			CreatedAt:           now,
+			UpdatedAt:           now,
 		})
 	}
 	return out, nil
-}
-
-// validateAddVault checks one vault of an add-vaults request.
-func validateAddVault(field string, v AddVault) error {
-	if v.Name == "" {
-		return invalidf("%s.name is required", field)
-	}
-	if !ValidVaultName(v.Name) {
-		return invalidf("%s.name %q is not a valid vault name (3 to 24 letters, digits and hyphens)", field, v.Name)
-	}
-	if len(v.AzureVaultID) > MaxFieldLen || len(v.Location) > MaxFieldLen {
-		return invalidf("%s: azure_vault_id and location must be at most %d bytes", field, MaxFieldLen)
-	}
-	if err := validateVaultURI(v.Properties.VaultURI); err != nil {
-		return invalidf("%s.properties.vaultUri %v", field, err)
-	}
-	if len(v.Tags) > MaxTags {
-		return invalidf("%s.tags has %d tags; at most %d are allowed", field, len(v.Tags), MaxTags)
-	}
-	for k, val := range v.Tags {
-		if k == "" || len(k) > MaxTagKeyLen || len(val) > MaxTagValueLen {
-			return invalidf("%s.tags: tag %q: keys must be 1 to %d bytes and values at most %d bytes", field, k, MaxTagKeyLen, MaxTagValueLen)
-		}
-	}
-	return nil
-}
-
-// validateVaultURI checks that s is an absolute https URL of a host.
-func validateVaultURI(s string) error {
-	if s == "" {
-		return errors.New("is required")
-	}
-	if len(s) > MaxFieldLen {
-		return fmt.Errorf("is longer than %d bytes", MaxFieldLen)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
-	}
-	if u.Scheme != "https" || u.Host == "" || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return fmt.Errorf("%q is not an absolute https URL", s)
-	}
-	return nil
 }
 
 // AddVaults registers the vaults of req. Either every vault is registered

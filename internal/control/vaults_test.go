@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,6 +53,27 @@ func TestAddVaultsRejects(t *testing.T) {
 		{"relative uri", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.VaultURI = "/x" }, "vaults[0].properties.vaultUri"},
 		{"missing uri", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.VaultURI = "" }, "vaults[0].properties.vaultUri is required"},
 		{"duplicate in request", func(r *control.AddVaultsRequest) { r.Vaults[1].Name = "VAULT-A" }, "duplicates vaults[0].name"},
+		{"other resource type", func(r *control.AddVaultsRequest) { r.Vaults[0].Type = "Microsoft.Storage/storageAccounts" }, `vaults[0].type "Microsoft.Storage/storageAccounts" must be`},
+		{"id and azure_vault_id differ", func(r *control.AddVaultsRequest) {
+			r.Vaults[0].ID = armID(testSub, "vaults", "vault-a")
+			r.Vaults[0].AzureVaultID = armID(testSub, "vaults", "vault-b")
+		}, "vaults[0].id and vaults[0].azure_vault_id differ"},
+		{"resource id of another subscription", func(r *control.AddVaultsRequest) { r.Vaults[0].AzureVaultID = armID(otherSub, "vaults", "vault-a") }, "vaults[0].azure_vault_id names subscription " + otherSub},
+		{"resource id of another vault", func(r *control.AddVaultsRequest) { r.Vaults[1].ID = armID(testSub, "vaults", "vault-a") }, "vaults[1].id names vault-a, not vault-b"},
+		{"resource id of another type", func(r *control.AddVaultsRequest) { r.Vaults[0].ID = armID(testSub, "managedHSMs", "vault-a") }, "names a Microsoft.KeyVault/managedHSMs resource"},
+		{"not a resource id", func(r *control.AddVaultsRequest) { r.Vaults[0].AzureVaultID = "vault-a" }, "is not an Azure Key Vault resource id"},
+		{"hsmUri on a vault", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.HsmURI = "https://vault-a.managedhsm.azure.net/" }, "hsmUri is a property of Microsoft.KeyVault/managedHSMs"},
+		{"pool URI for a vault", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.VaultURI = "https://vault-a.managedhsm.azure.net/" }, "is a Managed HSM pool's URI"},
+		{"vault URI for a pool", func(r *control.AddVaultsRequest) { r.Vaults[0].Type = events.VaultTypeManagedHSM }, "is a key vault's URI"},
+		{"pool without URI", func(r *control.AddVaultsRequest) {
+			r.Vaults[0].Type, r.Vaults[0].Properties.VaultURI = events.VaultTypeManagedHSM, ""
+		}, "vaults[0].properties.hsmUri is required for a Managed HSM pool"},
+		{"backup limit too high", func(r *control.AddVaultsRequest) { r.CloudKeyBackupLimit = ptr(control.MaxCloudKeyBackupLimit + 1) }, "cloud_key_backup_limit must be from 1 to 65535"},
+		{"negative backup limit", func(r *control.AddVaultsRequest) { r.CloudKeyBackupLimit = ptr(-1) }, "cloud_key_backup_limit"},
+		{"vaults and azure", func(r *control.AddVaultsRequest) { r.Azure = r.Vaults }, "vaults and azure name the same list"},
+		{"properties too large", func(r *control.AddVaultsRequest) {
+			r.Vaults[0].Properties.StatusMessage = strings.Repeat("x", control.MaxVaultPropertiesBytes)
+		}, "vaults[0].properties is"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,4 +337,88 @@ func TestListVaultsPagesWithoutHoldingTheRegistry(t *testing.T) {
 	if err != nil || page.Limit != control.MaxVaultsLimit || len(page.Resources) != control.MaxVaultsLimit || page.Total != 2500 {
 		t.Fatalf("limit -1: limit %d, %d resources, total %d (%v)", page.Limit, len(page.Resources), page.Total, err)
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// armID is the ARM resource id of a vault ("vaults") or pool ("managedHSMs").
+func armID(sub, kind, name string) string {
+	return "/subscriptions/" + sub + "/resourceGroups/rg-kv/providers/Microsoft.KeyVault/" + kind + "/" + name
+}
+
+func TestAddVaultsARMObjects(t *testing.T) {
+	e := setup(t)
+	var req control.AddVaultsRequest
+	body := `{"connection":"` + testConn + `","subscription_id":"` + testSub + `","cloud_key_backup_limit":5,"vaults":[
+	  {"id":"` + armID(testSub, "vaults", "kv-arm") + `","name":"kv-arm","type":"microsoft.keyvault/VAULTS","location":"westeurope",
+	   "tags":{"env":"prod"},"systemData":{"createdBy":"ops@example.com","createdByType":"User","createdAt":"2024-01-02T03:04:05Z"},
+	   "properties":{"tenantId":"72f988bf-86f1-41af-91ab-2d7cd011db47","sku":{"family":"A","name":"standard"},"vaultUri":"https://kv-arm.vault.azure.net/",
+	     "enabledForDeployment":false,"enableSoftDelete":true,"softDeleteRetentionInDays":90,"enableRbacAuthorization":true,"createMode":null,
+	     "provisioningState":"Succeeded","publicNetworkAccess":"Enabled","networkAcls":{"bypass":"AzureServices","defaultAction":"Allow","ipRules":[],"virtualNetworkRules":[]},
+	     "accessPolicies":[]}},
+	  {"id":"` + armID(testSub, "managedHSMs", "pool-1") + `","name":"pool-1","type":"Microsoft.KeyVault/managedHSMs","location":"westeurope",
+	   "sku":{"family":"B","name":"Standard_B1"},"identity":{"type":"None"},"tags":null,
+	   "properties":{"tenantId":"72f988bf-86f1-41af-91ab-2d7cd011db47","hsmUri":"https://pool-1.managedhsm.azure.net/","initialAdminObjectIds":["00000000-0000-0000-0000-000000000001"],
+	     "enableSoftDelete":true,"softDeleteRetentionInDays":90,"enablePurgeProtection":false,"statusMessage":"The Managed HSM is provisioned and ready to use.",
+	     "provisioningState":"Succeeded","regions":[],"securityDomainProperties":{"activationStatus":"Active","activationStatusMessage":"Your HSM has been activated."}}}]}`
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := e.plane.Vaults.AddVaults(testCtx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a vault keeps its type, resource id and properties", func(t *testing.T) {
+		v := vs[0]
+		if v.Type != events.VaultTypeVault || v.AzureVaultID != armID(testSub, "vaults", "kv-arm") || v.VaultURI != "https://kv-arm.vault.azure.net/" ||
+			v.CloudKeyBackupLimit != 5 || v.Tags["env"] != "prod" {
+			t.Fatalf("vault %+v", v)
+		}
+		var props map[string]any
+		if err := json.Unmarshal(v.Properties, &props); err != nil {
+			t.Fatal(err)
+		}
+		if props["vaultUri"] != v.VaultURI || props["softDeleteRetentionInDays"] != 90.0 || props["enabledForDeployment"] != false {
+			t.Fatalf("properties %s", v.Properties)
+		}
+		for _, absent := range []string{"createMode", "accessPolicies"} { // null and empty are absent
+			if _, ok := props[absent]; ok {
+				t.Errorf("properties keep %s: %s", absent, v.Properties)
+			}
+		}
+	})
+	t.Run("a Managed HSM pool is registered by its hsmUri", func(t *testing.T) {
+		p := vs[1]
+		if p.Type != events.VaultTypeManagedHSM || !p.IsManagedHSM() || p.VaultURI != "https://pool-1.managedhsm.azure.net/" || p.Tags != nil {
+			t.Fatalf("pool %+v", p)
+		}
+		got, err := e.plane.Vaults.Get(testCtx(t), p.ID)
+		if err != nil || got.Type != events.VaultTypeManagedHSM || string(got.Properties) != string(p.Properties) {
+			t.Fatalf("Get = %+v %v", got, err)
+		}
+		if task := got.ForTask(); task.Properties != nil || task.Tags != nil || task.Type != events.VaultTypeManagedHSM || task.VaultURI != p.VaultURI {
+			t.Fatalf("ForTask = %+v", task)
+		}
+	})
+	t.Run("an emulator's pool needs no public suffix", func(t *testing.T) {
+		r := vaultReq(testSub, "pool-emu")
+		r.Vaults[0].Type = "Microsoft.KeyVault/managedHSMs"
+		r.Vaults[0].Properties = control.VaultProperties{HsmURI: "https://pool-emu.managedhsm.localhost:8443/"}
+		if _, err := e.plane.Vaults.AddVaults(testCtx(t), r); err != nil {
+			t.Fatal(err)
+		}
+		r = vaultReq(testSub, "pool-ip")
+		r.Vaults[0].Type = "Microsoft.KeyVault/managedHSMs"
+		r.Vaults[0].Properties = control.VaultProperties{VaultURI: "https://127.0.0.1:9443"}
+		if _, err := e.plane.Vaults.AddVaults(testCtx(t), r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("an undocumented property is refused by name", func(t *testing.T) {
+		var bad control.AddVaultsRequest
+		err := json.Unmarshal([]byte(`{"vaults":[{"name":"x","properties":{"vaultUri":"https://x.vault.azure.net/","colour":"red"}}]}`), &bad)
+		if err == nil || !strings.Contains(err.Error(), `unknown field "colour"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

@@ -55,9 +55,9 @@ func ParseCreateJob(r io.Reader, max int64) (control.CreateJobRequest, error) {
 }
 
 // ParseAddVaults decodes the body of POST /cckm/azure/add-vaults, of at
-// most max bytes. Unknown fields are refused, except inside a vault's
-// properties (Azure's other vault properties are ignored). The registry
-// validates the values.
+// most max bytes: the Azure vault objects as ARM returns them. A field
+// neither CCKM nor Azure documents is refused, naming it (see
+// control.VaultProperties). The registry validates the values.
 func ParseAddVaults(r io.Reader, max int64) (control.AddVaultsRequest, error) {
 	var req control.AddVaultsRequest
 	if err := decodeBody(r, max, &req); err != nil {
