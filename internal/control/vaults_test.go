@@ -62,8 +62,12 @@ func TestAddVaultsRejects(t *testing.T) {
 		{"resource id of another vault", func(r *control.AddVaultsRequest) { r.Vaults[1].ID = armID(testSub, "vaults", "vault-a") }, "vaults[1].id names vault-a, not vault-b"},
 		{"resource id of another type", func(r *control.AddVaultsRequest) { r.Vaults[0].ID = armID(testSub, "managedHSMs", "vault-a") }, "names a Microsoft.KeyVault/managedHSMs resource"},
 		{"not a resource id", func(r *control.AddVaultsRequest) { r.Vaults[0].AzureVaultID = "vault-a" }, "is not an Azure Key Vault resource id"},
-		{"hsmUri on a vault", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.HsmURI = "https://vault-a.managedhsm.azure.net/" }, "hsmUri is a property of Microsoft.KeyVault/managedHSMs"},
-		{"pool URI for a vault", func(r *control.AddVaultsRequest) { r.Vaults[0].Properties.VaultURI = "https://vault-a.managedhsm.azure.net/" }, "is a Managed HSM pool's URI"},
+		{"hsmUri on a vault", func(r *control.AddVaultsRequest) {
+			r.Vaults[0].Properties.HsmURI = "https://vault-a.managedhsm.azure.net/"
+		}, "hsmUri is a property of Microsoft.KeyVault/managedHSMs"},
+		{"pool URI for a vault", func(r *control.AddVaultsRequest) {
+			r.Vaults[0].Properties.VaultURI = "https://vault-a.managedhsm.azure.net/"
+		}, "is a Managed HSM pool's URI"},
 		{"vault URI for a pool", func(r *control.AddVaultsRequest) { r.Vaults[0].Type = events.VaultTypeManagedHSM }, "is a key vault's URI"},
 		{"pool without URI", func(r *control.AddVaultsRequest) {
 			r.Vaults[0].Type, r.Vaults[0].Properties.VaultURI = events.VaultTypeManagedHSM, ""
