@@ -1,7 +1,6 @@
 package control
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,24 +39,6 @@ const nameKeyPrefix = events.VaultIndexPrefix
 
 // vaultNameRE is the shape of an Azure Key Vault name.
 var vaultNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{3,24}$`)
-
-// VaultQuery filters and pages the vault list.
-type VaultQuery struct {
-	// Name matches the vault name (case-insensitive) or, with "::", the
-	// qualified name "name::subscription".
-	Name string
-	// Skip and Limit page the list; Limit [events.LimitAll] returns all, 0
-	// means [events.DefaultLimit].
-	Skip, Limit int
-}
-
-// VaultPage is one page of vaults in CCKM's list envelope.
-type VaultPage struct {
-	Skip      int            `json:"skip"`
-	Limit     int            `json:"limit"`
-	Total     int            `json:"total"`
-	Resources []events.Vault `json:"resources"`
-}
 
 // Registry is the vault registry over the akvsync-vaults bucket. It is
 // safe for concurrent use, also by several processes.
@@ -280,128 +261,6 @@ func (r *Registry) All(ctx context.Context) ([]events.Vault, error) {
 		return nil, unavailable("list vaults", err)
 	}
 	return vs, nil
-}
-
-// MaxVaultsLimit bounds a page of the vault list; limit -1 asks for that
-// many.
-const MaxVaultsLimit = 1000
-
-// List returns one page of vaults matching q, newest first (then by
-// qualified name). A name filter is answered from the uniqueness index; an
-// unfiltered page streams the registry once, keeping only the best
-// skip+limit vaults in memory, so the cost of a page does not include
-// holding the whole registry.
-func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
-	if q.Skip < 0 {
-		return VaultPage{}, invalidf("skip must not be negative")
-	}
-	if q.Limit < events.LimitAll {
-		return VaultPage{}, invalidf("limit must be -1 (all) or positive")
-	}
-	limit := q.Limit
-	if limit == 0 {
-		limit = events.DefaultLimit
-	}
-	if limit < 0 || limit > MaxVaultsLimit {
-		limit = MaxVaultsLimit
-	}
-	order := func(a, b events.Vault) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.QualifiedName(), b.QualifiedName())
-	}
-	var match []events.Vault
-	total := 0
-	if q.Name != "" {
-		vs, err := r.byName(ctx, q.Name)
-		if err != nil {
-			return VaultPage{}, err
-		}
-		match, total = vs, len(vs)
-		slices.SortFunc(match, order)
-		match = events.PageOf(match, q.Skip, limit)
-	} else {
-		top := &vaultHeap{cmp: order, n: q.Skip + limit}
-		if err := r.EachBatch(ctx, resolveBatch, func(vs []events.Vault) error {
-			total += len(vs)
-			for _, v := range vs {
-				top.offer(v)
-			}
-			return nil
-		}); err != nil {
-			return VaultPage{}, err
-		}
-		match = top.sorted()
-		match = events.PageOf(match, q.Skip, limit)
-	}
-	return VaultPage{Skip: q.Skip, Limit: limit, Total: total, Resources: match}, nil
-}
-
-// byName returns the vaults whose name (or "name::subscription") is name,
-// through the uniqueness index.
-func (r *Registry) byName(ctx context.Context, name string) ([]events.Vault, error) {
-	v, err := r.Resolve(ctx, name)
-	switch {
-	case err == nil:
-		return []events.Vault{v}, nil
-	case errors.Is(err, ErrNotFound):
-		return nil, nil
-	case errors.Is(err, ErrInvalid) && !strings.Contains(name, "::") && ValidVaultName(name):
-		// Ambiguous: the name exists in several subscriptions.
-		lister, err := r.kv.ListKeysFiltered(ctx, nameKeyPrefix+"*."+strings.ToLower(name))
-		if err != nil {
-			return nil, unavailable("list vaults", err)
-		}
-		var out []events.Vault
-		for k := range lister.Keys() {
-			if v, err := r.byIndex(ctx, k, name); err == nil {
-				out = append(out, v)
-			}
-		}
-		return out, nil
-	case errors.Is(err, ErrInvalid):
-		return nil, nil
-	default:
-		return nil, err
-	}
-}
-
-// vaultHeap keeps the n smallest vaults by cmp seen so far: a
-// container/heap max-heap whose root is the worst vault kept.
-type vaultHeap struct {
-	cmp func(a, b events.Vault) int
-	n   int
-	vs  []events.Vault
-}
-
-func (h *vaultHeap) Len() int           { return len(h.vs) }
-func (h *vaultHeap) Less(i, j int) bool { return h.cmp(h.vs[i], h.vs[j]) > 0 }
-func (h *vaultHeap) Swap(i, j int)      { h.vs[i], h.vs[j] = h.vs[j], h.vs[i] }
-func (h *vaultHeap) Push(x any)         { h.vs = append(h.vs, x.(events.Vault)) }
-func (h *vaultHeap) Pop() any {
-	v := h.vs[len(h.vs)-1]
-	h.vs = h.vs[:len(h.vs)-1]
-	return v
-}
-
-// offer keeps v if it is among the n smallest seen.
-func (h *vaultHeap) offer(v events.Vault) {
-	switch {
-	case h.n <= 0:
-	case len(h.vs) < h.n:
-		heap.Push(h, v)
-	case h.cmp(v, h.vs[0]) < 0:
-		h.vs[0] = v
-		heap.Fix(h, 0)
-	}
-}
-
-// sorted returns the kept vaults in cmp order.
-func (h *vaultHeap) sorted() []events.Vault {
-	out := slices.Clone(h.vs)
-	slices.SortFunc(out, h.cmp)
-	return out
 }
 
 // Resolve finds a vault by reference: its id, "name::subscription", or a

@@ -253,6 +253,76 @@ func TestListVaults(t *testing.T) {
 	}
 }
 
+func TestListVaultsFiltersAndSorts(t *testing.T) {
+	e := setup(t, func(c *control.Config) { c.Connections = []string{testConn, "conn-b"} })
+	add := func(req control.AddVaultsRequest) events.Vault {
+		t.Helper()
+		vs, err := e.plane.Vaults.AddVaults(testCtx(t), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs[0]
+	}
+	a := add(vaultReq(testSub, "kv-a")) // westeurope
+	b := vaultReq(testSub, "kv-b")
+	b.Vaults[0].Location, b.Vaults[0].AzureVaultID = "East US", armID(testSub, "vaults", "kv-b")
+	vb := add(b)
+	c := vaultReq(otherSub, "kv-c")
+	c.Connection = "conn-b"
+	vc := add(c)
+	p := vaultReq(testSub, "pool-d")
+	p.Vaults[0].Type, p.Vaults[0].Properties = events.VaultTypeManagedHSM, control.VaultProperties{HsmURI: "https://pool-d.managedhsm.azure.net/"}
+	vd := add(p)
+	ids := func(vs []events.Vault) []string {
+		out := make([]string, len(vs))
+		for i, v := range vs {
+			out[i] = v.Name
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		q    control.VaultQuery
+		want []string
+	}{
+		{"newest first by default", control.VaultQuery{}, []string{vd.Name, vc.Name, vb.Name, a.Name}},
+		{"oldest first", control.VaultQuery{Sort: "createdAt"}, []string{a.Name, vb.Name, vc.Name, vd.Name}},
+		{"by name", control.VaultQuery{Sort: "name"}, []string{a.Name, vb.Name, vc.Name, vd.Name}},
+		{"by name descending", control.VaultQuery{Sort: "-name"}, []string{vd.Name, vc.Name, vb.Name, a.Name}},
+		{"last updated first", control.VaultQuery{Sort: "-updatedAt", Limit: 2}, []string{vd.Name, vc.Name}},
+		{"subscription", control.VaultQuery{SubscriptionID: strings.ToUpper(otherSub)}, []string{vc.Name}},
+		{"connection", control.VaultQuery{Connection: "CONN-B"}, []string{vc.Name}},
+		{"location without spaces", control.VaultQuery{Location: "eastus"}, []string{vb.Name}},
+		{"location with spaces", control.VaultQuery{Location: "West Europe", Sort: "name"}, []string{a.Name, vc.Name, vd.Name}},
+		{"azure_vault_id", control.VaultQuery{AzureVaultID: strings.ToLower(vb.AzureVaultID)}, []string{vb.Name}},
+		{"type", control.VaultQuery{Type: "microsoft.keyvault/managedhsms"}, []string{vd.Name}},
+		{"type vaults", control.VaultQuery{Type: events.VaultTypeVault, Sort: "name"}, []string{a.Name, vb.Name, vc.Name}},
+		{"name and subscription", control.VaultQuery{Name: "kv-c", SubscriptionID: testSub}, []string{}},
+		{"qualified name and type", control.VaultQuery{Name: "pool-d::" + testSub, Type: events.VaultTypeManagedHSM}, []string{vd.Name}},
+		{"skip and limit after filter", control.VaultQuery{SubscriptionID: testSub, Sort: "name", Skip: 1, Limit: 1}, []string{vb.Name}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page, err := e.plane.Vaults.List(testCtx(t), tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(page.Resources); !slices.Equal(got, tt.want) {
+				t.Fatalf("vaults %v, want %v", got, tt.want)
+			}
+			for _, v := range page.Resources {
+				if v.IsManagedHSM() && v.Properties == nil {
+					t.Errorf("page vault %s lacks its properties", v.Name)
+				}
+			}
+		})
+	}
+	for _, q := range []control.VaultQuery{{Sort: "size"}, {Type: "Microsoft.Storage/storageAccounts"}} {
+		_, err := e.plane.Vaults.List(testCtx(t), q)
+		wantErr(t, err, control.ErrInvalid)
+	}
+}
+
 func TestRemoveVault(t *testing.T) {
 	e := setup(t)
 	v := e.addVaults(t, testSub, "vault-a")[0]

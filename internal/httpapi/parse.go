@@ -244,7 +244,9 @@ func ParseJobVaultQuery(v url.Values) (events.JobVaultQuery, error) {
 var JobParams = []string{"id", "overall_status", "key_vaults", "skip", "limit", "sort"}
 
 // ParseJobQuery parses the query of GET /cckm/azure/synchronization-jobs.
-// key_vaults may be comma-separated and/or repeated. sort accepts only
+// overall_status is in_progress (also spelled "in progress", as in CCKM's
+// documentation), completed or failed. key_vaults may be comma-separated
+// and/or repeated. sort accepts only
 // -createdAt (newest first, the only order). Errors wrap
 // control.ErrInvalid and name the parameter.
 func ParseJobQuery(v url.Values) (events.JobQuery, error) {
@@ -260,11 +262,14 @@ func ParseJobQuery(v url.Values) (events.JobQuery, error) {
 	if err != nil {
 		return events.JobQuery{}, err
 	}
+	if status == "in progress" { // CCKM's documentation spells it so
+		status = string(events.JobInProgress)
+	}
 	switch st := events.JobStatus(status); st {
 	case "", events.JobInProgress, events.JobCompleted, events.JobFailed:
 		q.OverallStatus = st
 	default:
-		return events.JobQuery{}, invalid("query parameter overall_status must be in_progress, completed or failed, not %q", status)
+		return events.JobQuery{}, invalid("query parameter overall_status must be in_progress (or \"in progress\"), completed or failed, not %q", status)
 	}
 	for _, val := range v["key_vaults"] {
 		for _, ref := range strings.Split(val, ",") {
@@ -290,17 +295,37 @@ func ParseJobQuery(v url.Values) (events.JobQuery, error) {
 }
 
 // VaultParams are the query parameters of GET /cckm/azure/vaults.
-var VaultParams = []string{"name", "skip", "limit"}
+var VaultParams = []string{"name", "azure_vault_id", "subscription_id", "connection", "location", "type", "sort", "skip", "limit"}
 
-// ParseVaultQuery parses the query of GET /cckm/azure/vaults.
+// ParseVaultQuery parses the query of GET /cckm/azure/vaults: the filters
+// name (plain or "name::subscription"), azure_vault_id, subscription_id,
+// connection, location and type, sort (control.VaultSortFields, "-" for
+// descending) and paging. Errors wrap control.ErrInvalid and name the
+// parameter.
 func ParseVaultQuery(v url.Values) (control.VaultQuery, error) {
 	p, err := newParams(v, VaultParams...)
 	if err != nil {
 		return control.VaultQuery{}, err
 	}
 	var q control.VaultQuery
-	if q.Name, err = p.str("name"); err != nil {
-		return control.VaultQuery{}, err
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"name", &q.Name}, {"azure_vault_id", &q.AzureVaultID}, {"subscription_id", &q.SubscriptionID},
+		{"connection", &q.Connection}, {"location", &q.Location}, {"type", &q.Type}, {"sort", &q.Sort},
+	} {
+		if *f.dst, err = p.str(f.name); err != nil {
+			return control.VaultQuery{}, err
+		}
+	}
+	if q.Type != "" {
+		if _, ok := control.CanonicalVaultType(q.Type); !ok {
+			return control.VaultQuery{}, invalid("query parameter type must be %s or %s, not %q", events.VaultTypeVault, events.VaultTypeManagedHSM, q.Type)
+		}
+	}
+	if err := control.CheckVaultSort(q.Sort); err != nil {
+		return control.VaultQuery{}, invalid("query parameter %s", err.Error())
 	}
 	if q.Skip, q.Limit, err = p.paging(); err != nil {
 		return control.VaultQuery{}, err

@@ -136,6 +136,10 @@ func TestListVaults(t *testing.T) {
 		{"?name=vault-a", 2, 2, 10},
 		{"?name=vault-a::" + otherSub, 1, 1, 10},
 		{"?name=ghost", 0, 0, 10},
+		{"?subscription_id=" + otherSub, 1, 1, 10},
+		{"?connection=" + testConn + "&location=West+Europe&type=Microsoft.KeyVault%2Fvaults&sort=-updatedAt", 4, 4, 10},
+		{"?type=Microsoft.KeyVault/managedHSMs", 0, 0, 10},
+		{"?sort=name&limit=3", 4, 3, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -148,7 +152,19 @@ func TestListVaults(t *testing.T) {
 			}
 		})
 	}
-	for _, q := range []string{"?limit=-5", "?skip=-1", "?limit=abc", "?bogus=1", "?name=a&name=b"} {
+	t.Run("Ansible looks a vault id up by its qualified name", func(t *testing.T) {
+		// cm_resource_get_id_from_name: GET cckm/azure/vaults/?skip=0&limit=1&name=<vault>::<subscription>
+		r := e.as(t, "victor", "GET", vaultsPath+"/?skip=0&limit=1&name=vault-a::"+otherSub, "")
+		r.wantStatus(t, http.StatusOK)
+		var page struct {
+			Resources []map[string]any `json:"resources"`
+		}
+		r.decode(t, &page)
+		if len(page.Resources) != 1 || page.Resources[0]["name"] != "vault-a::"+otherSub || page.Resources[0]["subscription_id"] != otherSub {
+			t.Fatalf("lookup %s", r.body)
+		}
+	})
+	for _, q := range []string{"?limit=-5", "?skip=-1", "?limit=abc", "?bogus=1", "?name=a&name=b", "?sort=size", "?type=Microsoft.Storage/storageAccounts"} {
 		t.Run(q, func(t *testing.T) {
 			e.as(t, "victor", "GET", vaultsPath+q, "").wantError(t, http.StatusBadRequest, "NCERRInvalidParamValue", "")
 		})
