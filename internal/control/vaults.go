@@ -404,3 +404,107 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 	}
 	return v, nil
 }
+
+// VaultPatch is the body of CCKM's PATCH /cckm/azure/vaults/{id}. Null
+// fields are absent; at least one field is required.
+type VaultPatch struct {
+	// Connection moves the vault to another registered connection (by
+	// name or id); "" is absent. The vault takes the connection's cloud.
+	Connection *string `json:"connection"`
+	// CloudKeyBackupLimit sets cloud_key_backup_limit: 1 to
+	// [MaxCloudKeyBackupLimit], or 0 for no limit.
+	CloudKeyBackupLimit *int `json:"cloud_key_backup_limit"`
+	// Name may be sent as Terraform's provider does; a vault's name is
+	// Azure's and cannot change, so it must be the vault's own (plain or
+	// qualified).
+	Name *string `json:"name"`
+}
+
+// Patch changes the connection and cloud_key_backup_limit of the vault
+// with the given id, with compare-and-set, and returns it. A running job
+// keeps the vault as it was planned. Errors wrap [ErrNotFound] (no such
+// vault), [ErrInvalid] (nothing to change, an unknown connection, a bad
+// limit, another name) or [ErrConflict].
+func (r *Registry) Patch(ctx context.Context, id string, p VaultPatch) (events.Vault, error) {
+	if p.Connection != nil && *p.Connection == "" {
+		p.Connection = nil
+	}
+	if p.Name != nil && *p.Name == "" {
+		p.Name = nil
+	}
+	if p.Connection == nil && p.CloudKeyBackupLimit == nil && p.Name == nil {
+		return events.Vault{}, invalidf("the patch changes nothing: give connection or cloud_key_backup_limit")
+	}
+	if p.Connection != nil && len(*p.Connection) > MaxFieldLen {
+		return events.Vault{}, invalidf("connection is longer than %d bytes", MaxFieldLen)
+	}
+	var limit int
+	if p.CloudKeyBackupLimit != nil {
+		var err error
+		if limit, err = checkBackupLimit(p.CloudKeyBackupLimit); err != nil {
+			return events.Vault{}, err
+		}
+	}
+	var conn ConnectionInfo
+	if p.Connection != nil {
+		c, found, err := r.cfg.connection(ctx, *p.Connection)
+		if err != nil {
+			return events.Vault{}, unavailable("look up connection", err)
+		}
+		if !found {
+			return events.Vault{}, invalidf("connection %q is not a known connection", *p.Connection)
+		}
+		if c.Cloud == "" {
+			c.Cloud = r.cfg.Cloud
+		}
+		conn = c
+	}
+	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
+		v, rev, err := r.get(ctx, id)
+		if err != nil {
+			return events.Vault{}, err
+		}
+		if p.Name != nil && !strings.EqualFold(*p.Name, v.Name) && !strings.EqualFold(*p.Name, v.QualifiedName()) {
+			return events.Vault{}, invalidf("name cannot be changed: it is the vault's name in Azure (%s)", v.QualifiedName())
+		}
+		prev := v
+		if p.Connection != nil {
+			v.Connection, v.Cloud = conn.Name, conn.Cloud
+		}
+		if p.CloudKeyBackupLimit != nil {
+			v.CloudKeyBackupLimit = limit
+		}
+		v.UpdatedAt = r.cfg.Now().UTC().Truncate(time.Microsecond)
+		data, err := json.Marshal(v)
+		if err != nil {
+			return events.Vault{}, fmt.Errorf("control: encode vault: %w", err)
+		}
+		next, err := r.kv.Update(ctx, v.ID, data, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		}
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return events.Vault{}, notFoundf("vault %q not found", id)
+		}
+		if err != nil {
+			return events.Vault{}, unavailable("update vault "+v.QualifiedName(), err)
+		}
+		// A connection deleted meanwhile either saw the vault on its old
+		// connection, or is gone now: then undo, as AddVaults does.
+		if p.Connection != nil {
+			if _, found, err := r.cfg.connection(ctx, conn.Name); err != nil || !found {
+				cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+				defer cancel()
+				if old, merr := json.Marshal(prev); merr == nil {
+					_, _ = r.kv.Update(cctx, v.ID, old, next)
+				}
+				if err != nil {
+					return events.Vault{}, unavailable("check connection", err)
+				}
+				return events.Vault{}, invalidf("connection %q was deleted while the vault was being moved to it", conn.Name)
+			}
+		}
+		return v, nil
+	}
+	return events.Vault{}, conflictf("vault %s changed concurrently %d times; retry", id, r.cfg.CASRetries)
+}

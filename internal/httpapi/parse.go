@@ -66,6 +66,17 @@ func ParseAddVaults(r io.Reader, max int64) (control.AddVaultsRequest, error) {
 	return req, nil
 }
 
+// ParseVaultPatch decodes the body of PATCH /cckm/azure/vaults/{id}, of at
+// most max bytes: connection, cloud_key_backup_limit and (unchanged) name;
+// any other field is refused, naming it. The registry validates the values.
+func ParseVaultPatch(r io.Reader, max int64) (control.VaultPatch, error) {
+	var p control.VaultPatch
+	if err := decodeBody(r, max, &p); err != nil {
+		return control.VaultPatch{}, err
+	}
+	return p, nil
+}
+
 // decodeBody reads at most max bytes of one JSON object into v, strictly
 // (see jsonbody.Decode), mapping its errors to this package's.
 func decodeBody(r io.Reader, max int64, v any) error {
