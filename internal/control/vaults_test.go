@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -495,4 +496,59 @@ func TestAddVaultsARMObjects(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+func TestPatchVault(t *testing.T) {
+	e := setup(t, func(c *control.Config) {
+		c.LookupConnection = func(_ context.Context, name string) (control.ConnectionInfo, bool, error) {
+			switch strings.ToLower(name) {
+			case testConn:
+				return control.ConnectionInfo{Name: testConn, Cloud: "AzureCloud"}, true, nil
+			case "china":
+				return control.ConnectionInfo{Name: "china", Cloud: "AzureChinaCloud"}, true, nil
+			}
+			return control.ConnectionInfo{}, false, nil
+		}
+	})
+	v := e.addVaults(t, testSub, "kv-patch")[0]
+	t.Run("moves the vault to another connection and its cloud", func(t *testing.T) {
+		got, err := e.plane.Vaults.Patch(testCtx(t), v.ID, control.VaultPatch{Connection: ptr("CHINA"), CloudKeyBackupLimit: ptr(7)})
+		if err != nil || got.Connection != "china" || got.Cloud != "AzureChinaCloud" || got.CloudKeyBackupLimit != 7 || !got.UpdatedAt.After(v.UpdatedAt) {
+			t.Fatalf("Patch = %+v, %v", got, err)
+		}
+		stored, err := e.plane.Vaults.Get(testCtx(t), v.ID)
+		if err != nil || stored.Connection != "china" || stored.CloudKeyBackupLimit != 7 || stored.VaultURI != v.VaultURI || !stored.CreatedAt.Equal(v.CreatedAt) {
+			t.Fatalf("stored %+v, %v", stored, err)
+		}
+	})
+	t.Run("0 removes the backup limit; the unchanged name may be sent", func(t *testing.T) {
+		got, err := e.plane.Vaults.Patch(testCtx(t), v.ID, control.VaultPatch{CloudKeyBackupLimit: ptr(0), Name: ptr("kv-patch::" + testSub)})
+		if err != nil || got.CloudKeyBackupLimit != 0 || got.Connection != "china" {
+			t.Fatalf("Patch = %+v, %v", got, err)
+		}
+	})
+	for name, tc := range map[string]struct {
+		id   string
+		p    control.VaultPatch
+		want error
+		msg  string
+	}{
+		"unknown vault":      {events.NewID(), control.VaultPatch{CloudKeyBackupLimit: ptr(1)}, control.ErrNotFound, "not found"},
+		"unknown connection": {v.ID, control.VaultPatch{Connection: ptr("nope")}, control.ErrInvalid, `connection "nope" is not a known connection`},
+		"bad limit":          {v.ID, control.VaultPatch{CloudKeyBackupLimit: ptr(70000)}, control.ErrInvalid, "cloud_key_backup_limit"},
+		"another name":       {v.ID, control.VaultPatch{Name: ptr("kv-other")}, control.ErrInvalid, "name cannot be changed"},
+		"nothing":            {v.ID, control.VaultPatch{Connection: ptr("")}, control.ErrInvalid, "changes nothing"},
+	} {
+		t.Run("refuses "+name, func(t *testing.T) {
+			before, _ := e.plane.Vaults.Get(testCtx(t), v.ID)
+			_, err := e.plane.Vaults.Patch(testCtx(t), tc.id, tc.p)
+			wantErr(t, err, tc.want)
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not mention %q", err, tc.msg)
+			}
+			if after, _ := e.plane.Vaults.Get(testCtx(t), v.ID); !after.UpdatedAt.Equal(before.UpdatedAt) {
+				t.Errorf("a refused patch changed the vault")
+			}
+		})
+	}
 }
