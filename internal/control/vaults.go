@@ -339,8 +339,8 @@ func (r *Registry) byIndex(ctx context.Context, key, ref string) (events.Vault, 
 // vault's subjects from the KEYS stream, so a worker that replays the
 // stream never sees them, and then publishes the vault-removed marker, so
 // every worker that already holds them deletes them (in one store
-// transaction). The vault lock is held: no sync publishes keys of the
-// vault meanwhile.
+// transaction) and ignores any key record of the vault published later
+// (by a sync still running). It is idempotent.
 func (r *Registry) dropKeys(ctx context.Context, vaultID string) error {
 	st, err := r.js.Stream(ctx, events.StreamKeys)
 	if err != nil {
@@ -360,10 +360,18 @@ func (r *Registry) dropKeys(ctx context.Context, vaultID string) error {
 }
 
 // Remove unregisters the vault with the given id and returns it, after
-// taking its keys out of every worker's inventory (see dropKeys). It
-// refuses with a [ConflictError] naming the job while an active job holds
-// the vault; it holds the vault's lock itself while it removes, so no job
-// can take the vault meanwhile.
+// taking its keys out of every worker's inventory (see dropKeys).
+//
+// It first marks the record "removing" (compare-and-set): from then on no
+// job takes the vault and no worker syncs it. A job that already holds the
+// vault does not stop the removal: its workers see the mark (or the
+// removal marker) and end the vault "aborted" with the error "vault
+// removed from the inventory", and every inventory ignores a key record of
+// the vault published after the marker. Then the keys are dropped and the
+// record and its name index deleted; a failure between the steps leaves
+// the mark, and a retry finishes the removal. A second removal running at
+// the same time is refused with a [ConflictError]. Adding the vault again
+// afterwards gives it a new id and it syncs normally.
 func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) {
 	v, rev, err := r.get(ctx, id)
 	if err != nil {
@@ -371,23 +379,45 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 	}
 	lockRev, err := r.store.TakeLock(ctx, v.ID, RemoveLockHolder)
 	var conflict *jobs.LockConflictError
-	if errors.As(err, &conflict) {
-		owner := conflict.Holder
-		if owner == RemoveLockHolder {
-			owner = ""
-		}
-		return events.Vault{}, &ConflictError{Vault: v.QualifiedName(), JobID: owner}
-	}
-	if err != nil {
+	switch {
+	case errors.As(err, &conflict) && conflict.Holder == RemoveLockHolder:
+		return events.Vault{}, &ConflictError{Vault: v.QualifiedName()}
+	case errors.As(err, &conflict):
+		// A job holds the vault: it skips it (see above); its lock is
+		// released when it finishes.
+	case err != nil:
 		return events.Vault{}, unavailable("take vault lock", err)
+	default:
+		defer func() {
+			cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+			defer cancel()
+			_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
+		}()
 	}
-	defer func() {
-		cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
-		defer cancel()
-		_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
-	}()
-	// The keys first: if this fails the vault stays registered and a
-	// retry (or its next sync) repairs the inventory.
+	for attempt := 0; !v.Removing; attempt++ {
+		if attempt == r.cfg.CASRetries {
+			return events.Vault{}, conflictf("vault %s changed concurrently %d times; retry", v.QualifiedName(), attempt)
+		}
+		marked := v
+		marked.Removing = true
+		data, err := json.Marshal(marked)
+		if err != nil {
+			return events.Vault{}, fmt.Errorf("control: encode vault: %w", err)
+		}
+		next, err := r.kv.Update(ctx, v.ID, data, rev)
+		switch {
+		case err == nil:
+			v, rev = marked, next
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists):
+			if v, rev, err = r.get(ctx, id); err != nil {
+				return events.Vault{}, err
+			}
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return events.Vault{}, notFoundf("vault %q not found", id)
+		default:
+			return events.Vault{}, unavailable("mark vault "+v.QualifiedName()+" removing", err)
+		}
+	}
 	if err := r.dropKeys(ctx, v.ID); err != nil {
 		return events.Vault{}, err
 	}
@@ -402,6 +432,7 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 		// Best effort: a dangling index entry is repaired by the next add.
 		_ = r.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 	}
+	v.Removing = false
 	return v, nil
 }
 

@@ -349,20 +349,60 @@ func TestRemoveVaultLockedByJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.plane.Vaults.Remove(testCtx(t), v.ID)
-	var ce *control.ConflictError
-	if !errors.As(err, &ce) || ce.JobID != job.ID {
-		t.Fatalf("Remove of a locked vault = %v, want a conflict naming job %s", err, job.ID)
+	// The job's workers skip the vault; the removal does not wait for it.
+	got, err := e.plane.Vaults.Remove(testCtx(t), v.ID)
+	if err != nil || got.ID != v.ID || got.Removing {
+		t.Fatalf("Remove of a vault in a job = %+v, %v", got, err)
 	}
-	if !strings.Contains(err.Error(), job.ID) {
-		t.Errorf("error %q does not name the job", err)
-	}
-	if _, err := e.plane.Vaults.Get(testCtx(t), v.ID); err != nil {
-		t.Errorf("vault gone after a refused remove: %v", err)
-	}
+	_, err = e.plane.Vaults.Get(testCtx(t), v.ID)
+	wantErr(t, err, control.ErrNotFound)
 	if got := e.get(t, events.BucketLocks, v.ID); got != job.ID {
-		t.Errorf("lock = %q, want the job's %q", got, job.ID)
+		t.Errorf("lock = %q, want the job's %q until the job ends", got, job.ID)
 	}
+	// The name is free: the vault can be added again, under a new id.
+	again := e.addVaults(t, testSub, "vault-a")[0]
+	if again.ID == v.ID {
+		t.Fatal("the vault added again has its old id")
+	}
+}
+
+func TestRemoveFinishesARemovalCutShort(t *testing.T) {
+	e := setup(t)
+	vs := e.addVaults(t, testSub, "vault-a", "vault-b")
+	// A removal that died after marking the vault: the mark is stored.
+	kv, err := e.js.KeyValue(testCtx(t), events.BucketVaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := vs[0]
+	marked.Removing = true
+	raw, _ := json.Marshal(marked)
+	if _, err := kv.Put(testCtx(t), marked.ID, raw); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a job naming it is refused", func(t *testing.T) {
+		_, err := e.plane.Jobs.Create(testCtx(t), control.CreateJobRequest{KeyVaults: []string{"vault-a"}}, "tester")
+		var ce *control.ConflictError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "is being removed") {
+			t.Fatalf("Create = %v, want a conflict saying the vault is being removed", err)
+		}
+	})
+	t.Run("synchronize_all leaves it out", func(t *testing.T) {
+		job, err := e.plane.Jobs.Create(testCtx(t), control.CreateJobRequest{SynchronizeAll: true}, "tester")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.VaultTotal != 1 || len(job.Vaults) != 1 || job.Vaults[0].VaultID != vs[1].ID {
+			t.Fatalf("job covers %d vaults: %+v", job.VaultTotal, job.Vaults)
+		}
+	})
+	t.Run("removing it again finishes the removal", func(t *testing.T) {
+		if _, err := e.plane.Vaults.Remove(testCtx(t), marked.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.plane.Vaults.Get(testCtx(t), marked.ID)
+		wantErr(t, err, control.ErrNotFound)
+	})
 }
 
 func TestMalformedIDsAreNotFound(t *testing.T) {

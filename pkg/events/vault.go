@@ -41,9 +41,12 @@ type Vault struct {
 	// nil when none were given beyond the URI.
 	Properties json.RawMessage `json:"properties,omitempty"`
 	// CloudKeyBackupLimit is CCKM's cloud_key_backup_limit (0: no limit).
-	CloudKeyBackupLimit int       `json:"cloud_key_backup_limit,omitempty"`
-	CreatedAt           time.Time `json:"createdAt"`
-	UpdatedAt           time.Time `json:"updatedAt"`
+	CloudKeyBackupLimit int `json:"cloud_key_backup_limit,omitempty"`
+	// Removing is set while remove-vault takes the vault out: the vault is
+	// not synced or added to a job any more.
+	Removing  bool      `json:"removing,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // QualifiedName is the vault's CCKM name, "name::subscription".
