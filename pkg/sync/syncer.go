@@ -219,14 +219,14 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) 
 		s.finish(ctx, msg, log, res, events.VaultAborted, nil)
 		return
 	}
+	stopBeat := s.heartbeat(syncCtx, msg, task.JobID, task.Vault.ID, cancel)
 	// A vault removed from the registry since the job was planned is
 	// skipped: no Azure traffic, no key of it published.
 	if s.vaultRemoved(ctx, log, task.Vault.ID) {
+		stopBeat()
 		s.finish(ctx, msg, log, res, events.VaultAborted, ErrVaultRemoved)
 		return
 	}
-
-	stopBeat := s.heartbeat(syncCtx, msg, task.JobID, task.Vault.ID, cancel)
 	if err := s.event(syncCtx, log, res, events.KindVaultStarted, fmt.Sprintf("%s/%s/%s/%d", res.JobID, res.VaultID, events.KindVaultStarted, attempt)); err != nil {
 		// Only progress display: the result event carries the start time.
 		log.Debug().Err(err).Msg("cannot publish vault started")
@@ -234,11 +234,13 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) 
 	err = s.syncVault(syncCtx, task, &res, log)
 	release()
 	s.awaitKeys(ctx, log, res)
+	// Removed while it synced (and this worker missed the marker)? Asked
+	// while the heartbeat still beats.
+	removed := errors.Is(context.Cause(syncCtx), ErrVaultRemoved) || err == nil && s.vaultRemoved(ctx, log, task.Vault.ID)
 	stopBeat()
 
 	switch {
-	case errors.Is(context.Cause(syncCtx), ErrVaultRemoved),
-		err == nil && s.vaultRemoved(ctx, log, task.Vault.ID):
+	case removed:
 		// Removed while it synced: the inventory has dropped its keys
 		// (and ignores any record published after the removal).
 		s.finish(ctx, msg, log, res, events.VaultAborted, ErrVaultRemoved)
@@ -359,12 +361,15 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID, vaultI
 				if err := msg.InProgress(); err != nil {
 					s.log.Debug().Err(err).Str("job_id", jobID).Msg("heartbeat failed")
 				}
-				if j, _, err := s.store.Get(ctx, jobID); err == nil && j.Abort {
+				// The checks may not delay the next beat.
+				cctx, cancelCheck := context.WithTimeout(ctx, s.cfg.Heartbeat)
+				if j, _, err := s.store.Get(cctx, jobID); err == nil && j.Abort {
 					cancel(ErrAborted)
 				}
-				if s.vaultRemoved(ctx, s.log, vaultID) {
+				if s.vaultRemoved(cctx, s.log, vaultID) {
 					cancel(ErrVaultRemoved)
 				}
+				cancelCheck()
 			}
 		}
 	}()
