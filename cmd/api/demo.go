@@ -113,7 +113,9 @@ func (d *demoRun) run(ctx context.Context, out io.Writer, plane *control.Plane, 
 		if _, ok := bySub[v.SubscriptionID]; !ok {
 			order = append(order, v.SubscriptionID)
 		}
-		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Location: "westeurope", Properties: control.VaultProperties{VaultURI: v.URL}})
+		// As Resource Manager lists it: a pool is a Microsoft.KeyVault/managedHSMs.
+		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Type: v.ResourceType,
+			AzureVaultID: v.ResourceID, Location: v.Location, Properties: control.VaultProperties{VaultURI: v.URL}})
 	}
 	var names []string
 	for _, sub := range order {

@@ -31,6 +31,8 @@ type connectionFileEntry struct {
 	Cloud                                string `json:"cloud_name"`
 	ActiveDirectoryEndpoint              string `json:"active_directory_endpoint"`
 	KeyVaultDNSSuffix                    string `json:"key_vault_dns_suffix"`
+	ResourceManagerURL                   string `json:"resource_manager_url"`
+	ManagementURL                        string `json:"management_url"`
 	CACertFile                           string `json:"ca_cert_file"`
 	DisableChallengeResourceVerification bool   `json:"disable_challenge_resource_verification"`
 }
@@ -67,6 +69,7 @@ func LoadConnections(path string) (map[string]azure.Connection, error) {
 			Name: e.Name, CredentialType: e.CredentialType, TenantID: e.TenantID, ClientID: e.ClientID,
 			ClientSecret: e.ClientSecret, Cloud: e.Cloud, ActiveDirectoryEndpoint: e.ActiveDirectoryEndpoint,
 			KeyVaultDNSSuffix: e.KeyVaultDNSSuffix, DisableChallengeResourceVerification: e.DisableChallengeResourceVerification,
+			ResourceManagerEndpoint: e.ResourceManagerURL, ManagementEndpoint: e.ManagementURL,
 		}
 		if c.CredentialType == "" {
 			c.CredentialType = azure.CredentialClientSecret

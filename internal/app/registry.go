@@ -57,6 +57,11 @@ func ImportConnection(ctx context.Context, reg *connections.Registry, c azure.Co
 		ActiveDirectoryEndpoint: c.ActiveDirectoryEndpoint, KeyVaultDNSSuffix: c.KeyVaultDNSSuffix,
 		CredentialType: c.CredentialType, DisableChallengeResourceVerification: c.DisableChallengeResourceVerification,
 		AzureStackServerCert: string(c.ExtraCAPEM), Description: "imported from configuration",
+		ResourceManagerURL: c.ResourceManagerEndpoint, ManagementURL: c.ManagementEndpoint,
+		AzureStackConnectionType: c.AzureStackConnectionType,
+	}
+	if settings.CloudName == "" {
+		settings.CloudName = azure.CloudPublic // an empty cloud_name leaves a patched one as it is
 	}
 	_, err := reg.Get(ctx, c.Name)
 	if errors.Is(err, connections.ErrNotFound) {
@@ -74,6 +79,8 @@ func ImportConnection(ctx context.Context, reg *connections.Registry, c azure.Co
 		ActiveDirectoryEndpoint: &settings.ActiveDirectoryEndpoint, KeyVaultDNSSuffix: &settings.KeyVaultDNSSuffix,
 		CredentialType: &settings.CredentialType, DisableChallengeResourceVerification: &settings.DisableChallengeResourceVerification,
 		AzureStackServerCert: &settings.AzureStackServerCert,
+		ResourceManagerURL:   &settings.ResourceManagerURL, ManagementURL: &settings.ManagementURL,
+		AzureStackConnectionType: &settings.AzureStackConnectionType,
 	}
 	if c.ClientSecret != "" {
 		p.ClientSecret = &c.ClientSecret

@@ -143,7 +143,8 @@ func sameConnection(a, b Connection) bool {
 		a.ClientID == b.ClientID && a.ClientSecret == b.ClientSecret && string(a.CertificatePEM) == string(b.CertificatePEM) &&
 		a.Cloud == b.Cloud && a.ActiveDirectoryEndpoint == b.ActiveDirectoryEndpoint && a.KeyVaultDNSSuffix == b.KeyVaultDNSSuffix &&
 		string(a.ExtraCAPEM) == string(b.ExtraCAPEM) && a.DisableChallengeResourceVerification == b.DisableChallengeResourceVerification &&
-		a.LocalhostIP == b.LocalhostIP
+		a.LocalhostIP == b.LocalhostIP && a.ResourceManagerEndpoint == b.ResourceManagerEndpoint &&
+		a.ManagementEndpoint == b.ManagementEndpoint && a.AzureStackConnectionType == b.AzureStackConnectionType
 }
 
 // noProxyForLocalhost is http.ProxyFromEnvironment, except that *.localhost

@@ -13,9 +13,11 @@ const DefaultMaxBodyBytes = 256 << 10
 
 // ParseCreate decodes and validates the body of a create request, of at
 // most max bytes (max <= 0: [DefaultMaxBodyBytes]). The body must be one
-// JSON object with only the connection fields, of the right types; then
-// the defaults are filled (credential type inferred, cloud AzureCloud,
-// products ["cckm"]) and every field is validated. Errors wrap
+// JSON object with only the connection fields (read-only ones are
+// accepted and ignored), of the right types; null and empty values are
+// absent; then the defaults are filled (credential type inferred, cloud
+// AzureCloud, products ["cckm"], cert_duration 730) and every field is
+// validated. Errors wrap
 // [ErrTooLarge] or [ErrInvalid] and never quote a secret.
 func ParseCreate(r io.Reader, max int64) (CreateRequest, error) {
 	var req CreateRequest
@@ -23,21 +25,26 @@ func ParseCreate(r io.Reader, max int64) (CreateRequest, error) {
 		return CreateRequest{}, err
 	}
 	req = req.normalized()
-	if err := validate(req.Settings, req.secrets()); err != nil {
+	if err := req.check(); err != nil {
+		return CreateRequest{}, err
+	}
+	if err := validate(req.Settings, req.secrets(), req.generates()); err != nil {
 		return CreateRequest{}, err
 	}
 	return req, nil
 }
 
 // ParsePatch decodes the body of a patch request, of at most max bytes,
-// strictly, and checks what can be checked without the stored connection
-// (at least one field; the name's shape; no empty secret). The registry
+// strictly, drops the empty values that mean "unchanged" (see
+// [PatchRequest]) and checks what can be checked without the stored
+// connection (at least one field; the name's shape; no contradiction). The registry
 // validates the patched connection as a whole.
 func ParsePatch(r io.Reader, max int64) (PatchRequest, error) {
 	var req PatchRequest
 	if err := decodeBody(r, max, &req, false); err != nil {
 		return PatchRequest{}, err
 	}
+	req = req.normalized()
 	if err := req.checkShape(); err != nil {
 		return PatchRequest{}, err
 	}

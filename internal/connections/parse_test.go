@@ -62,12 +62,14 @@ func TestParsePatch(t *testing.T) {
 		t.Fatalf("String: %s", p)
 	}
 	for body, want := range map[string]string{
-		`{}`:                     "changes nothing",
-		`{"client_secret":""}`:   "client_secret must not be empty",
-		`{"certificate":""}`:     "certificate must not be empty",
-		`{"name":"bad name"}`:    "not a valid connection name",
-		`{"tenant_id":1}`:        "tenant_id must be a string",
-		`{"cloud":"AzureCloud"}`: `unknown field "cloud"`,
+		`{}`:                   "changes nothing",
+		`{"client_secret":""}`: "changes nothing",
+		`{"certificate":""}`:   "changes nothing",
+		`{"name":""}`:          "changes nothing",
+		`{"is_certificate_used":true,"client_secret":"s"}`: "mutually exclusive",
+		`{"name":"bad name"}`:                              "not a valid connection name",
+		`{"tenant_id":1}`:                                  "tenant_id must be a string",
+		`{"cloud":"AzureCloud"}`:                           `unknown field "cloud"`,
 	} {
 		if _, err := connections.ParsePatch(strings.NewReader(body), 0); !errors.Is(err, connections.ErrInvalid) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", body, err, want)

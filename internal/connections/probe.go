@@ -128,6 +128,7 @@ func (r *Registry) Test(ctx context.Context, ref string, req TestRequest) (TestR
 			return TestResult{}, unavailable("test connection "+rec.Name, ctx.Err())
 		}
 		res.Error = describeAzureError(err)
+		r.recordTest(ctx, rec.ID, false, res.Error.summary())
 		r.cfg.Logger.Info().Str("connection_id", rec.ID).Str("connection", rec.Name).Str("vault_uri", uri).
 			Str("stage", res.Error.Stage).Int("status", res.Error.Status).Str("error_code", res.Error.Code).
 			Msg("connection test failed")
@@ -135,6 +136,7 @@ func (r *Registry) Test(ctx context.Context, ref string, req TestRequest) (TestR
 	}
 	res.ConnectionOK = true
 	res.KeysListed = len(resp.Value)
+	r.recordTest(ctx, rec.ID, true, "")
 	r.cfg.Logger.Info().Str("connection_id", rec.ID).Str("connection", rec.Name).Str("vault_uri", uri).
 		Int("keys_listed", res.KeysListed).Msg("connection test succeeded")
 	return res, nil
@@ -188,8 +190,9 @@ func describeAzureError(err error) *AzureError {
 }
 
 // allowedTestTarget refuses to send the connection's token to a host that
-// is neither a registered vault nor a vault of the connection's cloud: the
-// test endpoint must not make the API call arbitrary hosts.
+// is neither a registered vault nor a vault or Managed HSM pool of the
+// connection's cloud: the test endpoint must not make the API call
+// arbitrary hosts.
 func (r *Registry) allowedTestTarget(ctx context.Context, conn azure.Connection, uri string) error {
 	u, err := url.Parse(uri)
 	if err != nil {
@@ -197,6 +200,9 @@ func (r *Registry) allowedTestTarget(ctx context.Context, conn azure.Connection,
 	}
 	host := strings.ToLower(u.Hostname())
 	if strings.HasSuffix(host, "."+strings.ToLower(conn.VaultDNSSuffix())) {
+		return nil
+	}
+	if hsm := conn.ManagedHSMDNSSuffix(); hsm != "" && strings.HasSuffix(host, "."+hsm) {
 		return nil
 	}
 	all, err := events.ListVaults(ctx, r.vaults)
@@ -209,5 +215,51 @@ func (r *Registry) allowedTestTarget(ctx context.Context, conn azure.Connection,
 			return nil
 		}
 	}
+	if hsm := conn.ManagedHSMDNSSuffix(); hsm != "" {
+		return invalidf("vault_uri must be a registered vault, a vault under %s or a Managed HSM pool under %s", conn.VaultDNSSuffix(), hsm)
+	}
 	return invalidf("vault_uri must be a registered vault or a vault under %s", conn.VaultDNSSuffix())
+}
+
+// MaxLastConnectionError bounds the last_connection_error a test records.
+const MaxLastConnectionError = 512
+
+// summary is the one-line last_connection_error of a failed test.
+func (e *AzureError) summary() string {
+	msg := e.Stage + ": "
+	if e.Status != 0 {
+		msg += fmt.Sprintf("%d ", e.Status)
+	}
+	if e.Code != "" {
+		msg += e.Code + ": "
+	}
+	msg += e.Message
+	msg, _, _ = strings.Cut(msg, "\n")
+	if len(msg) > MaxLastConnectionError {
+		msg = strings.ToValidUTF8(msg[:MaxLastConnectionError], "") + "…"
+	}
+	return msg
+}
+
+// recordTest stores the outcome of a connection test on the record
+// (last_connection_ok, _error, _at), with compare-and-set. It is best
+// effort: a failure is logged, and the test's answer stands.
+func (r *Registry) recordTest(ctx context.Context, id string, ok bool, msg string) {
+	ctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+	defer cancel()
+	now := r.now()
+	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
+		rec, rev, err := r.byID(ctx, id)
+		if err != nil {
+			r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
+			return
+		}
+		rec.LastConnectionOK, rec.LastConnectionError, rec.LastConnectionAt = ok, msg, &now
+		if _, err := r.put(ctx, rec, rev); errors.Is(err, ErrConflict) {
+			continue
+		} else if err != nil {
+			r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
+		}
+		return
+	}
 }

@@ -66,6 +66,12 @@ func TestTestAgainstEmulator(t *testing.T) {
 		if strings.Contains(ae.Message, "not-the-secret") {
 			t.Fatalf("message echoes the secret: %s", ae.Message)
 		}
+		// The outcome is recorded on the connection (CCKM's last_connection_*).
+		got, err := e.reg.Get(e.ctx, wrong.ID)
+		if err != nil || got.LastConnectionOK || !strings.HasPrefix(got.LastConnectionError, "token: 401 invalid_client: AADSTS7000215") ||
+			got.LastConnectionAt == nil || got.LastConnectionAt.Before(got.CreatedAt) || !got.UpdatedAt.Equal(wrong.UpdatedAt) {
+			t.Fatalf("after a failed test: %+v %v", got, err)
+		}
 		// Fixing the secret with a patch fixes the test.
 		s := m.m.ClientSecret
 		if _, err := e.reg.Patch(e.ctx, wrong.ID, connections.PatchRequest{ClientSecret: &s}); err != nil {
@@ -73,6 +79,9 @@ func TestTestAgainstEmulator(t *testing.T) {
 		}
 		if res, err := e.reg.Test(e.ctx, wrong.ID, connections.TestRequest{VaultURI: m.vaultURL}); err != nil || !res.ConnectionOK {
 			t.Fatalf("after patch: %+v %v", res, err)
+		}
+		if got, err := e.reg.Get(e.ctx, wrong.ID); err != nil || !got.LastConnectionOK || got.LastConnectionError != "" {
+			t.Fatalf("after a good test: %+v %v", got, err)
 		}
 	})
 	t.Run("denied principal", func(t *testing.T) {

@@ -91,15 +91,29 @@ func cleanupContext(ctx context.Context, d time.Duration) (context.Context, cont
 // is left behind.
 func (r *Registry) Create(ctx context.Context, req CreateRequest) (c Connection, err error) {
 	req = req.normalized()
-	if err := validate(req.Settings, req.secrets()); err != nil {
+	if err := req.check(); err != nil {
+		return Connection{}, err
+	}
+	generate := req.generates()
+	if err := validate(req.Settings, req.secrets(), generate); err != nil {
 		return Connection{}, err
 	}
 	now := r.now()
-	rec := record{ID: events.NewID(), Settings: req.Settings, CreatedAt: now, UpdatedAt: now}
+	sec := req.secrets()
+	if generate {
+		if sec.Certificate, err = generateCertificate(req.Name, req.CertDuration, now); err != nil {
+			return Connection{}, err
+		}
+		if err := validate(req.Settings, sec, false); err != nil {
+			return Connection{}, err
+		}
+	}
+	rec := record{ID: events.NewID(), Settings: req.Settings, Generated: generate, CreatedAt: now, UpdatedAt: now}
 	rec.URI = URIPrefix + rec.Name + "-" + rec.ID
 	rec.Labels = cloneMap(rec.Labels)
 	rec.Products = slices.Clone(rec.Products)
-	if err := rec.seal(r.sealer, req.secrets()); err != nil {
+	rec.Meta = slices.Clone(rec.Meta)
+	if err := rec.seal(r.sealer, sec); err != nil {
 		return Connection{}, err
 	}
 	data, err := json.Marshal(rec)
@@ -277,9 +291,11 @@ func (r *Registry) List(ctx context.Context, q Query) (Page, error) {
 // new secrets are sealed under the current master key. A concurrent
 // update is retried on the new revision.
 func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Connection, error) {
+	req = req.normalized()
 	if err := req.checkShape(); err != nil {
 		return Connection{}, err
 	}
+	var generated []byte // made once, on the first attempt that needs it
 	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
 		rec, rev, err := r.load(ctx, ref)
 		if err != nil {
@@ -289,18 +305,32 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 		if err != nil {
 			return Connection{}, err
 		}
-		settings, sec, err := req.apply(rec.Settings, cur)
+		if req.needsGeneratedCertificate(rec.Settings, cur) && generated == nil {
+			days := rec.CertDuration
+			if req.CertDuration != nil {
+				days = *req.CertDuration
+			}
+			if days < 1 || days > MaxCertDuration {
+				return Connection{}, invalidf("cert_duration must be from 1 to %d days, not %d", MaxCertDuration, days)
+			}
+			if generated, err = generateCertificate(rec.Name, days, r.now()); err != nil {
+				return Connection{}, err
+			}
+		}
+		settings, sec, gen, err := req.apply(rec.Settings, rec.Generated, cur, generated)
 		if err != nil {
 			return Connection{}, err
 		}
-		if err := validate(settings, sec); err != nil {
+		if err := validate(settings, sec, false); err != nil {
 			return Connection{}, err
 		}
 		next := rec
 		next.Settings = settings
+		next.Generated = gen
 		next.UpdatedAt = r.now()
 		next.Deleting = false // a delete that died half-way left its mark
-		if req.ClientSecret != nil || req.Certificate != nil || settings.CredentialType != rec.CredentialType {
+		if req.ClientSecret != nil || req.Certificate != nil || settings.CredentialType != rec.CredentialType ||
+			gen != rec.Generated || (gen && string(sec.Certificate) != string(cur.Certificate)) {
 			if err := next.seal(r.sealer, sec); err != nil {
 				return Connection{}, err
 			}

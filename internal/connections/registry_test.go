@@ -212,16 +212,20 @@ func TestSecretsSealedAtRestAndNeverInView(t *testing.T) {
 			t.Fatalf("%s.%s = %q is not sealed under k1 (%v)", id, field, s, err)
 		}
 	}
-	// The API view, as JSON, has neither the secret nor a secret field.
+	// The API view, as JSON, has neither the secret nor a secret field:
+	// its certificate is the public certificate alone.
 	for _, ref := range []string{sc.ID, cc.ID} {
 		c, err := e.reg.Get(e.ctx, ref)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(c)
-		if bytes.Contains(b, []byte(testSecret)) || bytes.Contains(b, []byte(keyBody)) ||
-			bytes.Contains(b, []byte(`"client_secret":`)) || bytes.Contains(b, []byte(`"certificate":`)) {
+		if bytes.Contains(b, []byte(testSecret)) || bytes.Contains(b, []byte(keyBody)) || bytes.Contains(b, []byte("PRIVATE KEY")) ||
+			bytes.Contains(b, []byte(`"client_secret":`)) {
 			t.Fatalf("secret in API view: %s", b)
+		}
+		if ref == cc.ID && (!strings.HasPrefix(c.Certificate, "-----BEGIN CERTIFICATE-----") || len(c.CertificateThumbprint) != 40 || !c.ExternalCertificateUsed) {
+			t.Fatalf("certificate view: %q thumbprint %q external %t", c.Certificate, c.CertificateThumbprint, c.ExternalCertificateUsed)
 		}
 	}
 	pg, _ := e.reg.List(e.ctx, connections.Query{Limit: -1})

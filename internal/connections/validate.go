@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"net/url"
 	"regexp"
@@ -34,6 +35,8 @@ const (
 	MaxSecretLen = 4096
 	// MaxPEMLen bounds certificate and azure_stack_server_cert.
 	MaxPEMLen = 64 << 10
+	// MaxMetaBytes bounds meta, compacted.
+	MaxMetaBytes = 16 << 10
 )
 
 var (
@@ -52,8 +55,10 @@ func validName(name string) bool { return nameRE.MatchString(name) }
 func ValidName(name string) bool { return validName(name) }
 
 // validate checks a connection's settings and secrets as they would be
-// stored. It has no side effect and its messages never contain a secret.
-func validate(s Settings, p plainSecrets) error {
+// stored; pending says the client certificate is still to be generated
+// (so it is not there yet). It has no side effect and its messages never
+// contain a secret.
+func validate(s Settings, p plainSecrets, pending bool) error {
 	if s.Name == "" {
 		return invalidf("name is required")
 	}
@@ -93,8 +98,24 @@ func validate(s Settings, p plainSecrets) error {
 			return invalidf("%s must be at most %d letters, digits, '.', '_' or '-'", f.name, MaxIDLen)
 		}
 	}
-	if err := validateSecrets(s.CredentialType, p); err != nil {
+	if s.IsCertificateUsed && s.CredentialType != azure.CredentialClientCertificate {
+		return invalidf("is_certificate_used needs credential_type %s, not %s", azure.CredentialClientCertificate, s.CredentialType)
+	}
+	if pending {
+		if p.ClientSecret != "" {
+			return invalidf("is_certificate_used and client_secret are mutually exclusive")
+		}
+	} else if err := validateSecrets(s.CredentialType, p); err != nil {
 		return err
+	}
+	if s.CertDuration < 1 || s.CertDuration > MaxCertDuration {
+		return invalidf("cert_duration must be from 1 to %d days, not %d", MaxCertDuration, s.CertDuration)
+	}
+	if len(s.Meta) > MaxMetaBytes {
+		return invalidf("meta is longer than %d bytes", MaxMetaBytes)
+	}
+	if len(s.Meta) > 0 && !json.Valid(s.Meta) {
+		return invalidf("meta must be JSON")
 	}
 	for _, f := range []struct{ name, v string }{
 		{"active_directory_endpoint", s.ActiveDirectoryEndpoint},
@@ -109,11 +130,23 @@ func validate(s Settings, p plainSecrets) error {
 	if s.KeyVaultDNSSuffix != "" && (len(s.KeyVaultDNSSuffix) > 253 || !dnsRE.MatchString(s.KeyVaultDNSSuffix)) {
 		return invalidf("key_vault_dns_suffix %q must be a DNS name such as vault.azure.net", s.KeyVaultDNSSuffix)
 	}
-	if s.CloudName == azure.CloudStack && (s.ActiveDirectoryEndpoint == "" || s.KeyVaultDNSSuffix == "") {
-		return invalidf("cloud_name %s needs active_directory_endpoint and key_vault_dns_suffix", azure.CloudStack)
+	if s.CloudName == azure.CloudStack && (s.ActiveDirectoryEndpoint == "" || s.KeyVaultDNSSuffix == "" || s.ResourceManagerURL == "") {
+		return invalidf("cloud_name %s needs active_directory_endpoint, key_vault_dns_suffix and resource_manager_url", azure.CloudStack)
+	}
+	switch s.AzureStackConnectionType {
+	case "":
+	case azure.AzureStackAAD, azure.AzureStackADFS:
+		if s.CloudName != azure.CloudStack {
+			return invalidf("azure_stack_connection_type is only used with cloud_name %s", azure.CloudStack)
+		}
+	default:
+		return invalidf("azure_stack_connection_type %q must be %s or %s", s.AzureStackConnectionType, azure.AzureStackAAD, azure.AzureStackADFS)
 	}
 	if err := validateCA(s.AzureStackServerCert); err != nil {
 		return err
+	}
+	if pending {
+		return nil // the adapter's check needs the certificate
 	}
 	// The adapter's own check, on the decrypted form, as a safety net.
 	if err := azureConnection(s, p).Validate(); err != nil {

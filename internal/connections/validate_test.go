@@ -69,6 +69,32 @@ func TestValidation(t *testing.T) {
 		{"resource manager with query", with(func(r *connections.CreateRequest) { r.ResourceManagerURL = "https://rm.example/?x=1" }), "resource_manager_url must be"},
 		{"bad dns suffix", with(func(r *connections.CreateRequest) { r.KeyVaultDNSSuffix = "https://vault.azure.net" }), "key_vault_dns_suffix"},
 		{"stack without endpoints", with(func(r *connections.CreateRequest) { r.CloudName = azure.CloudStack }), "needs active_directory_endpoint"},
+		{"stack without resource manager", with(func(r *connections.CreateRequest) {
+			*r = stack
+			r.ResourceManagerURL = ""
+		}), "resource_manager_url"},
+		{"stack over ADFS", with(func(r *connections.CreateRequest) {
+			*r = stack
+			r.AzureStackConnectionType = "adfs"
+		}), ""},
+		{"stack type off stack", with(func(r *connections.CreateRequest) { r.AzureStackConnectionType = "AAD" }), "only used with cloud_name AzureStack"},
+		{"bad stack type", with(func(r *connections.CreateRequest) {
+			*r = stack
+			r.AzureStackConnectionType = "LDAP"
+		}), `azure_stack_connection_type "LDAP" must be AAD or ADFS`},
+		{"cert duration too long", with(func(r *connections.CreateRequest) { r.CertDuration = connections.MaxCertDuration + 1 }), "cert_duration must be from 1"},
+		{"negative cert duration", with(func(r *connections.CreateRequest) { r.CertDuration = -1 }), "cert_duration must be from 1"},
+		{"meta too large", with(func(r *connections.CreateRequest) {
+			r.Meta = []byte(`{"a":"` + strings.Repeat("x", connections.MaxMetaBytes) + `"}`)
+		}), "meta is longer"},
+		{"generated certificate and secret", with(func(r *connections.CreateRequest) { r.IsCertificateUsed = true }), "is_certificate_used and client_secret are mutually exclusive"},
+		{"certificate authentication with the certificate given", with(func(r *connections.CreateRequest) {
+			r.IsCertificateUsed, r.ExternalCertificateUsed, r.CredentialType, r.ClientSecret, r.Certificate = true, true, "", "", string(cert)+string(key)
+		}), ""},
+		{"generated certificate with secret type", with(func(r *connections.CreateRequest) {
+			r.IsCertificateUsed, r.ClientSecret, r.CredentialType = true, "", azure.CredentialClientSecret
+		}), "is_certificate_used needs credential_type client_certificate"},
+		{"external certificate without certificate", with(func(r *connections.CreateRequest) { r.ExternalCertificateUsed = true }), "external_certificate_used is true only with a certificate"},
 		{"CA not PEM", with(func(r *connections.CreateRequest) { r.AzureStackServerCert = "not a certificate" }), "azure_stack_server_cert must be one or more PEM"},
 		{"CA with private key", with(func(r *connections.CreateRequest) { r.AzureStackServerCert = string(cert) + string(key) }), "only CERTIFICATE blocks"},
 		{"CA garbage block", with(func(r *connections.CreateRequest) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -117,6 +118,10 @@ func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy strin
 		count := 0
 		batches = func(ctx context.Context, yield func([]events.Vault) error) error {
 			err := j.reg.EachBatch(ctx, resolveBatch, func(vs []events.Vault) error {
+				vs = slices.DeleteFunc(vs, func(v events.Vault) bool { return v.Removing })
+				if len(vs) == 0 {
+					return nil
+				}
 				count += len(vs)
 				if count > j.cfg.MaxJobVaults {
 					return unprocessablef("synchronize_all: more than %d vaults are registered; a job may sync at most %d", j.cfg.MaxJobVaults, j.cfg.MaxJobVaults)
@@ -204,7 +209,7 @@ func (j *Jobs) verifyRegistered(ctx context.Context, ids []string) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if _, err := j.reg.Get(ctx, id); errors.Is(err, ErrNotFound) {
+			if v, err := j.reg.Get(ctx, id); errors.Is(err, ErrNotFound) || err == nil && v.Removing {
 				errs[i] = conflictf("vault %s was removed while the job was being created", id)
 			} else {
 				errs[i] = err
@@ -251,6 +256,9 @@ func (j *Jobs) resolve(ctx context.Context, req CreateJobRequest) ([]events.Vaul
 		}
 		if err != nil {
 			return nil, err
+		}
+		if out[i].Removing {
+			return nil, &ConflictError{Vault: out[i].QualifiedName()}
 		}
 		if k, dup := byID[out[i].ID]; dup {
 			return nil, invalidf("key_vaults[%d] %q and key_vaults[%d] %q name the same vault %s", k, req.KeyVaults[k], i, ref, out[i].QualifiedName())

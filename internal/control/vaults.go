@@ -1,12 +1,10 @@
 package control
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,63 +40,6 @@ const nameKeyPrefix = events.VaultIndexPrefix
 // vaultNameRE is the shape of an Azure Key Vault name.
 var vaultNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{3,24}$`)
 
-// AddVaultsRequest is the body of CCKM's POST /cckm/azure/add-vaults.
-type AddVaultsRequest struct {
-	Connection     string     `json:"connection"`
-	SubscriptionID string     `json:"subscription_id"`
-	Vaults         []AddVault `json:"vaults"`
-}
-
-// AddVault is one vault of an [AddVaultsRequest].
-type AddVault struct {
-	Name         string            `json:"name"`
-	AzureVaultID string            `json:"azure_vault_id,omitempty"`
-	Location     string            `json:"location,omitempty"`
-	Properties   VaultProperties   `json:"properties"`
-	Tags         map[string]string `json:"tags,omitempty"`
-}
-
-// VaultProperties are the Azure properties of a vault; only vaultUri is
-// used. Other properties Azure returns (sku, tenantId, …) are accepted and
-// ignored, so the output of a vault discovery can be posted as is.
-type VaultProperties struct {
-	VaultURI string `json:"vaultUri"`
-}
-
-// UnmarshalJSON decodes the properties object, keeping vaultUri and
-// ignoring the other Azure properties.
-func (p *VaultProperties) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	*p = VaultProperties{}
-	if raw, ok := m["vaultUri"]; ok {
-		if err := json.Unmarshal(raw, &p.VaultURI); err != nil {
-			return fmt.Errorf("vaultUri: %w", err)
-		}
-	}
-	return nil
-}
-
-// VaultQuery filters and pages the vault list.
-type VaultQuery struct {
-	// Name matches the vault name (case-insensitive) or, with "::", the
-	// qualified name "name::subscription".
-	Name string
-	// Skip and Limit page the list; Limit [events.LimitAll] returns all, 0
-	// means [events.DefaultLimit].
-	Skip, Limit int
-}
-
-// VaultPage is one page of vaults in CCKM's list envelope.
-type VaultPage struct {
-	Skip      int            `json:"skip"`
-	Limit     int            `json:"limit"`
-	Total     int            `json:"total"`
-	Resources []events.Vault `json:"resources"`
-}
-
 // Registry is the vault registry over the akvsync-vaults bucket. It is
 // safe for concurrent use, also by several processes.
 type Registry struct {
@@ -125,6 +66,10 @@ func validSubscription(s string) bool {
 
 // validate checks the request and builds the vault records it adds.
 func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.Time) ([]events.Vault, error) {
+	list, listField, err := req.list()
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case req.Connection == "":
 		return nil, invalidf("connection is required")
@@ -134,19 +79,31 @@ func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.
 		return nil, invalidf("subscription_id is required")
 	case !validSubscription(req.SubscriptionID):
 		return nil, invalidf("subscription_id %q is not a valid subscription id", req.SubscriptionID)
-	case len(req.Vaults) == 0:
+	case len(list) == 0:
 		return nil, invalidf("vaults must not be empty")
-	case len(req.Vaults) > r.cfg.MaxAddVaults:
-		return nil, invalidf("vaults has %d entries; at most %d may be added at once", len(req.Vaults), r.cfg.MaxAddVaults)
+	case len(list) > r.cfg.MaxAddVaults:
+		return nil, invalidf("%s has %d entries; at most %d may be added at once", listField, len(list), r.cfg.MaxAddVaults)
 	}
-	seen := make(map[string]int, len(req.Vaults))
-	for i, v := range req.Vaults {
-		if err := validateAddVault(fmt.Sprintf("vaults[%d]", i), v); err != nil {
+	limit, err := checkBackupLimit(req.CloudKeyBackupLimit)
+	if err != nil {
+		return nil, err
+	}
+	type checked struct {
+		typ, uri, armID string
+		props           json.RawMessage
+	}
+	ok := make([]checked, len(list))
+	seen := make(map[string]int, len(list))
+	for i, v := range list {
+		field := fmt.Sprintf("%s[%d]", listField, i)
+		typ, uri, armID, props, err := validateAddVault(field, v, req.SubscriptionID)
+		if err != nil {
 			return nil, err
 		}
+		ok[i] = checked{typ, uri, armID, props}
 		lower := strings.ToLower(v.Name)
 		if j, dup := seen[lower]; dup {
-			return nil, invalidf("vaults[%d].name %q duplicates vaults[%d].name", i, v.Name, j)
+			return nil, invalidf("%s.name %q duplicates %s[%d].name", field, v.Name, listField, j)
 		}
 		seen[lower] = i
 	}
@@ -160,66 +117,29 @@ func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.
 	if conn.Cloud == "" {
 		conn.Cloud = r.cfg.Cloud
 	}
-	out := make([]events.Vault, 0, len(req.Vaults))
-	for _, v := range req.Vaults {
+	out := make([]events.Vault, 0, len(list))
+	for i, v := range list {
+		if len(v.Tags) == 0 {
+			v.Tags = nil // {} is absent
+		}
 		out = append(out, events.Vault{
-			ID:             events.NewID(),
-			Name:           v.Name,
-			AzureVaultID:   v.AzureVaultID,
-			SubscriptionID: req.SubscriptionID,
-			Location:       v.Location,
-			VaultURI:       v.Properties.VaultURI,
-			Connection:     conn.Name,
-			Cloud:          conn.Cloud,
-			Tags:           v.Tags,
-			CreatedAt:      now,
-			UpdatedAt:      now,
+			ID:                  events.NewID(),
+			Name:                v.Name,
+			AzureVaultID:        ok[i].armID,
+			SubscriptionID:      req.SubscriptionID,
+			Location:            v.Location,
+			VaultURI:            ok[i].uri,
+			Connection:          conn.Name,
+			Cloud:               conn.Cloud,
+			Tags:                v.Tags,
+			Type:                ok[i].typ,
+			Properties:          ok[i].props,
+			CloudKeyBackupLimit: limit,
+			CreatedAt:           now,
+			UpdatedAt:           now,
 		})
 	}
 	return out, nil
-}
-
-// validateAddVault checks one vault of an add-vaults request.
-func validateAddVault(field string, v AddVault) error {
-	if v.Name == "" {
-		return invalidf("%s.name is required", field)
-	}
-	if !ValidVaultName(v.Name) {
-		return invalidf("%s.name %q is not a valid vault name (3 to 24 letters, digits and hyphens)", field, v.Name)
-	}
-	if len(v.AzureVaultID) > MaxFieldLen || len(v.Location) > MaxFieldLen {
-		return invalidf("%s: azure_vault_id and location must be at most %d bytes", field, MaxFieldLen)
-	}
-	if err := validateVaultURI(v.Properties.VaultURI); err != nil {
-		return invalidf("%s.properties.vaultUri %v", field, err)
-	}
-	if len(v.Tags) > MaxTags {
-		return invalidf("%s.tags has %d tags; at most %d are allowed", field, len(v.Tags), MaxTags)
-	}
-	for k, val := range v.Tags {
-		if k == "" || len(k) > MaxTagKeyLen || len(val) > MaxTagValueLen {
-			return invalidf("%s.tags: tag %q: keys must be 1 to %d bytes and values at most %d bytes", field, k, MaxTagKeyLen, MaxTagValueLen)
-		}
-	}
-	return nil
-}
-
-// validateVaultURI checks that s is an absolute https URL of a host.
-func validateVaultURI(s string) error {
-	if s == "" {
-		return errors.New("is required")
-	}
-	if len(s) > MaxFieldLen {
-		return fmt.Errorf("is longer than %d bytes", MaxFieldLen)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
-	}
-	if u.Scheme != "https" || u.Host == "" || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return fmt.Errorf("%q is not an absolute https URL", s)
-	}
-	return nil
 }
 
 // AddVaults registers the vaults of req. Either every vault is registered
@@ -343,128 +263,6 @@ func (r *Registry) All(ctx context.Context) ([]events.Vault, error) {
 	return vs, nil
 }
 
-// MaxVaultsLimit bounds a page of the vault list; limit -1 asks for that
-// many.
-const MaxVaultsLimit = 1000
-
-// List returns one page of vaults matching q, newest first (then by
-// qualified name). A name filter is answered from the uniqueness index; an
-// unfiltered page streams the registry once, keeping only the best
-// skip+limit vaults in memory, so the cost of a page does not include
-// holding the whole registry.
-func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
-	if q.Skip < 0 {
-		return VaultPage{}, invalidf("skip must not be negative")
-	}
-	if q.Limit < events.LimitAll {
-		return VaultPage{}, invalidf("limit must be -1 (all) or positive")
-	}
-	limit := q.Limit
-	if limit == 0 {
-		limit = events.DefaultLimit
-	}
-	if limit < 0 || limit > MaxVaultsLimit {
-		limit = MaxVaultsLimit
-	}
-	order := func(a, b events.Vault) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.QualifiedName(), b.QualifiedName())
-	}
-	var match []events.Vault
-	total := 0
-	if q.Name != "" {
-		vs, err := r.byName(ctx, q.Name)
-		if err != nil {
-			return VaultPage{}, err
-		}
-		match, total = vs, len(vs)
-		slices.SortFunc(match, order)
-		match = events.PageOf(match, q.Skip, limit)
-	} else {
-		top := &vaultHeap{cmp: order, n: q.Skip + limit}
-		if err := r.EachBatch(ctx, resolveBatch, func(vs []events.Vault) error {
-			total += len(vs)
-			for _, v := range vs {
-				top.offer(v)
-			}
-			return nil
-		}); err != nil {
-			return VaultPage{}, err
-		}
-		match = top.sorted()
-		match = events.PageOf(match, q.Skip, limit)
-	}
-	return VaultPage{Skip: q.Skip, Limit: limit, Total: total, Resources: match}, nil
-}
-
-// byName returns the vaults whose name (or "name::subscription") is name,
-// through the uniqueness index.
-func (r *Registry) byName(ctx context.Context, name string) ([]events.Vault, error) {
-	v, err := r.Resolve(ctx, name)
-	switch {
-	case err == nil:
-		return []events.Vault{v}, nil
-	case errors.Is(err, ErrNotFound):
-		return nil, nil
-	case errors.Is(err, ErrInvalid) && !strings.Contains(name, "::") && ValidVaultName(name):
-		// Ambiguous: the name exists in several subscriptions.
-		lister, err := r.kv.ListKeysFiltered(ctx, nameKeyPrefix+"*."+strings.ToLower(name))
-		if err != nil {
-			return nil, unavailable("list vaults", err)
-		}
-		var out []events.Vault
-		for k := range lister.Keys() {
-			if v, err := r.byIndex(ctx, k, name); err == nil {
-				out = append(out, v)
-			}
-		}
-		return out, nil
-	case errors.Is(err, ErrInvalid):
-		return nil, nil
-	default:
-		return nil, err
-	}
-}
-
-// vaultHeap keeps the n smallest vaults by cmp seen so far: a
-// container/heap max-heap whose root is the worst vault kept.
-type vaultHeap struct {
-	cmp func(a, b events.Vault) int
-	n   int
-	vs  []events.Vault
-}
-
-func (h *vaultHeap) Len() int           { return len(h.vs) }
-func (h *vaultHeap) Less(i, j int) bool { return h.cmp(h.vs[i], h.vs[j]) > 0 }
-func (h *vaultHeap) Swap(i, j int)      { h.vs[i], h.vs[j] = h.vs[j], h.vs[i] }
-func (h *vaultHeap) Push(x any)         { h.vs = append(h.vs, x.(events.Vault)) }
-func (h *vaultHeap) Pop() any {
-	v := h.vs[len(h.vs)-1]
-	h.vs = h.vs[:len(h.vs)-1]
-	return v
-}
-
-// offer keeps v if it is among the n smallest seen.
-func (h *vaultHeap) offer(v events.Vault) {
-	switch {
-	case h.n <= 0:
-	case len(h.vs) < h.n:
-		heap.Push(h, v)
-	case h.cmp(v, h.vs[0]) < 0:
-		h.vs[0] = v
-		heap.Fix(h, 0)
-	}
-}
-
-// sorted returns the kept vaults in cmp order.
-func (h *vaultHeap) sorted() []events.Vault {
-	out := slices.Clone(h.vs)
-	slices.SortFunc(out, h.cmp)
-	return out
-}
-
 // Resolve finds a vault by reference: its id, "name::subscription", or a
 // bare name when exactly one subscription has a vault of that name. An
 // ambiguous bare name is [ErrInvalid] listing the candidates; an unknown
@@ -541,8 +339,8 @@ func (r *Registry) byIndex(ctx context.Context, key, ref string) (events.Vault, 
 // vault's subjects from the KEYS stream, so a worker that replays the
 // stream never sees them, and then publishes the vault-removed marker, so
 // every worker that already holds them deletes them (in one store
-// transaction). The vault lock is held: no sync publishes keys of the
-// vault meanwhile.
+// transaction) and ignores any key record of the vault published later
+// (by a sync still running). It is idempotent.
 func (r *Registry) dropKeys(ctx context.Context, vaultID string) error {
 	st, err := r.js.Stream(ctx, events.StreamKeys)
 	if err != nil {
@@ -562,10 +360,18 @@ func (r *Registry) dropKeys(ctx context.Context, vaultID string) error {
 }
 
 // Remove unregisters the vault with the given id and returns it, after
-// taking its keys out of every worker's inventory (see dropKeys). It
-// refuses with a [ConflictError] naming the job while an active job holds
-// the vault; it holds the vault's lock itself while it removes, so no job
-// can take the vault meanwhile.
+// taking its keys out of every worker's inventory (see dropKeys).
+//
+// It first marks the record "removing" (compare-and-set): from then on no
+// job takes the vault and no worker syncs it. A job that already holds the
+// vault does not stop the removal: its workers see the mark (or the
+// removal marker) and end the vault "aborted" with the error "vault
+// removed from the inventory", and every inventory ignores a key record of
+// the vault published after the marker. Then the keys are dropped and the
+// record and its name index deleted; a failure between the steps leaves
+// the mark, and a retry finishes the removal. A second removal running at
+// the same time is refused with a [ConflictError]. Adding the vault again
+// afterwards gives it a new id and it syncs normally.
 func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) {
 	v, rev, err := r.get(ctx, id)
 	if err != nil {
@@ -573,23 +379,45 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 	}
 	lockRev, err := r.store.TakeLock(ctx, v.ID, RemoveLockHolder)
 	var conflict *jobs.LockConflictError
-	if errors.As(err, &conflict) {
-		owner := conflict.Holder
-		if owner == RemoveLockHolder {
-			owner = ""
-		}
-		return events.Vault{}, &ConflictError{Vault: v.QualifiedName(), JobID: owner}
-	}
-	if err != nil {
+	switch {
+	case errors.As(err, &conflict) && conflict.Holder == RemoveLockHolder:
+		return events.Vault{}, &ConflictError{Vault: v.QualifiedName()}
+	case errors.As(err, &conflict):
+		// A job holds the vault: it skips it (see above); its lock is
+		// released when it finishes.
+	case err != nil:
 		return events.Vault{}, unavailable("take vault lock", err)
+	default:
+		defer func() {
+			cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+			defer cancel()
+			_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
+		}()
 	}
-	defer func() {
-		cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
-		defer cancel()
-		_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
-	}()
-	// The keys first: if this fails the vault stays registered and a
-	// retry (or its next sync) repairs the inventory.
+	for attempt := 0; !v.Removing; attempt++ {
+		if attempt == r.cfg.CASRetries {
+			return events.Vault{}, conflictf("vault %s changed concurrently %d times; retry", v.QualifiedName(), attempt)
+		}
+		marked := v
+		marked.Removing = true
+		data, err := json.Marshal(marked)
+		if err != nil {
+			return events.Vault{}, fmt.Errorf("control: encode vault: %w", err)
+		}
+		next, err := r.kv.Update(ctx, v.ID, data, rev)
+		switch {
+		case err == nil:
+			v, rev = marked, next
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists):
+			if v, rev, err = r.get(ctx, id); err != nil {
+				return events.Vault{}, err
+			}
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return events.Vault{}, notFoundf("vault %q not found", id)
+		default:
+			return events.Vault{}, unavailable("mark vault "+v.QualifiedName()+" removing", err)
+		}
+	}
 	if err := r.dropKeys(ctx, v.ID); err != nil {
 		return events.Vault{}, err
 	}
@@ -604,5 +432,110 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 		// Best effort: a dangling index entry is repaired by the next add.
 		_ = r.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 	}
+	v.Removing = false
 	return v, nil
+}
+
+// VaultPatch is the body of CCKM's PATCH /cckm/azure/vaults/{id}. Null
+// fields are absent; at least one field is required.
+type VaultPatch struct {
+	// Connection moves the vault to another registered connection (by
+	// name or id); "" is absent. The vault takes the connection's cloud.
+	Connection *string `json:"connection"`
+	// CloudKeyBackupLimit sets cloud_key_backup_limit: 1 to
+	// [MaxCloudKeyBackupLimit], or 0 for no limit.
+	CloudKeyBackupLimit *int `json:"cloud_key_backup_limit"`
+	// Name may be sent as Terraform's provider does; a vault's name is
+	// Azure's and cannot change, so it must be the vault's own (plain or
+	// qualified).
+	Name *string `json:"name"`
+}
+
+// Patch changes the connection and cloud_key_backup_limit of the vault
+// with the given id, with compare-and-set, and returns it. A running job
+// keeps the vault as it was planned. Errors wrap [ErrNotFound] (no such
+// vault), [ErrInvalid] (nothing to change, an unknown connection, a bad
+// limit, another name) or [ErrConflict].
+func (r *Registry) Patch(ctx context.Context, id string, p VaultPatch) (events.Vault, error) {
+	if p.Connection != nil && *p.Connection == "" {
+		p.Connection = nil
+	}
+	if p.Name != nil && *p.Name == "" {
+		p.Name = nil
+	}
+	if p.Connection == nil && p.CloudKeyBackupLimit == nil && p.Name == nil {
+		return events.Vault{}, invalidf("the patch changes nothing: give connection or cloud_key_backup_limit")
+	}
+	if p.Connection != nil && len(*p.Connection) > MaxFieldLen {
+		return events.Vault{}, invalidf("connection is longer than %d bytes", MaxFieldLen)
+	}
+	var limit int
+	if p.CloudKeyBackupLimit != nil {
+		var err error
+		if limit, err = checkBackupLimit(p.CloudKeyBackupLimit); err != nil {
+			return events.Vault{}, err
+		}
+	}
+	var conn ConnectionInfo
+	if p.Connection != nil {
+		c, found, err := r.cfg.connection(ctx, *p.Connection)
+		if err != nil {
+			return events.Vault{}, unavailable("look up connection", err)
+		}
+		if !found {
+			return events.Vault{}, invalidf("connection %q is not a known connection", *p.Connection)
+		}
+		if c.Cloud == "" {
+			c.Cloud = r.cfg.Cloud
+		}
+		conn = c
+	}
+	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
+		v, rev, err := r.get(ctx, id)
+		if err != nil {
+			return events.Vault{}, err
+		}
+		if p.Name != nil && !strings.EqualFold(*p.Name, v.Name) && !strings.EqualFold(*p.Name, v.QualifiedName()) {
+			return events.Vault{}, invalidf("name cannot be changed: it is the vault's name in Azure (%s)", v.QualifiedName())
+		}
+		prev := v
+		if p.Connection != nil {
+			v.Connection, v.Cloud = conn.Name, conn.Cloud
+		}
+		if p.CloudKeyBackupLimit != nil {
+			v.CloudKeyBackupLimit = limit
+		}
+		v.UpdatedAt = r.cfg.Now().UTC().Truncate(time.Microsecond)
+		data, err := json.Marshal(v)
+		if err != nil {
+			return events.Vault{}, fmt.Errorf("control: encode vault: %w", err)
+		}
+		next, err := r.kv.Update(ctx, v.ID, data, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		}
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return events.Vault{}, notFoundf("vault %q not found", id)
+		}
+		if err != nil {
+			return events.Vault{}, unavailable("update vault "+v.QualifiedName(), err)
+		}
+		// A connection deleted meanwhile either saw the vault on its old
+		// connection, or is gone now: then undo, as AddVaults does.
+		if p.Connection != nil {
+			if _, found, err := r.cfg.connection(ctx, conn.Name); err != nil || !found {
+				cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+				defer cancel()
+				if old, merr := json.Marshal(prev); merr == nil {
+					_, _ = r.kv.Update(cctx, v.ID, old, next)
+				}
+				if err != nil {
+					return events.Vault{}, unavailable("check connection", err)
+				}
+				return events.Vault{}, invalidf("connection %q was deleted while the vault was being moved to it", conn.Name)
+			}
+		}
+		return v, nil
+	}
+	return events.Vault{}, conflictf("vault %s changed concurrently %d times; retry", id, r.cfg.CASRetries)
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -21,12 +22,18 @@ type ConnectionService interface {
 }
 
 // ConnectionJSON is a connection as the API returns it: the registry's
-// view with CCKM's timestamps and labels always an object.
+// view with CCKM's timestamps, account and resource_url, labels and meta
+// always objects (meta: any JSON the client stored, else {}), and
+// last_connection_at absent until the connection is first tested.
 type ConnectionJSON struct {
 	connections.Connection
-	Labels    map[string]string `json:"labels"`
-	CreatedAt string            `json:"createdAt"`
-	UpdatedAt string            `json:"updatedAt"`
+	Account          string            `json:"account"`
+	ResourceURL      string            `json:"resource_url"`
+	Labels           map[string]string `json:"labels"`
+	Meta             json.RawMessage   `json:"meta"`
+	LastConnectionAt string            `json:"last_connection_at,omitempty"`
+	CreatedAt        string            `json:"createdAt"`
+	UpdatedAt        string            `json:"updatedAt"`
 }
 
 // RenderConnection renders a connection for the API.
@@ -35,7 +42,18 @@ func RenderConnection(c connections.Connection) ConnectionJSON {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	return ConnectionJSON{Connection: c, Labels: labels, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+	meta := c.Meta
+	if len(meta) == 0 {
+		meta = json.RawMessage("{}")
+	}
+	out := ConnectionJSON{
+		Connection: c, Account: Account, ResourceURL: ConnectionsPath + "/" + c.ID,
+		Labels: labels, Meta: meta, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt),
+	}
+	if c.LastConnectionAt != nil {
+		out.LastConnectionAt = formatTime(*c.LastConnectionAt)
+	}
+	return out
 }
 
 // ConnectionsPath is the prefix of the connection management routes.

@@ -55,15 +55,26 @@ func ParseCreateJob(r io.Reader, max int64) (control.CreateJobRequest, error) {
 }
 
 // ParseAddVaults decodes the body of POST /cckm/azure/add-vaults, of at
-// most max bytes. Unknown fields are refused, except inside a vault's
-// properties (Azure's other vault properties are ignored). The registry
-// validates the values.
+// most max bytes: the Azure vault objects as ARM returns them. A field
+// neither CCKM nor Azure documents is refused, naming it (see
+// control.VaultProperties). The registry validates the values.
 func ParseAddVaults(r io.Reader, max int64) (control.AddVaultsRequest, error) {
 	var req control.AddVaultsRequest
 	if err := decodeBody(r, max, &req); err != nil {
 		return control.AddVaultsRequest{}, err
 	}
 	return req, nil
+}
+
+// ParseVaultPatch decodes the body of PATCH /cckm/azure/vaults/{id}, of at
+// most max bytes: connection, cloud_key_backup_limit and (unchanged) name;
+// any other field is refused, naming it. The registry validates the values.
+func ParseVaultPatch(r io.Reader, max int64) (control.VaultPatch, error) {
+	var p control.VaultPatch
+	if err := decodeBody(r, max, &p); err != nil {
+		return control.VaultPatch{}, err
+	}
+	return p, nil
 }
 
 // decodeBody reads at most max bytes of one JSON object into v, strictly
@@ -244,7 +255,9 @@ func ParseJobVaultQuery(v url.Values) (events.JobVaultQuery, error) {
 var JobParams = []string{"id", "overall_status", "key_vaults", "skip", "limit", "sort"}
 
 // ParseJobQuery parses the query of GET /cckm/azure/synchronization-jobs.
-// key_vaults may be comma-separated and/or repeated. sort accepts only
+// overall_status is in_progress (also spelled "in progress", as in CCKM's
+// documentation), completed or failed. key_vaults may be comma-separated
+// and/or repeated. sort accepts only
 // -createdAt (newest first, the only order). Errors wrap
 // control.ErrInvalid and name the parameter.
 func ParseJobQuery(v url.Values) (events.JobQuery, error) {
@@ -260,11 +273,14 @@ func ParseJobQuery(v url.Values) (events.JobQuery, error) {
 	if err != nil {
 		return events.JobQuery{}, err
 	}
+	if status == "in progress" { // CCKM's documentation spells it so
+		status = string(events.JobInProgress)
+	}
 	switch st := events.JobStatus(status); st {
 	case "", events.JobInProgress, events.JobCompleted, events.JobFailed:
 		q.OverallStatus = st
 	default:
-		return events.JobQuery{}, invalid("query parameter overall_status must be in_progress, completed or failed, not %q", status)
+		return events.JobQuery{}, invalid("query parameter overall_status must be in_progress (or \"in progress\"), completed or failed, not %q", status)
 	}
 	for _, val := range v["key_vaults"] {
 		for _, ref := range strings.Split(val, ",") {
@@ -290,17 +306,37 @@ func ParseJobQuery(v url.Values) (events.JobQuery, error) {
 }
 
 // VaultParams are the query parameters of GET /cckm/azure/vaults.
-var VaultParams = []string{"name", "skip", "limit"}
+var VaultParams = []string{"name", "azure_vault_id", "subscription_id", "connection", "location", "type", "sort", "skip", "limit"}
 
-// ParseVaultQuery parses the query of GET /cckm/azure/vaults.
+// ParseVaultQuery parses the query of GET /cckm/azure/vaults: the filters
+// name (plain or "name::subscription"), azure_vault_id, subscription_id,
+// connection, location and type, sort (control.VaultSortFields, "-" for
+// descending) and paging. Errors wrap control.ErrInvalid and name the
+// parameter.
 func ParseVaultQuery(v url.Values) (control.VaultQuery, error) {
 	p, err := newParams(v, VaultParams...)
 	if err != nil {
 		return control.VaultQuery{}, err
 	}
 	var q control.VaultQuery
-	if q.Name, err = p.str("name"); err != nil {
-		return control.VaultQuery{}, err
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"name", &q.Name}, {"azure_vault_id", &q.AzureVaultID}, {"subscription_id", &q.SubscriptionID},
+		{"connection", &q.Connection}, {"location", &q.Location}, {"type", &q.Type}, {"sort", &q.Sort},
+	} {
+		if *f.dst, err = p.str(f.name); err != nil {
+			return control.VaultQuery{}, err
+		}
+	}
+	if q.Type != "" {
+		if _, ok := control.CanonicalVaultType(q.Type); !ok {
+			return control.VaultQuery{}, invalid("query parameter type must be %s or %s, not %q", events.VaultTypeVault, events.VaultTypeManagedHSM, q.Type)
+		}
+	}
+	if err := control.CheckVaultSort(q.Sort); err != nil {
+		return control.VaultQuery{}, invalid("query parameter %s", err.Error())
 	}
 	if q.Skip, q.Limit, err = p.paging(); err != nil {
 		return control.VaultQuery{}, err

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/akvsync/akvsync/pkg/events"
@@ -137,27 +138,57 @@ func RenderJobVault(v events.JobVault) JobVaultJSON {
 	return out
 }
 
-// VaultJSON is a registered vault in CCKM's shape.
+// VaultJSON is a registered vault (or Managed HSM pool) in CCKM's shape.
 type VaultJSON struct {
-	ID             string            `json:"id"`
-	URI            string            `json:"uri"`
-	Account        string            `json:"account"`
-	Name           string            `json:"name"`
-	AzureName      string            `json:"azure_name"`
-	AzureVaultID   string            `json:"azure_vault_id"`
-	CloudName      string            `json:"cloud_name"`
-	Connection     string            `json:"connection"`
-	Location       string            `json:"location"`
-	SubscriptionID string            `json:"subscription_id"`
-	Properties     VaultPropsJSON    `json:"properties"`
-	CreatedAt      string            `json:"createdAt"`
-	UpdatedAt      string            `json:"updatedAt"`
-	Tags           map[string]string `json:"tags"`
+	ID             string `json:"id"`
+	URI            string `json:"uri"`
+	Account        string `json:"account"`
+	Name           string `json:"name"`
+	AzureName      string `json:"azure_name"`
+	AzureVaultID   string `json:"azure_vault_id"`
+	Type           string `json:"type"`
+	CloudName      string `json:"cloud_name"`
+	Connection     string `json:"connection"`
+	Location       string `json:"location"`
+	SubscriptionID string `json:"subscription_id"`
+	// Properties are Azure's properties as add-vaults received them.
+	Properties          VaultPropsJSON    `json:"properties"`
+	CloudKeyBackupLimit int               `json:"cloud_key_backup_limit"`
+	CreatedAt           string            `json:"createdAt"`
+	UpdatedAt           string            `json:"updatedAt"`
+	Tags                map[string]string `json:"tags"`
 }
 
-// VaultPropsJSON are a vault's Azure properties.
+// VaultPropsJSON are a vault's Azure properties: the stored object (every
+// property add-vaults received) or, for a vault registered without any,
+// just its URI. VaultURI and HsmURI read the URI back.
 type VaultPropsJSON struct {
-	VaultURI string `json:"vaultUri"`
+	VaultURI string `json:"vaultUri,omitempty"`
+	HsmURI   string `json:"hsmUri,omitempty"`
+
+	raw json.RawMessage
+}
+
+// vaultPropsFields is VaultPropsJSON without its methods.
+type vaultPropsFields VaultPropsJSON
+
+// MarshalJSON writes the stored properties, or the URI alone.
+func (p VaultPropsJSON) MarshalJSON() ([]byte, error) {
+	if len(p.raw) > 0 {
+		return p.raw, nil
+	}
+	return json.Marshal(vaultPropsFields(p))
+}
+
+// UnmarshalJSON reads the URI back and keeps the whole object.
+func (p *VaultPropsJSON) UnmarshalJSON(b []byte) error {
+	var v vaultPropsFields
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = VaultPropsJSON(v)
+	p.raw = append(json.RawMessage(nil), b...)
+	return nil
 }
 
 // RenderVault converts a vault record to CCKM's shape. name is the
@@ -168,21 +199,29 @@ func RenderVault(v events.Vault) VaultJSON {
 	if tags == nil {
 		tags = map[string]string{}
 	}
+	props := VaultPropsJSON{raw: v.Properties}
+	if v.IsManagedHSM() {
+		props.HsmURI = v.VaultURI
+	} else {
+		props.VaultURI = v.VaultURI
+	}
 	return VaultJSON{
-		ID:             v.ID,
-		URI:            VaultURIPrefix + v.ID,
-		Account:        Account,
-		Name:           v.QualifiedName(),
-		AzureName:      v.Name,
-		AzureVaultID:   v.AzureVaultID,
-		CloudName:      v.Cloud,
-		Connection:     v.Connection,
-		Location:       v.Location,
-		SubscriptionID: v.SubscriptionID,
-		Properties:     VaultPropsJSON{VaultURI: v.VaultURI},
-		CreatedAt:      formatTime(v.CreatedAt),
-		UpdatedAt:      formatTime(v.UpdatedAt),
-		Tags:           tags,
+		ID:                  v.ID,
+		URI:                 VaultURIPrefix + v.ID,
+		Account:             Account,
+		Name:                v.QualifiedName(),
+		AzureName:           v.Name,
+		AzureVaultID:        v.AzureVaultID,
+		Type:                v.ResourceType(),
+		CloudName:           v.Cloud,
+		Connection:          v.Connection,
+		Location:            v.Location,
+		SubscriptionID:      v.SubscriptionID,
+		Properties:          props,
+		CloudKeyBackupLimit: v.CloudKeyBackupLimit,
+		CreatedAt:           formatTime(v.CreatedAt),
+		UpdatedAt:           formatTime(v.UpdatedAt),
+		Tags:                tags,
 	}
 }
 

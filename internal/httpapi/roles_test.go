@@ -98,12 +98,15 @@ func rolesTable() map[string]rolesRow {
 		"POST " + azure + "/synchronization-jobs/{id}/cancel": {perm: auth.PermJobsWrite, does: "cancel a sync"},
 		"POST " + azure + "/add-vaults": {perm: auth.PermVaultsWrite, does: "register vaults",
 			body: func(f *rolesFixtures) string { return rolesAddBody(rolesSub, "vault-new") }},
-		"GET " + azure + "/vaults":                    {perm: auth.PermVaultsRead, does: "list vaults"},
-		"GET " + azure + "/vaults/{id}":               {perm: auth.PermVaultsRead, does: "read a vault"},
-		"POST " + azure + "/vaults/{id}/remove-vault": {perm: auth.PermVaultsWrite, does: "remove a vault"},
-		"GET " + azure + "/keys":                      {perm: auth.PermKeysRead, does: "list keys"},
-		"GET " + azure + "/keys/{id}":                 {perm: auth.PermKeysRead, does: "read a key"},
-		"GET " + azure + "/events":                    {perm: auth.PermJobsRead, does: "follow the event stream"},
+		"GET " + azure + "/vaults":      {perm: auth.PermVaultsRead, does: "list vaults"},
+		"GET " + azure + "/vaults/{id}": {perm: auth.PermVaultsRead, does: "read a vault"},
+		"PATCH " + azure + "/vaults/{id}": {perm: auth.PermVaultsWrite, does: "change a vault",
+			body: func(f *rolesFixtures) string { return `{"cloud_key_backup_limit":3}` }},
+		"POST " + azure + "/vaults/{id}/remove-vault":   {perm: auth.PermVaultsWrite, does: "remove a vault"},
+		"DELETE " + azure + "/vaults/{id}/remove-vault": {perm: auth.PermVaultsWrite, does: "remove a vault with DELETE"},
+		"GET " + azure + "/keys":                        {perm: auth.PermKeysRead, does: "list keys"},
+		"GET " + azure + "/keys/{id}":                   {perm: auth.PermKeysRead, does: "read a key"},
+		"GET " + azure + "/events":                      {perm: auth.PermJobsRead, does: "follow the event stream"},
 	}
 }
 

@@ -31,6 +31,7 @@ type VaultService interface {
 	Get(ctx context.Context, id string) (events.Vault, error)
 	List(ctx context.Context, q control.VaultQuery) (control.VaultPage, error)
 	Remove(ctx context.Context, id string) (events.Vault, error)
+	Patch(ctx context.Context, id string, p control.VaultPatch) (events.Vault, error)
 }
 
 // QueryService asks the workers' inventory; *control.Queries implements it.
@@ -146,7 +147,10 @@ func (a *api) routes() []route {
 		{"POST", azure + "/add-vaults", auth.PermVaultsWrite, a.addVaults},
 		{"GET", azure + "/vaults", auth.PermVaultsRead, a.listVaults},
 		{"GET", azure + "/vaults/{id}", auth.PermVaultsRead, a.getVault},
+		{"PATCH", azure + "/vaults/{id}", auth.PermVaultsWrite, a.patchVault},
 		{"POST", azure + "/vaults/{id}/remove-vault", auth.PermVaultsWrite, a.removeVault},
+		// Thales' first Ansible collection sends remove-vault as a DELETE.
+		{"DELETE", azure + "/vaults/{id}/remove-vault", auth.PermVaultsWrite, a.removeVault},
 
 		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},

@@ -33,7 +33,8 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		{"PUT", jobsPath + "/x", "GET, HEAD"},
 		{"GET", jobsPath + "/x/cancel", "POST"},
 		{"GET", addPath, "POST"},
-		{"DELETE", vaultsPath + "/x", "GET, HEAD"},
+		{"DELETE", vaultsPath + "/x", "GET, HEAD, PATCH"},
+		{"GET", vaultsPath + "/x/remove-vault", "DELETE, POST"},
 		{"POST", "/healthz", "GET, HEAD"},
 	}
 	for _, tt := range tests {

@@ -69,6 +69,9 @@ type options struct {
 	auth func(*auth.Config)
 	// noLogin skips logging in the test users.
 	noLogin bool
+	// realConnections makes the vault registry resolve connections in the
+	// connection registry, as the app does, instead of the fixed testConn.
+	realConnections bool
 }
 
 // setup starts everything a test needs, all real: a JetStream server with
@@ -86,7 +89,12 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	if err := (events.Topology{Storage: jetstream.MemoryStorage}).EnsureStreams(ctx, js); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
-	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{testConn}})
+	connReg := newConnectionRegistry(t, ctx, js)
+	ccfg := control.Config{Connections: []string{testConn}}
+	if o.realConnections {
+		ccfg = control.Config{LookupConnection: control.RegistryLookup(connReg)}
+	}
+	plane, err := control.New(ctx, nc, js, ccfg)
 	if err != nil {
 		t.Fatalf("control: %v", err)
 	}
@@ -108,7 +116,7 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	}
 	logs := &syncBuffer{}
 	deps := httpapi.DepsFromPlane(plane, authSvc, zerolog.New(logs), prometheus.NewRegistry())
-	deps.Connections = newConnectionRegistry(t, ctx, js)
+	deps.Connections = connReg
 	handler, err := httpapi.New(o.http, deps)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)

@@ -51,8 +51,23 @@ func (a *api) getVault(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, RenderVault(v))
 }
 
-// removeVault handles POST /cckm/azure/vaults/{id}/remove-vault: 200 with
-// the removed vault; 409 naming the job while a job holds the vault.
+// patchVault handles PATCH /cckm/azure/vaults/{id}: 200 with the vault.
+func (a *api) patchVault(w http.ResponseWriter, r *http.Request) {
+	p, err := ParseVaultPatch(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), a.cfg.MaxBodyBytes)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	v, err := a.d.Vaults.Patch(r.Context(), r.PathValue("id"), p)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, RenderVault(v))
+}
+
+// removeVault handles POST (or DELETE) /cckm/azure/vaults/{id}/remove-vault:
+// 200 with the removed vault. Its body, if any, is ignored.
 func (a *api) removeVault(w http.ResponseWriter, r *http.Request) {
 	v, err := a.d.Vaults.Remove(r.Context(), r.PathValue("id"))
 	if err != nil {

@@ -315,9 +315,11 @@ func (p *Projector) apply(ctx context.Context, items []item) error {
 		switch it.source {
 		case SourceKeys:
 			if vaultID, ok := events.ParseVaultRemovedSubject(it.msg.Subject()); ok {
-				// The store deletes removed vaults' keys before applying
-				// b.Keys: drop the vault's keys that came before the
-				// marker; those after it (a new sync) are kept.
+				// The store deletes removed vaults' keys and tombstones
+				// them, so no key of the vault is applied, before or after
+				// the marker (a vault id is never reused: a record after
+				// the marker comes from a sync that was running when the
+				// vault was removed). Dropping them here only saves work.
 				b.Keys = slices.DeleteFunc(b.Keys, func(r events.KeyRecord) bool { return r.VaultID == vaultID })
 				b.RemovedVaults = append(b.RemovedVaults, vaultID)
 				continue

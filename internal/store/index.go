@@ -189,7 +189,7 @@ func countKey(dst []byte, i int, prefix []byte) []byte {
 // allBuckets lists every bucket Open creates.
 func allBuckets() [][]byte {
 	bs := [][]byte{bucketMeta, bucketPositions, bucketKeys, bucketCounts, bucketRank,
-		bucketVaults, bucketVaultTuples, bucketVaultIDs, bucketVaultNames}
+		bucketVaults, bucketVaultTuples, bucketVaultIDs, bucketVaultNames, bucketRemovedVaults}
 	bs = append(bs, jobBuckets...)
 	for _, ix := range keyIndexes {
 		bs = append(bs, ix.bucket)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/akvsync/akvsync/pkg/events"
 	bolt "go.etcd.io/bbolt"
@@ -21,11 +22,26 @@ func keyID(id string) ([]byte, bool) {
 	return b[:], true
 }
 
-// applyKeys upserts key records and their index entries.
+// bucketRemovedVaults holds a tombstone per removed vault id (the id, in
+// lower case → the removal's apply time, Unix nanoseconds). A vault id is
+// never registered again after its removal, so a key record of a
+// tombstoned vault can only come from a sync that was running when the
+// vault was removed: it is not applied. One small entry per removal ever
+// made.
+var bucketRemovedVaults = []byte("removed_vaults")
+
+// removedVault reports a tombstoned vault id.
+func removedVault(tomb *bolt.Bucket, vaultID string) bool {
+	return tomb.Get([]byte(strings.ToLower(vaultID))) != nil
+}
+
+// applyKeys upserts key records and their index entries, skipping those of
+// removed vaults (see bucketRemovedVaults).
 func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	tomb := tx.Bucket(bucketRemovedVaults)
 	keys := tx.Bucket(bucketKeys)
 	w := newIndexWriter(tx)
 	dict := newVaultDict(tx)
@@ -38,6 +54,9 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 			}
 		}
 		r := recs[i] // a copy: FirstSeenAt may change
+		if removedVault(tomb, r.VaultID) {
+			continue
+		}
 		id, ok := keyID(r.ID)
 		if !ok {
 			return fmt.Errorf("%w: key record %d of batch has id %q, not a key id", ErrBadRecord, i, r.ID)
@@ -81,10 +100,18 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 }
 
 // removeVaults deletes every key of the given vault ids, their index
-// entries and the vaults' dictionary entries.
+// entries and the vaults' dictionary entries, and tombstones the ids so
+// that no later key record of them is applied.
 func removeVaults(ctx context.Context, tx *bolt.Tx, vaultIDs []string) error {
 	if len(vaultIDs) == 0 {
 		return nil
+	}
+	tomb := tx.Bucket(bucketRemovedVaults)
+	stamp := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+	for _, vid := range vaultIDs {
+		if err := tomb.Put([]byte(strings.ToLower(vid)), stamp); err != nil {
+			return fmt.Errorf("store: tombstone vault %s: %w", vid, err)
+		}
 	}
 	keys := tx.Bucket(bucketKeys)
 	w := newIndexWriter(tx)

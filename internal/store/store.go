@@ -41,8 +41,9 @@ type Store struct {
 // applied sequence) that this batch brings the store to.
 type Batch struct {
 	// RemovedVaults are vault ids whose keys are deleted before Keys are
-	// applied: a key of Keys survives a removal of its vault in the same
-	// batch, so the caller drops the keys that came before the removal.
+	// applied. A removed vault id is tombstoned: no key record of it is
+	// applied afterwards, in this batch or a later one (a vault added
+	// again gets a new id; see removeVaults).
 	RemovedVaults []string
 	Keys          []events.KeyRecord
 	Jobs          JobChanges

@@ -31,6 +31,9 @@ func TestManagedHSMPoolSync(t *testing.T) {
 	}})
 	e.startWorker(t, "w1", nil)
 	pool := e.vaults["hsm-pool"]
+	if !pool.IsManagedHSM() {
+		t.Fatalf("the pool is registered as %s", pool.ResourceType())
+	}
 	ep, _ := e.emu.Vault("hsm-pool")
 	if ep.Kind() != akvemu.KindManagedHSM {
 		t.Fatalf("emulator vault kind %s", ep.Kind())

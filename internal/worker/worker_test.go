@@ -100,7 +100,8 @@ func setup(t testing.TB, o envOptions) *env {
 	e := &env{ctx: ctx, nc: nc, js: js, emu: emu, plane: plane, conn: conn, vaults: map[string]events.Vault{}, topo: topo, dir: t.TempDir()}
 	bySub := map[string][]control.AddVault{}
 	for _, v := range m.Vaults {
-		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Properties: control.VaultProperties{VaultURI: v.URL}})
+		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Type: v.ResourceType,
+			AzureVaultID: v.ResourceID, Location: v.Location, Properties: control.VaultProperties{VaultURI: v.URL}})
 	}
 	for sub, vs := range bySub {
 		added, err := plane.Vaults.AddVaults(ctx, control.AddVaultsRequest{Connection: "emulator", SubscriptionID: sub, Vaults: vs})

@@ -100,10 +100,11 @@ type JobVault struct {
 func (v JobVault) QualifiedName() string { return QualifiedVaultName(v.Name, v.SubscriptionID) }
 
 // StatusText is the vault's CCKM detailed_status text: the status, or
-// "failed: <error>" for a failed vault.
+// "<status>: <error>" for a failed vault, or an aborted one with a reason
+// ("aborted: vault removed from the inventory").
 func (v JobVault) StatusText() string {
 	s := string(v.Status)
-	if v.Status == VaultFailed && v.Error != "" {
+	if (v.Status == VaultFailed || v.Status == VaultAborted) && v.Error != "" {
 		s += ": " + v.Error
 	}
 	return s

@@ -116,6 +116,9 @@ func VaultRemovedSubject(vaultID string) string {
 	return subjKey + "." + vaultID + "." + VaultRemovedToken
 }
 
+// VaultRemovedFilter matches the vault-removed markers of every vault.
+func VaultRemovedFilter() string { return subjKey + ".*." + VaultRemovedToken }
+
 // ParseVaultRemovedSubject returns the vault id of a vault-removed marker
 // subject; ok is false for any other subject.
 func ParseVaultRemovedSubject(subject string) (vaultID string, ok bool) {

@@ -13,8 +13,16 @@ import (
 // QualifiedVaultName is CCKM's name of a vault: "name::subscription".
 func QualifiedVaultName(name, subscriptionID string) string { return name + "::" + subscriptionID }
 
-// Vault is a registered Azure Key Vault, stored in the vaults bucket under
-// its id.
+// The Azure resource types of a registered vault.
+const (
+	// VaultTypeVault is a Key Vault.
+	VaultTypeVault = "Microsoft.KeyVault/vaults"
+	// VaultTypeManagedHSM is a Managed HSM pool.
+	VaultTypeManagedHSM = "Microsoft.KeyVault/managedHSMs"
+)
+
+// Vault is a registered Azure Key Vault or Managed HSM pool, stored in the
+// vaults bucket under its id.
 type Vault struct {
 	ID             string            `json:"id"`
 	Name           string            `json:"name"`
@@ -25,12 +33,44 @@ type Vault struct {
 	Connection     string            `json:"connection"`
 	Cloud          string            `json:"cloud_name"`
 	Tags           map[string]string `json:"tags,omitempty"`
-	CreatedAt      time.Time         `json:"createdAt"`
-	UpdatedAt      time.Time         `json:"updatedAt"`
+	// Type is [VaultTypeVault] or [VaultTypeManagedHSM]; "" (a record from
+	// before types) is a vault: read it with [Vault.ResourceType].
+	Type string `json:"type,omitempty"`
+	// Properties are the Azure properties add-vaults received (the ARM
+	// object's "properties", null members dropped, compacted, bounded);
+	// nil when none were given beyond the URI.
+	Properties json.RawMessage `json:"properties,omitempty"`
+	// CloudKeyBackupLimit is CCKM's cloud_key_backup_limit (0: no limit).
+	CloudKeyBackupLimit int `json:"cloud_key_backup_limit,omitempty"`
+	// Removing is set while remove-vault takes the vault out: the vault is
+	// not synced or added to a job any more.
+	Removing  bool      `json:"removing,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // QualifiedName is the vault's CCKM name, "name::subscription".
 func (v Vault) QualifiedName() string { return QualifiedVaultName(v.Name, v.SubscriptionID) }
+
+// ResourceType is the vault's Azure resource type ([VaultTypeVault] when
+// the record has none).
+func (v Vault) ResourceType() string {
+	if v.Type == "" {
+		return VaultTypeVault
+	}
+	return v.Type
+}
+
+// IsManagedHSM reports a Managed HSM pool.
+func (v Vault) IsManagedHSM() bool { return v.Type == VaultTypeManagedHSM }
+
+// ForTask is the vault as a job's plan and vault task carry it: without
+// its Azure properties and tags, which syncing does not use and which
+// would make a plan chunk of many vaults large.
+func (v Vault) ForTask() Vault {
+	v.Properties, v.Tags = nil, nil
+	return v
+}
 
 // VaultTask asks a vault syncer to sync one vault for one job. It is
 // published to the tasks work-queue stream with Nats-Msg-Id "<job>/<vault>".

@@ -104,7 +104,7 @@ func (s *Store) Create(ctx context.Context, job events.Job, batches VaultBatches
 			}
 		}
 		for _, v := range vs {
-			raw, err := json.Marshal(events.PlannedVault{Vault: v, LockRev: revs[v.ID]})
+			raw, err := json.Marshal(events.PlannedVault{Vault: v.ForTask(), LockRev: revs[v.ID]})
 			if err != nil {
 				return fmt.Errorf("jobs: encode plan: %w", err)
 			}

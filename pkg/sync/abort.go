@@ -39,11 +39,16 @@ func (r *abortRegistry) add(jobID string, cancel context.CancelCauseFunc) (remov
 }
 
 // abort cancels every running sync of jobID with ErrAborted.
-func (r *abortRegistry) abort(jobID string) int {
+func (r *abortRegistry) abort(jobID string) int { return r.cancel(jobID, ErrAborted) }
+
+// cancel cancels every sync registered under key with cause. The syncer
+// keeps one registry keyed by job id (aborts) and one keyed by vault id
+// (removals).
+func (r *abortRegistry) cancel(key string, cause error) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, cancel := range r.jobs[jobID] {
-		cancel(ErrAborted)
+	for _, cancel := range r.jobs[key] {
+		cancel(cause)
 	}
-	return len(r.jobs[jobID])
+	return len(r.jobs[key])
 }

@@ -7,6 +7,11 @@ var (
 	// cancelled.
 	ErrAborted = errors.New("sync: job aborted")
 
+	// ErrVaultRemoved is the cancellation cause of a vault sync whose vault
+	// was removed from the inventory (remove-vault) while its job ran: the
+	// vault ends aborted with this text as its error.
+	ErrVaultRemoved = errors.New("vault removed from the inventory")
+
 	// ErrPermanent marks a vault failure that retrying cannot fix (access
 	// denied, vault not found, bad configuration).
 	ErrPermanent = errors.New("sync: permanent failure")

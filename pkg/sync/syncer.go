@@ -71,6 +71,8 @@ type Syncer struct {
 	log       zerolog.Logger
 
 	aborts   *abortRegistry
+	removals *abortRegistry // running syncs by vault id
+	vaults   jetstream.KeyValue
 	jobCache *jobCache
 	global   chan struct{}
 	vaultLim *limiterSet
@@ -89,6 +91,7 @@ func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, store *jobs.St
 		cfg: cfg, nc: nc, js: js, store: store, conns: conns, clients: clients, inventory: inv,
 		log:      cfg.Logger.With().Str("component", "syncer").Logger(),
 		aborts:   newAbortRegistry(),
+		removals: newAbortRegistry(),
 		jobCache: newJobCache(store),
 		global:   make(chan struct{}, cfg.GlobalGetConcurrency),
 		vaultLim: newLimiterSet(cfg.VaultRate),
@@ -116,6 +119,25 @@ func (s *Syncer) Run(ctx context.Context, cons jetstream.Consumer) error {
 		go func() { defer close(done); _ = b.Run(bctx) }()
 		defer func() { stop(); <-done }()
 	}
+	vaults, err := events.Bucket(ctx, s.js, events.BucketVaults)
+	if err != nil {
+		return err
+	}
+	s.vaults = vaults
+	// remove-vault publishes a marker on the KEYS stream: stop the vault's
+	// running syncs at once (the heartbeat's registry check covers a
+	// marker this worker missed).
+	rsub, err := s.nc.Subscribe(events.VaultRemovedFilter(), func(m *nats.Msg) {
+		if vaultID, ok := events.ParseVaultRemovedSubject(m.Subject); ok {
+			if n := s.removals.cancel(vaultID, ErrVaultRemoved); n > 0 {
+				s.log.Info().Str("vault_id", vaultID).Int("syncs", n).Msg("stopping the syncs of a removed vault")
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to vault removals: %w", err)
+	}
+	defer func() { _ = rsub.Unsubscribe() }()
 	sub, err := s.nc.Subscribe(events.JobEventFilter(events.KindJobAbortRequested), func(m *nats.Msg) {
 		if jobID, _, err := events.ParseJobEventSubject(m.Subject); err == nil {
 			s.jobCache.markAborted(jobID)
@@ -153,6 +175,7 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) 
 	syncCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer s.aborts.add(task.JobID, cancel)()
+	defer s.removals.add(task.Vault.ID, cancel)()
 
 	// A first delivery may use a state read a moment ago by another task of
 	// the same job; a redelivery reads afresh (its vault may be done).
@@ -196,8 +219,14 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) 
 		s.finish(ctx, msg, log, res, events.VaultAborted, nil)
 		return
 	}
-
-	stopBeat := s.heartbeat(syncCtx, msg, task.JobID, cancel)
+	stopBeat := s.heartbeat(syncCtx, msg, task.JobID, task.Vault.ID, cancel)
+	// A vault removed from the registry since the job was planned is
+	// skipped: no Azure traffic, no key of it published.
+	if s.vaultRemoved(ctx, log, task.Vault.ID) {
+		stopBeat()
+		s.finish(ctx, msg, log, res, events.VaultAborted, ErrVaultRemoved)
+		return
+	}
 	if err := s.event(syncCtx, log, res, events.KindVaultStarted, fmt.Sprintf("%s/%s/%s/%d", res.JobID, res.VaultID, events.KindVaultStarted, attempt)); err != nil {
 		// Only progress display: the result event carries the start time.
 		log.Debug().Err(err).Msg("cannot publish vault started")
@@ -205,9 +234,16 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) 
 	err = s.syncVault(syncCtx, task, &res, log)
 	release()
 	s.awaitKeys(ctx, log, res)
+	// Removed while it synced (and this worker missed the marker)? Asked
+	// while the heartbeat still beats.
+	removed := errors.Is(context.Cause(syncCtx), ErrVaultRemoved) || err == nil && s.vaultRemoved(ctx, log, task.Vault.ID)
 	stopBeat()
 
 	switch {
+	case removed:
+		// Removed while it synced: the inventory has dropped its keys
+		// (and ignores any record published after the removal).
+		s.finish(ctx, msg, log, res, events.VaultAborted, ErrVaultRemoved)
 	case err == nil:
 		s.finish(ctx, msg, log, res, events.VaultCompleted, nil)
 	case errors.Is(context.Cause(syncCtx), ErrAborted):
@@ -282,10 +318,30 @@ func (s *Syncer) event(ctx context.Context, log zerolog.Logger, res events.Vault
 	})
 }
 
+// vaultRemoved reports whether the vault is gone from the registry, or
+// being removed. A registry that cannot be read reports false (the
+// removal marker and the next check still catch it).
+func (s *Syncer) vaultRemoved(ctx context.Context, log zerolog.Logger, vaultID string) bool {
+	if s.vaults == nil {
+		return false
+	}
+	e, err := s.vaults.Get(ctx, vaultID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return true
+	}
+	if err != nil {
+		log.Debug().Err(err).Msg("cannot read the vault's registry record")
+		return false
+	}
+	var v events.Vault
+	return json.Unmarshal(e.Value(), &v) == nil && v.Removing
+}
+
 // heartbeat keeps msg from being redelivered while the sync runs, and
-// re-reads the job at every beat: an abort whose event this worker missed
-// (it was disconnected) still stops the sync within one beat.
-func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string, cancel context.CancelCauseFunc) (stop func()) {
+// re-reads the job and the vault's registry record at every beat: an
+// abort or a removal whose message this worker missed (it was
+// disconnected) still stops the sync within one beat.
+func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID, vaultID string, cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	var wg gosync.WaitGroup
 	wg.Add(1)
@@ -305,9 +361,15 @@ func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID string,
 				if err := msg.InProgress(); err != nil {
 					s.log.Debug().Err(err).Str("job_id", jobID).Msg("heartbeat failed")
 				}
-				if j, _, err := s.store.Get(ctx, jobID); err == nil && j.Abort {
+				// The checks may not delay the next beat.
+				cctx, cancelCheck := context.WithTimeout(ctx, s.cfg.Heartbeat)
+				if j, _, err := s.store.Get(cctx, jobID); err == nil && j.Abort {
 					cancel(ErrAborted)
 				}
+				if s.vaultRemoved(cctx, s.log, vaultID) {
+					cancel(ErrVaultRemoved)
+				}
+				cancelCheck()
 			}
 		}
 	}()
