@@ -26,6 +26,7 @@ import (
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
@@ -294,6 +295,13 @@ func run(args []string, stdout io.Writer) error {
 	}
 	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
 	deps.Connections = connReg
+	// Discovery (get-subscriptions, get-vaults, get-managed-hsms) reads the
+	// registry's connections and calls Azure Resource Manager.
+	disco, err := discovery.New(ctx, js, connReg, discovery.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	deps.Discovery = disco
 	handler, err := httpapi.New(httpapi.Config{}, deps)
 	if err != nil {
 		return err

@@ -152,6 +152,7 @@ func EmulatorConnectionFrom(m EmulatorManifest) (azure.Connection, error) {
 		Name: EmulatorConnection, CredentialType: azure.CredentialClientSecret,
 		TenantID: m.TenantID, ClientID: m.ClientID, ClientSecret: m.ClientSecret,
 		ActiveDirectoryEndpoint: m.AuthorityHost, ExtraCAPEM: ca, DisableChallengeResourceVerification: true,
+		ResourceManagerEndpoint: m.ResourceManagerURL,
 	}
 	if m.HostRouting != nil {
 		host, _, err := net.SplitHostPort(m.HostRouting.Address)

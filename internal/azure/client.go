@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
@@ -298,4 +301,53 @@ func newCredential(conn Connection, transport *http.Client) (azcore.TokenCredent
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w %q: unknown credential type %q", ErrInvalidConnection, conn.Name, conn.CredentialType)
+}
+
+// ARMClientOptions returns what an Azure Resource Manager client of the
+// azure-sdk-for-go resourcemanager modules needs for conn: its (cached)
+// credential, options whose cloud configuration points Resource Manager at
+// [Connection.ResourceManagerURL] with [Connection.ResourceManagerAudience]
+// as the token audience, over the connection's transport (its CA, its
+// localhost dialling) with the factory's retry policy, and the Resource
+// Manager URL parsed. Resource provider registration is disabled: akvsync
+// only reads through ARM and must never register a provider in a
+// customer's subscription. Errors wrap [ErrInvalidConnection] or
+// [ErrNoResourceManager].
+func (f *Factory) ARMClientOptions(conn Connection) (*arm.ClientOptions, azcore.TokenCredential, *url.URL, error) {
+	raw := conn.ResourceManagerURL()
+	if raw == "" {
+		return nil, nil, nil, fmt.Errorf("%w: connection %q (cloud %s) has no resource_manager_url", ErrNoResourceManager, conn.Name, conn.Cloud)
+	}
+	rm, err := parseEndpoint(raw)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w %q: resource_manager_url %w", ErrInvalidConnection, conn.Name, err)
+	}
+	aud := conn.ResourceManagerAudience()
+	if _, err := parseEndpoint(aud); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w %q: management_url %w", ErrInvalidConnection, conn.Name, err)
+	}
+	st, err := f.state(conn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts := f.clientOptions(st)
+	// A map of its own: the cloud configurations azcore exports share theirs.
+	opts.Cloud = cloud.Configuration{
+		ActiveDirectoryAuthorityHost: opts.Cloud.ActiveDirectoryAuthorityHost,
+		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Endpoint: rm.String(), Audience: aud},
+		},
+	}
+	return &arm.ClientOptions{ClientOptions: opts, DisableRPRegistration: true}, st.cred, rm, nil
+}
+
+// parseEndpoint parses a service base URL: absolute https, a host, no
+// credentials, query or fragment.
+func parseEndpoint(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return nil, errors.New("must be an absolute https URL without credentials, query or fragment")
+	}
+	return u, nil
 }

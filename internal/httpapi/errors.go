@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/akvsync/akvsync/internal/arm"
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/discovery"
 )
 
 // ErrBodyTooLarge is returned by the body parsers for a body over the size
@@ -45,6 +48,7 @@ var errorKinds = map[int]errorKind{
 	http.StatusUnprocessableEntity:   {9, "NCERRUnprocessableEntity: Validation errors"},
 	http.StatusTooManyRequests:       {10, "NCERRTooManyRequests: Too many requests"},
 	http.StatusInternalServerError:   {14, "NCERRInternalServerError: unexpected error"},
+	http.StatusBadGateway:            {17, "NCERRBadGateway: Azure refused the request"},
 	http.StatusServiceUnavailable:    {15, "NCERRServiceUnavailable: Service unavailable"},
 }
 
@@ -63,16 +67,24 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, auth.ErrBodyTooLarge), errors.Is(err, connections.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.Is(err, control.ErrInvalid), errors.Is(err, auth.ErrBadRequest), errors.Is(err, connections.ErrInvalid):
+	case errors.Is(err, control.ErrInvalid), errors.Is(err, auth.ErrBadRequest), errors.Is(err, connections.ErrInvalid),
+		errors.Is(err, discovery.ErrInvalid):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, control.ErrNotFound), errors.Is(err, connections.ErrNotFound):
+	case errors.Is(err, control.ErrNotFound), errors.Is(err, connections.ErrNotFound), errors.Is(err, discovery.ErrNotFound):
 		return http.StatusNotFound, "Resource not found"
 	case errors.Is(err, control.ErrConflict), errors.Is(err, connections.ErrConflict):
 		return http.StatusConflict, err.Error()
-	case errors.Is(err, control.ErrUnprocessable), errors.Is(err, connections.ErrUnprocessable):
+	case errors.Is(err, control.ErrUnprocessable), errors.Is(err, connections.ErrUnprocessable), errors.Is(err, discovery.ErrUnprocessable):
 		return http.StatusUnprocessableEntity, err.Error()
-	case errors.Is(err, control.ErrUnavailable), errors.Is(err, connections.ErrUnavailable):
+	case errors.Is(err, control.ErrUnavailable), errors.Is(err, connections.ErrUnavailable), errors.Is(err, discovery.ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
+	case errors.Is(err, arm.ErrThrottled):
+		// Azure asked to come back later than the request could wait.
+		return http.StatusServiceUnavailable, err.Error()
+	case errors.Is(err, arm.ErrAzure):
+		// Azure (ARM or Entra ID) refused, or could not be reached: the
+		// message has its status and error code, never a token.
+		return http.StatusBadGateway, err.Error()
 	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrInvalidCredentials):
 		return http.StatusUnauthorized, auth.UnauthorizedMessage(err)
 	case errors.Is(err, auth.ErrForbidden):
@@ -90,8 +102,11 @@ func statusOf(err error) (int, string) {
 // error says how long to wait, and records err for the request log.
 func fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := statusOf(err)
+	var ae *arm.Error
 	if s, ok := auth.RetryAfter(err); ok {
 		w.Header().Set("Retry-After", strconv.Itoa(s))
+	} else if errors.As(err, &ae) && ae.RetryAfter > 0 && status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
 	} else if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

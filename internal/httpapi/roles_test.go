@@ -24,8 +24,11 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,6 +110,19 @@ func rolesTable() map[string]rolesRow {
 		"GET " + azure + "/keys":                        {perm: auth.PermKeysRead, does: "list keys"},
 		"GET " + azure + "/keys/{id}":                   {perm: auth.PermKeysRead, does: "read a key"},
 		"GET " + azure + "/events":                      {perm: auth.PermJobsRead, does: "follow the event stream"},
+		"POST " + azure + "/get-subscriptions": {perm: auth.PermVaultsWrite, does: "list Azure's subscriptions",
+			body: func(f *rolesFixtures) string { return `{"connection":"` + rolesConn + `"}` }},
+		"POST " + azure + "/get-vaults": {perm: auth.PermVaultsWrite, does: "discover vaults",
+			body: func(f *rolesFixtures) string {
+				return `{"connection":"` + rolesConn + `","subscription_id":"` + rolesSub + `"}`
+			}},
+		"POST " + azure + "/get-managed-hsms": {perm: auth.PermVaultsWrite, does: "discover Managed HSM pools",
+			body: func(f *rolesFixtures) string {
+				return `{"connection":"` + rolesConn + `","subscription_id":"` + rolesSub + `"}`
+			}},
+		"GET " + azure + "/subscriptions":         {perm: auth.PermVaultsRead, does: "list stored subscriptions"},
+		"GET " + azure + "/subscriptions/{id}":    {perm: auth.PermVaultsRead, does: "read a stored subscription"},
+		"DELETE " + azure + "/subscriptions/{id}": {perm: auth.PermVaultsWrite, does: "delete a stored subscription"},
 	}
 }
 
@@ -181,6 +197,24 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 		t.Fatalf("auth: %v", err)
 	}
 	deps := DepsFromPlane(plane, authSvc, zerolog.Nop(), prometheus.NewRegistry())
+	// Discovery over a registry without connections: allowed discovery
+	// requests get past the guard and are refused by the service (400).
+	key, err := secrets.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := secrets.NewSealer(secrets.KeyRing{Current: "r1", Keys: map[string][]byte{"r1": key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sealer.Close() })
+	conns, err := connections.New(ctx, js, sealer, connections.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deps.Discovery, err = discovery.New(ctx, js, conns, discovery.Config{}); err != nil {
+		t.Fatal(err)
+	}
 	handler, err := New(Config{}, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -240,6 +274,17 @@ func (e *rolesEnv) fixtures(t *testing.T) *rolesFixtures {
 		t.Fatalf("create job: %v", err)
 	}
 	f.jobID = job.ID
+	// A stored subscription, as get-subscriptions leaves it.
+	subs, err := e.js.KeyValue(ctx, events.BucketSubscriptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(discovery.Subscription{ID: discovery.RecordID(rolesSub), SubscriptionID: rolesSub,
+		SubscriptionURI: "/subscriptions/" + rolesSub, DisplayName: "roles", State: "Enabled", Connection: rolesConn,
+		CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()})
+	if _, err := subs.Create(ctx, discovery.RecordID(rolesSub), rec); err != nil {
+		t.Fatal(err)
+	}
 	if f.vaultID == "" || f.removableID == "" {
 		t.Fatalf("fixtures incomplete: %+v", f)
 	}
@@ -257,15 +302,17 @@ func (f *rolesFixtures) concretePath(pattern string) string {
 		id = f.removableID
 	case strings.HasPrefix(pattern, azure+"/vaults/"):
 		id = f.vaultID
+	case strings.HasPrefix(pattern, azure+"/subscriptions/"):
+		id = discovery.RecordID(rolesSub)
 	}
 	return regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(pattern, id)
 }
 
 // rolesState counts everything a request could create or change.
 type rolesState struct {
-	jobs, locks, vaults int
-	requests, events    uint64
-	jobRevs             uint64
+	jobs, locks, vaults, subscriptions int
+	requests, events                   uint64
+	jobRevs                            uint64
 }
 
 func (e *rolesEnv) state(t *testing.T) rolesState {
@@ -304,6 +351,7 @@ func (e *rolesEnv) state(t *testing.T) rolesState {
 	s.jobs, s.jobRevs = bucket(events.BucketJobs)
 	s.locks, _ = bucket(events.BucketLocks)
 	s.vaults, _ = bucket(events.BucketVaults)
+	s.subscriptions, _ = bucket(events.BucketSubscriptions)
 	s.requests = msgs(events.StreamRequests)
 	s.events = msgs(events.StreamEvents)
 	return s
@@ -503,8 +551,20 @@ func TestRoleTableAllowedOutcomes(t *testing.T) {
 			t.Fatalf("status %d, want 200; body %s", r.status, r.body)
 		}
 	})
-	if s := e.state(t); s.jobs != 2 {
-		t.Errorf("state after the allowed requests: %+v, want 2 jobs", s)
+	t.Run("viewer can read the stored subscriptions", func(t *testing.T) {
+		r := e.do(t, "GET", azure+"/subscriptions?subscriptionId="+rolesSub, e.tokens["victor"], "")
+		if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"total":1`)) {
+			t.Fatalf("status %d; body %s", r.status, r.body)
+		}
+	})
+	t.Run("admin can delete a stored subscription", func(t *testing.T) {
+		r := e.do(t, "DELETE", azure+"/subscriptions/"+rolesSub, e.tokens["alice"], "")
+		if r.status != http.StatusNoContent {
+			t.Fatalf("status %d, want 204; body %s", r.status, r.body)
+		}
+	})
+	if s := e.state(t); s.jobs != 2 || s.subscriptions != 0 {
+		t.Errorf("state after the allowed requests: %+v, want 2 jobs and no subscription", s)
 	}
 	page, err := e.plane.Vaults.List(rolesCtx(t), control.VaultQuery{Limit: events.LimitAll})
 	if err != nil {

@@ -66,6 +66,10 @@ type Deps struct {
 	// Events follows job and vault events for the SSE stream; without it
 	// that route answers 503.
 	Events EventService
+	// Discovery lists subscriptions, vaults and Managed HSM pools through
+	// Azure Resource Manager and keeps the stored subscriptions; without
+	// it the discovery routes answer 503.
+	Discovery DiscoveryService
 	// Log receives one line per request and the errors behind 5xx answers.
 	Log zerolog.Logger
 	// Registry, when set (and Metrics is not), gets the HTTP metrics
@@ -151,6 +155,15 @@ func (a *api) routes() []route {
 		{"POST", azure + "/vaults/{id}/remove-vault", auth.PermVaultsWrite, a.removeVault},
 		// Thales' first Ansible collection sends remove-vault as a DELETE.
 		{"DELETE", azure + "/vaults/{id}/remove-vault", auth.PermVaultsWrite, a.removeVault},
+
+		// Discovery calls Azure with the connection's credential: admins
+		// only, like registering what it finds.
+		{"POST", azure + "/get-subscriptions", auth.PermVaultsWrite, a.getSubscriptions},
+		{"POST", azure + "/get-vaults", auth.PermVaultsWrite, a.getVaults},
+		{"POST", azure + "/get-managed-hsms", auth.PermVaultsWrite, a.getManagedHSMs},
+		{"GET", azure + "/subscriptions", auth.PermVaultsRead, a.listSubscriptions},
+		{"GET", azure + "/subscriptions/{id}", auth.PermVaultsRead, a.getSubscription},
+		{"DELETE", azure + "/subscriptions/{id}", auth.PermVaultsWrite, a.deleteSubscription},
 
 		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},

@@ -18,10 +18,12 @@ import (
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
+	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,9 +55,12 @@ var testUsers = []struct {
 
 // env is one test's NATS server, control plane, auth service and API.
 type env struct {
-	ns     *server.Server
-	js     jetstream.JetStream
-	plane  *control.Plane
+	ns    *server.Server
+	js    jetstream.JetStream
+	plane *control.Plane
+	conns *connections.Registry
+	// emu is the emulator discovery talks to (options.discovery only).
+	emu    *akvemu.Emulator
 	srv    *httptest.Server
 	clock  *fakeClock
 	logs   *syncBuffer
@@ -72,6 +77,13 @@ type options struct {
 	// realConnections makes the vault registry resolve connections in the
 	// connection registry, as the app does, instead of the fixed testConn.
 	realConnections bool
+	// discovery starts an emulator (its config modified by emu), registers
+	// the connection emuConn to it in the connection registry, which the
+	// vault registry then resolves connections against, and serves the
+	// discovery routes (configured by disco).
+	discovery bool
+	emu       func(*akvemu.Config)
+	disco     func(*discovery.Config)
 }
 
 // setup starts everything a test needs, all real: a JetStream server with
@@ -91,8 +103,13 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	}
 	connReg := newConnectionRegistry(t, ctx, js)
 	ccfg := control.Config{Connections: []string{testConn}}
-	if o.realConnections {
+	if o.realConnections || o.discovery {
 		ccfg = control.Config{LookupConnection: control.RegistryLookup(connReg)}
+	}
+	var emu *akvemu.Emulator
+	if o.discovery {
+		emu = startEmulator(t, o.emu)
+		createEmuConnection(t, ctx, connReg, emu, emuConn, emu.ClientSecret())
 	}
 	plane, err := control.New(ctx, nc, js, ccfg)
 	if err != nil {
@@ -117,6 +134,17 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	logs := &syncBuffer{}
 	deps := httpapi.DepsFromPlane(plane, authSvc, zerolog.New(logs), prometheus.NewRegistry())
 	deps.Connections = connReg
+	if o.discovery {
+		dcfg := discovery.Config{Logger: zerolog.New(logs)}
+		if o.disco != nil {
+			o.disco(&dcfg)
+		}
+		svc, err := discovery.New(ctx, js, connReg, dcfg)
+		if err != nil {
+			t.Fatalf("discovery: %v", err)
+		}
+		deps.Discovery = svc
+	}
 	handler, err := httpapi.New(o.http, deps)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
@@ -130,7 +158,7 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	srv.TLS = tlsCfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	e := &env{ns: ns, js: js, plane: plane, srv: srv, clock: clock, logs: logs, tokens: map[string]string{}}
+	e := &env{ns: ns, js: js, plane: plane, conns: connReg, emu: emu, srv: srv, clock: clock, logs: logs, tokens: map[string]string{}}
 	if !o.noLogin {
 		for _, u := range testUsers {
 			e.tokens[u.name] = e.login(t, u.name, u.password)

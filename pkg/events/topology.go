@@ -32,6 +32,10 @@ const (
 	BucketConnections   = "akvsync-connections"
 	BucketLocks         = "akvsync-locks"
 	BucketRefreshTokens = "akvsync-refresh-tokens"
+	// BucketSubscriptions holds the Azure subscriptions discovery has seen
+	// (CCKM's stored subscriptions), one record per subscription under a
+	// UUID derived from its subscription id; written by the API only.
+	BucketSubscriptions = "akvsync-subscriptions"
 	// BucketBudget holds one lease per worker process and subscription it
 	// is syncing, keyed "<subscription>.<worker id>-<n>", renewed well within
 	// the bucket's TTL (Topology.BudgetLeaseTTL). Each worker paces its
@@ -192,6 +196,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketConnections, "akvsync: Azure connections (secrets sealed)", 0),
 		kv(BucketLocks, "akvsync: vault id -> job id holding the vault", 0),
 		kv(BucketRefreshTokens, "akvsync: API refresh tokens (hashed)", t.RefreshTokenTTL),
+		kv(BucketSubscriptions, "akvsync: Azure subscriptions seen by discovery", 0),
 		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
 	}
 }
