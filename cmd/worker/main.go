@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -41,6 +42,29 @@ func main() {
 	}
 }
 
+// defaultMemoryLimitMiB is the worker's default soft limit of the Go heap.
+// A worker's own working set is small whatever the inventory's size: keys
+// live in the streams and in the memory-mapped bbolt file, and what a
+// worker holds at once is bounded by its parallelism and batch sizes.
+// Without a limit the garbage collector lets the heap grow to twice the
+// live heap before it collects (anonymous memory peaked at 190 MB while a
+// worker synced 1,000,000 keys); the limit makes it collect earlier
+// instead. It is soft: a live heap above it is not an error, only more
+// collection work (the runtime caps that at half the CPU).
+const defaultMemoryLimitMiB = 160
+
+// setMemoryLimit applies the soft heap limit unless GOMEMLIMIT is set.
+func setMemoryLimit(mib int) error {
+	if mib < 0 {
+		return fmt.Errorf("--memory-limit-mib %d is negative", mib)
+	}
+	if _, env := os.LookupEnv("GOMEMLIMIT"); env || mib == 0 {
+		return nil
+	}
+	debug.SetMemoryLimit(int64(mib) << 20)
+	return nil
+}
+
 func run(args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
@@ -62,11 +86,15 @@ func run(args []string) error {
 	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
 	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft limit of the Go heap in MiB (debug.SetMemoryLimit); 0 for none; the GOMEMLIMIT environment variable, when set, wins")
 	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {
 		return err
 	}
 	log, err := app.NewLogger(os.Stderr, *logLevel, false, "akvsync-worker")
 	if err != nil {
+		return err
+	}
+	if err := setMemoryLimit(*memLimit); err != nil {
 		return err
 	}
 	conns, err := app.ConfiguredConnections(*connFile, *manifest)

@@ -15,7 +15,7 @@ const (
 	// DefaultResidentRelease is how often, at most, Apply hands the pages
 	// of the memory-mapped file back to the page cache (see
 	// Config.ResidentRelease).
-	DefaultResidentRelease = 200 * time.Millisecond
+	DefaultResidentRelease = 10 * time.Millisecond
 )
 
 // Config configures a Store. Zero values take the Default* constants.
