@@ -71,8 +71,8 @@ func startDemo(ctx context.Context, o options, log zerolog.Logger) (*demoRun, er
 	emu, err := akvemu.Start(ctx, akvemu.Config{
 		Seed:            akvemu.SeedSpec{Vaults: o.demoVaults, KeysPerVault: o.demoKeys, ManagedHSMs: o.demoHSMs, Seed: 1},
 		HostRoutingOnly: true,
-		DataDir: filepath.Join(o.dataDir, "emulator"),
-		Logger:  log.With().Str("component", "emulator").Logger().Level(zerolog.WarnLevel),
+		DataDir:         filepath.Join(o.dataDir, "emulator"),
+		Logger:          log.With().Str("component", "emulator").Logger().Level(zerolog.WarnLevel),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("demo emulator: %w", err)
