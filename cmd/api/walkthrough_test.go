@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,10 +180,17 @@ func TestCCKMWalkthrough(t *testing.T) {
 			t.Fatalf("first page: %d vaults, nextLink %v", len(page.Vaults), page.NextLink)
 		}
 		found = append(found, page.Vaults...)
-		next, _ := json.Marshal(*page.NextLink)
+		// As json.Marshal in a client, but with & left as it is, so the
+		// transcript shows the link as get-vaults returned it.
+		var next bytes.Buffer
+		enc := json.NewEncoder(&next)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(*page.NextLink); err != nil {
+			t.Fatal(err)
+		}
 		page = discovered{}
 		w.decode(t, w.call(t, "POST", "/api/v1/cckm/azure/get-vaults",
-			fmt.Sprintf(`{"connection":"walkthrough","subscription_id":%q,"limit":2,"nextLink":%s}`, walkSubscription, next), http.StatusOK), &page)
+			fmt.Sprintf(`{"connection":"walkthrough","subscription_id":%q,"limit":2,"nextLink":%s}`, walkSubscription, bytes.TrimSpace(next.Bytes())), http.StatusOK), &page)
 		if len(page.Vaults) != 1 || page.NextLink != nil {
 			t.Fatalf("second page: %d vaults, nextLink %v", len(page.Vaults), page.NextLink)
 		}
@@ -228,12 +234,14 @@ func TestCCKMWalkthrough(t *testing.T) {
 
 	w.note("## d. Add the vaults as get-vaults returned them\n")
 	t.Run("d. add-vaults takes get-vaults' output unmodified", func(t *testing.T) {
-		body, err := json.Marshal(map[string]any{"connection": "walkthrough", "subscription_id": walkSubscription, "vaults": found})
-		if err != nil {
+		var body bytes.Buffer
+		enc := json.NewEncoder(&body)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(map[string]any{"connection": "walkthrough", "subscription_id": walkSubscription, "vaults": found}); err != nil {
 			t.Fatal(err)
 		}
 		var added vaultList
-		w.decode(t, w.call(t, "POST", "/api/v1/cckm/azure/add-vaults", string(body), http.StatusCreated), &added)
+		w.decode(t, w.call(t, "POST", "/api/v1/cckm/azure/add-vaults", strings.TrimSpace(body.String()), http.StatusCreated), &added)
 		if added.Total != 3 || added.Resources[0].Connection != "walkthrough" || added.Resources[0].CloudName != "AzureStack" {
 			t.Fatalf("added %+v", added)
 		}
@@ -244,7 +252,7 @@ func TestCCKMWalkthrough(t *testing.T) {
 	var vault vaultRecord
 	t.Run("e. the Ansible lookup by name::subscription finds the vault", func(t *testing.T) {
 		var l vaultList
-		w.decode(t, w.call(t, "GET", "/api/v1/cckm/azure/vaults/?skip=0&limit=1&name="+url.QueryEscape(qualified), "", http.StatusOK), &l)
+		w.decode(t, w.call(t, "GET", "/api/v1/cckm/azure/vaults/?skip=0&limit=1&name="+qualified, "", http.StatusOK), &l)
 		if l.Total != 1 || len(l.Resources) != 1 || l.Resources[0].Name != qualified || l.Resources[0].AzureName != names[0] {
 			t.Fatalf("lookup %+v", l)
 		}
@@ -301,7 +309,7 @@ func TestCCKMWalkthrough(t *testing.T) {
 			return nil
 		})
 		w.call(t, "GET", "/api/v1/cckm/azure/keys?key_vault_id="+vault.ID, "", http.StatusOK)
-		w.call(t, "GET", "/api/v1/cckm/azure/vaults/?skip=0&limit=1&name="+url.QueryEscape(qualified), "", http.StatusOK)
+		w.call(t, "GET", "/api/v1/cckm/azure/vaults/?skip=0&limit=1&name="+qualified, "", http.StatusOK)
 		w.call(t, "GET", "/api/v1/cckm/azure/vaults/"+vault.ID, "", http.StatusNotFound)
 	})
 }
