@@ -63,10 +63,16 @@ func prepareDemoDir(dir string) error {
 }
 
 func startDemo(ctx context.Context, o options, log zerolog.Logger) (*demoRun, error) {
+	// Host routing only: every vault is https://<name>.vault.localhost:PORT
+	// (pools: .managedhsm.localhost) on one listener, as Azure names them
+	// by host. A connection created through the API then reaches them with
+	// challenge resource verification on and a key_vault_dns_suffix, like
+	// any Azure Stack (docs/walkthrough.md); *.localhost is loopback.
 	emu, err := akvemu.Start(ctx, akvemu.Config{
-		Seed:    akvemu.SeedSpec{Vaults: o.demoVaults, KeysPerVault: o.demoKeys, Seed: 1},
-		DataDir: filepath.Join(o.dataDir, "emulator"),
-		Logger:  log.With().Str("component", "emulator").Logger().Level(zerolog.WarnLevel),
+		Seed:            akvemu.SeedSpec{Vaults: o.demoVaults, KeysPerVault: o.demoKeys, ManagedHSMs: o.demoHSMs, Seed: 1},
+		HostRoutingOnly: true,
+		DataDir:         filepath.Join(o.dataDir, "emulator"),
+		Logger:          log.With().Str("component", "emulator").Logger().Level(zerolog.WarnLevel),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("demo emulator: %w", err)
@@ -113,9 +119,14 @@ func (d *demoRun) run(ctx context.Context, out io.Writer, plane *control.Plane, 
 		if _, ok := bySub[v.SubscriptionID]; !ok {
 			order = append(order, v.SubscriptionID)
 		}
-		// As Resource Manager lists it: a pool is a Microsoft.KeyVault/managedHSMs.
+		// As Resource Manager lists it: a pool is a Microsoft.KeyVault/managedHSMs
+		// with an hsmUri.
+		props := control.VaultProperties{VaultURI: v.URL}
+		if v.Kind == akvemu.KindManagedHSM {
+			props = control.VaultProperties{HsmURI: v.URL}
+		}
 		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Type: v.ResourceType,
-			AzureVaultID: v.ResourceID, Location: v.Location, Properties: control.VaultProperties{VaultURI: v.URL}})
+			AzureVaultID: v.ResourceID, Location: v.Location, Properties: props})
 	}
 	var names []string
 	for _, sub := range order {
@@ -141,7 +152,7 @@ func (d *demoRun) run(ctx context.Context, out io.Writer, plane *control.Plane, 
 		k = " --cacert " + certFile
 	}
 	fmt.Fprintf(out, `
-akvsync demo — %d emulated vaults × %d keys, embedded NATS, one worker
+akvsync demo — %d emulated vaults and %d Managed HSM %s × %d keys, embedded NATS, one worker
   API       %s
   user      %s
   password  %s   (shown once; also in %s, mode 0600)
@@ -155,7 +166,7 @@ Try it (a token lives %s; get a new one with the first command):
   curl -s%s -H "Authorization: Bearer $TOKEN" %s/api/v1/cckm/azure/synchronization-jobs?limit=1
   curl -s%s -H "Authorization: Bearer $TOKEN" '%s/api/v1/cckm/azure/keys?limit=2&key_size=2048'
 
-`, d.o.demoVaults, d.o.demoKeys, apiURL, facts.Username, orDash(password), filepath.Join(d.o.dataDir, demoMarker),
+`, d.o.demoVaults, d.o.demoHSMs, plural(d.o.demoHSMs, "pool", "pools"), d.o.demoKeys, apiURL, facts.Username, orDash(password), filepath.Join(d.o.dataDir, demoMarker),
 		authSvc.TokenLifetime(), k, apiURL, facts.Username, password, k, apiURL, k, apiURL, k, apiURL, k, apiURL)
 
 	start := time.Now()
@@ -212,6 +223,13 @@ func progressLine(done, total, keys int, took time.Duration) string {
 		eta = "ETA " + (time.Duration(float64(took) * float64(total-done) / float64(done))).Round(time.Second).String()
 	}
 	return fmt.Sprintf("  … %d/%d vaults done, %d keys, %.0f keys/s, %s", done, total, keys, rate, eta)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func orDash(s string) string {

@@ -11,7 +11,8 @@ import (
 )
 
 // TestDemoCompletesASyncAll runs the README's run command (small) to its
-// end: embedded NATS, worker, emulator, and a completed sync-all job.
+// end: embedded NATS, worker, emulator with its vaults and one Managed HSM
+// pool, and a completed sync-all job.
 func TestDemoCompletesASyncAll(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	var out bytes.Buffer
@@ -20,7 +21,8 @@ func TestDemoCompletesASyncAll(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "completed: 3 vaults, 60 keys") {
+	// 3 vaults and the pool (--demo-hsms defaults to 1), 20 keys each.
+	if !strings.Contains(out.String(), "completed: 4 vaults, 80 keys") {
 		t.Fatalf("demo output lacks the completed sync:\n%s", out.String())
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "demo.json"))
@@ -31,7 +33,7 @@ func TestDemoCompletesASyncAll(t *testing.T) {
 	if err := json.Unmarshal(raw, &facts); err != nil {
 		t.Fatal(err)
 	}
-	if facts.APIURL == "" || facts.Password == "" || facts.Token == "" || len(facts.Vaults) != 3 || facts.FirstJobID == "" {
+	if facts.APIURL == "" || facts.Password == "" || facts.Token == "" || len(facts.Vaults) != 4 || facts.FirstJobID == "" {
 		t.Fatalf("demo.json = %+v", facts)
 	}
 	if fi, _ := os.Stat(filepath.Join(dir, "demo.json")); fi.Mode().Perm() != 0o600 {
@@ -42,7 +44,7 @@ func TestDemoCompletesASyncAll(t *testing.T) {
 		out.Reset()
 		if err := run([]string{"--demo", "--demo-exit", "--data-dir", filepath.Join(t.TempDir(), "d"), "--listen", "127.0.0.1:0",
 			"--nats-listen", "127.0.0.1:0", "--nats-user", "akv", "--nats-password", "pw-123456",
-			"--demo-vaults", "2", "--demo-keys", "5", "--log-level", "error"}, &out); err != nil {
+			"--demo-vaults", "2", "--demo-keys", "5", "--demo-hsms", "0", "--log-level", "error"}, &out); err != nil {
 			t.Fatalf("demo with a listening NATS: %v\n%s", err, out.String())
 		}
 		if !strings.Contains(out.String(), "completed: 2 vaults, 10 keys") {
@@ -70,7 +72,7 @@ func TestDemoCompletesASyncAll(t *testing.T) {
 			"--demo-vaults", "2", "--demo-keys", "5", "--log-level", "error"}, &out); err != nil {
 			t.Fatalf("second demo: %v\n%s", err, out.String())
 		}
-		if !strings.Contains(out.String(), "completed: 2 vaults, 10 keys") {
+		if !strings.Contains(out.String(), "completed: 3 vaults, 15 keys") {
 			t.Fatalf("second demo output:\n%s", out.String())
 		}
 	})

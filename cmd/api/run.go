@@ -49,7 +49,7 @@ type options struct {
 	tlsCert, tlsKey                   string
 	tlsSelfSigned, insecureHTTP       bool
 	logLevel                          string
-	demoVaults, demoKeys              int
+	demoVaults, demoKeys, demoHSMs    int
 	vaultParallelism, getConcurrency  int
 	jobRetention                      time.Duration
 	jobsKept                          int
@@ -66,6 +66,7 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.BoolVar(&o.demoExit, "demo-exit", false, "with --demo: exit once the first sync-all job is done (for scripts)")
 	fs.IntVar(&o.demoVaults, "demo-vaults", 10, "with --demo: number of emulated vaults")
 	fs.IntVar(&o.demoKeys, "demo-keys", 200, "with --demo: keys per emulated vault")
+	fs.IntVar(&o.demoHSMs, "demo-hsms", 1, "with --demo: number of emulated Managed HSM pools (as many keys each as a vault)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server URL(s); required unless --embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "", "with --embedded: also serve NATS clients on this host:port (needs --nats-user/--nats-password)")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file")
@@ -124,6 +125,12 @@ func parse(args []string, usage io.Writer) (options, error) {
 }
 
 func run(args []string, stdout io.Writer) error {
+	return runContext(context.Background(), args, stdout)
+}
+
+// runContext is run, stopping also when parent is done (tests run a
+// serving demo in-process and stop it that way).
+func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	o, err := parse(args, stdout)
 	if err != nil {
 		return err
@@ -132,7 +139,7 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Take the API's port first: a port in use fails at once, and the port
 	// stays ours while the process waits for a NATS cluster still forming

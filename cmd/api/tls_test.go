@@ -49,7 +49,8 @@ func TestDemoServesHTTPS(t *testing.T) {
 	if strings.Contains(out.String(), "curl -sk") || strings.Contains(out.String(), "--insecure") {
 		t.Errorf("the printed commands skip verification:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "completed: 2 vaults, 10 keys") {
+	// 2 vaults and the demo's Managed HSM pool, 5 keys each.
+	if !strings.Contains(out.String(), "completed: 3 vaults, 15 keys") {
 		t.Errorf("the demo sync did not complete:\n%s", out.String())
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "demo.json"))
