@@ -12,10 +12,14 @@ const (
 	// DefaultOpenTimeout is how long Open waits for the file lock held by
 	// another process before giving up.
 	DefaultOpenTimeout = 10 * time.Second
-	// DefaultResidentRelease is how often, at most, Apply hands the pages
-	// of the memory-mapped file back to the page cache (see
-	// Config.ResidentRelease).
+	// DefaultResidentRelease is how often, at most, Apply checks whether
+	// to hand the pages of the memory-mapped file back to the page cache
+	// (see Config.ResidentRelease).
 	DefaultResidentRelease = 10 * time.Millisecond
+	// DefaultResidentLimit is the process's file-backed resident memory
+	// above which Apply releases the map's pages (see
+	// Config.ResidentLimit).
+	DefaultResidentLimit = 64 << 20
 )
 
 // Config configures a Store. Zero values take the Default* constants.
@@ -38,6 +42,14 @@ type Config struct {
 	// reading them again costs a minor fault, not disk I/O. Default
 	// DefaultResidentRelease; negative never releases.
 	ResidentRelease time.Duration
+	// ResidentLimit is the process's file-backed resident memory (Linux:
+	// the shared pages of /proc/self/statm, the executable's included)
+	// above which a check releases the map's pages. A release is not
+	// free: every thread's TLB is flushed and the next reads fault the
+	// pages back in, so releasing at every check cost a quarter of the
+	// sync throughput. Default DefaultResidentLimit; negative releases at
+	// every check.
+	ResidentLimit int64
 	// Logger receives the store's logs. The zero Logger discards them.
 	Logger zerolog.Logger
 }
@@ -61,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResidentRelease == 0 {
 		c.ResidentRelease = DefaultResidentRelease
+	}
+	if c.ResidentLimit == 0 {
+		c.ResidentLimit = DefaultResidentLimit
 	}
 	return c
 }

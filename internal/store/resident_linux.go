@@ -1,6 +1,9 @@
 package store
 
 import (
+	"bytes"
+	"os"
+	"strconv"
 	"syscall"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,4 +26,22 @@ func releaseResident(db *bolt.DB) error {
 		}
 		return nil
 	})
+}
+
+// residentFileBytes is the process's resident memory backed by files or
+// shared memory: the third field of /proc/self/statm, in pages.
+func residentFileBytes() (int64, error) {
+	raw, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, err
+	}
+	f := bytes.Fields(raw)
+	if len(f) < 3 {
+		return 0, strconv.ErrSyntax
+	}
+	pages, err := strconv.ParseInt(string(f[2]), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return pages * int64(os.Getpagesize()), nil
 }

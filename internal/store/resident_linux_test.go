@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -48,22 +49,25 @@ func mappedRSS(t *testing.T, path string) int64 {
 
 // TestApplyReleasesMappedPages: reading the whole inventory touches every
 // page of the file's map, and the kernel counts them in the process's RSS;
-// the next Apply hands them back (they stay in the page cache), unless
-// the release is disabled.
+// the next Apply hands them back (they stay in the page cache) when the
+// process's file-backed resident memory is above the limit, and not when
+// it is under it or the release is disabled.
 func TestApplyReleasesMappedPages(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
+		every   time.Duration
+		limit   int64
 		release bool
-	}{{"released after apply", true}, {"kept when disabled", false}} {
+	}{
+		{"released after apply above the limit", 1, 1, true},
+		{"kept below the limit", 1, 1 << 40, false},
+		{"kept when disabled", -1, -1, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "inv.db")
-			every := -1 * DefaultResidentRelease
-			if tc.release {
-				every = 1 // every Apply releases
-			}
-			s, err := Open(Config{Path: path, NoSync: true, ResidentRelease: every})
+			s, err := Open(Config{Path: path, NoSync: true, ResidentRelease: tc.every, ResidentLimit: tc.limit})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -30,8 +30,8 @@ type Store struct {
 	// visits counts the stored key records queries have read (to match,
 	// sort or return them): the cost measure the tests assert.
 	visits atomic.Uint64
-	// released is when Apply last released the map's resident pages
-	// (unix nanoseconds).
+	// released is when Apply last checked whether to release the map's
+	// resident pages (unix nanoseconds).
 	released atomic.Int64
 }
 
@@ -215,7 +215,8 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 }
 
 // maybeReleaseResident releases the map's resident pages if the last
-// release is at least cfg.ResidentRelease ago. A failure is logged: it
+// check is at least cfg.ResidentRelease ago and the process's file-backed
+// resident memory is above cfg.ResidentLimit. A failure is logged: it
 // costs memory, not data.
 func (s *Store) maybeReleaseResident() {
 	every := s.cfg.ResidentRelease
@@ -225,6 +226,11 @@ func (s *Store) maybeReleaseResident() {
 	now, last := time.Now().UnixNano(), s.released.Load()
 	if now-last < int64(every) || !s.released.CompareAndSwap(last, now) {
 		return
+	}
+	if limit := s.cfg.ResidentLimit; limit > 0 {
+		if n, err := residentFileBytes(); err == nil && n <= limit {
+			return
+		}
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
