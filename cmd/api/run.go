@@ -29,6 +29,7 @@ import (
 	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/secrets"
+	"github.com/akvsync/akvsync/internal/store"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -53,6 +54,7 @@ type options struct {
 	vaultParallelism, getConcurrency  int
 	jobRetention                      time.Duration
 	jobsKept                          int
+	residentLimitMiB                  int
 	vaultRate, subscriptionRate       float64
 }
 
@@ -90,6 +92,7 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.getConcurrency, "get-concurrency", sync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
 	fs.DurationVar(&o.jobRetention, "job-retention", sync.DefaultJobRetention, "embedded worker: delete finished jobs this long after they finished")
 	fs.IntVar(&o.jobsKept, "jobs-kept", sync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
+	fs.IntVar(&o.residentLimitMiB, "store-resident-limit-mib", store.DefaultResidentLimit>>20, "embedded worker: file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
 	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
 	if err := app.ParseFlags(fs, args, usage); err != nil {
@@ -269,8 +272,9 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		defer wnc.Close()
 		host, _ := os.Hostname()
 		w, err = worker.Start(ctx, wnc, worker.Config{
-			Topology:  topo,
-			StorePath: filepath.Join(o.dataDir, "inventory.db"),
+			Topology:           topo,
+			StorePath:          filepath.Join(o.dataDir, "inventory.db"),
+			StoreResidentLimit: int64(o.residentLimitMiB) << 20,
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
 				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Metrics: metrics},
 			Janitor:     sync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},

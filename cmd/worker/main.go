@@ -26,6 +26,7 @@ import (
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/secrets"
+	"github.com/akvsync/akvsync/internal/store"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/sync"
@@ -71,7 +72,7 @@ func run(args []string) error {
 	natsCreds := fs.String("nats-creds", "", "NATS credentials file (user JWT and nkey seed)")
 	natsUser := fs.String("nats-user", "", "NATS user name")
 	natsPassword := fs.String("nats-password", "", "NATS password (prefer AKVSYNC_NATS_PASSWORD)")
-	store := fs.String("store", filepath.Join("data", "worker.db"), "this worker's bbolt inventory file (one per worker process)")
+	storePath := fs.String("store", filepath.Join("data", "worker.db"), "this worker's bbolt inventory file (one per worker process)")
 	connFile := fs.String("connections", "", "JSON file of Azure connections (see docs/operations.md)")
 	manifest := fs.String("emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
 	masterKeys := fs.String("master-keys", "", "master key ring that opens connection secrets in the registry (set AKVSYNC_MASTER_KEYS instead of this flag)")
@@ -86,6 +87,7 @@ func run(args []string) error {
 	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
 	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	residentLimit := fs.Int("store-resident-limit-mib", store.DefaultResidentLimit>>20, "file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
 	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft limit of the Go heap in MiB (debug.SetMemoryLimit); 0 for none; the GOMEMLIMIT environment variable, when set, wins")
 	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {
 		return err
@@ -149,8 +151,9 @@ func run(args []string) error {
 	}
 	host, _ := os.Hostname()
 	w, err := worker.Start(ctx, nc, worker.Config{
-		Topology:  topo,
-		StorePath: *store,
+		Topology:           topo,
+		StorePath:          *storePath,
+		StoreResidentLimit: int64(*residentLimit) << 20,
 		Sync: sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
 			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log},
 		Azure:       azure.Config{},

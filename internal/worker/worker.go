@@ -34,6 +34,9 @@ type Config struct {
 	StorePath string
 	// StoreNoSync skips fsync (tests and benchmarks only).
 	StoreNoSync bool
+	// StoreResidentLimit is the store's store.Config.ResidentLimit (0:
+	// store.DefaultResidentLimit).
+	StoreResidentLimit int64
 	// Sync tunes the planner, syncer and tracker.
 	Sync sync.Config
 	// Azure tunes the Azure clients.
@@ -130,7 +133,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(store.Config{Path: cfg.StorePath, NoSync: cfg.StoreNoSync, Logger: log})
+	st, err := store.Open(store.Config{Path: cfg.StorePath, NoSync: cfg.StoreNoSync, ResidentLimit: cfg.StoreResidentLimit, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
