@@ -49,9 +49,9 @@ type Config struct {
 	// pages back in. Releasing at every check cost a quarter of the sync
 	// throughput, and a 64 MiB limit (which the executable's own pages
 	// nearly fill in the embedded process) 15 %; 256 MiB leaves a
-	// 100,000-key inventory alone and releases a 1,000,000-key one every
-	// few seconds. Default DefaultResidentLimit; negative releases at
-	// every check.
+	// 100,000-key inventory alone and releases a 1,000,000-key one only
+	// once that much of it is resident. Default DefaultResidentLimit;
+	// negative releases at every check.
 	ResidentLimit int64
 	// Logger receives the store's logs. The zero Logger discards them.
 	Logger zerolog.Logger
