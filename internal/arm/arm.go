@@ -38,33 +38,20 @@ const (
 
 // Config tunes a [Client]. Zero fields take the defaults above.
 type Config struct {
-	// MaxRetries, RetryDelay and MaxRetryDelay are azcore's retry policy
-	// for ARM calls. A Retry-After longer than MaxRetryDelay, or than the
-	// time left before the call's deadline, is not waited for: the call
+	// Retry is azcore's retry policy for ARM calls (defaults
+	// DefaultMaxRetries, DefaultRetryDelay, DefaultMaxRetryDelay,
+	// DefaultTryTimeout). A Retry-After longer than MaxRetryDelay, or than
+	// the time left before the call's deadline, is not waited for: the call
 	// fails with [ErrThrottled] and the delay Azure asked for.
-	MaxRetries    int32
-	RetryDelay    time.Duration
-	MaxRetryDelay time.Duration
-	// TryTimeout bounds one HTTP attempt.
-	TryTimeout time.Duration
+	azure.Retry
 	// MaxSubscriptions bounds the subscriptions one listing returns.
 	MaxSubscriptions int
 }
 
 // WithDefaults returns c with zero fields replaced by their defaults.
 func (c Config) WithDefaults() Config {
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryDelay == 0 {
-		c.RetryDelay = DefaultRetryDelay
-	}
-	if c.MaxRetryDelay == 0 {
-		c.MaxRetryDelay = DefaultMaxRetryDelay
-	}
-	if c.TryTimeout == 0 {
-		c.TryTimeout = DefaultTryTimeout
-	}
+	c.Retry = c.Retry.WithDefaults(azure.Retry{MaxRetries: DefaultMaxRetries, RetryDelay: DefaultRetryDelay,
+		MaxRetryDelay: DefaultMaxRetryDelay, TryTimeout: DefaultTryTimeout})
 	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = DefaultMaxSubscriptions
 	}
@@ -74,7 +61,7 @@ func (c Config) WithDefaults() Config {
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	if c.MaxRetries < 0 || c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay || c.TryTimeout < 0 || c.MaxSubscriptions < 1 {
+	if !c.Retry.Valid() || c.MaxSubscriptions < 1 {
 		return fmt.Errorf("arm: invalid config %+v", c)
 	}
 	return nil
@@ -110,12 +97,7 @@ func ValidSubscriptionID(s string) bool { return subscriptionRE.MatchString(s) }
 // DeadlineMargin): Azure's Retry-After is honoured when it fits, else the
 // throttled answer is returned at once.
 func (c *Client) withDeadline(ctx context.Context) context.Context {
-	o := policy.RetryOptions{
-		MaxRetries:    c.cfg.MaxRetries,
-		RetryDelay:    c.cfg.RetryDelay,
-		MaxRetryDelay: c.cfg.MaxRetryDelay,
-		TryTimeout:    c.cfg.TryTimeout,
-	}
+	o := c.cfg.Retry.Options()
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl) - DeadlineMargin
 		if left < time.Millisecond {

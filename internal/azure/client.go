@@ -36,30 +36,16 @@ const (
 // Config tunes the clients a [Factory] builds. Zero fields take the
 // defaults above.
 type Config struct {
-	// MaxRetries, RetryDelay and MaxRetryDelay are azcore's retry policy
-	// (429, 5xx and transport errors, honouring Retry-After).
-	MaxRetries    int32
-	RetryDelay    time.Duration
-	MaxRetryDelay time.Duration
-	// TryTimeout bounds one HTTP attempt.
-	TryTimeout time.Duration
+	// Retry is azcore's retry policy (defaults DefaultMaxRetries,
+	// DefaultRetryDelay, DefaultMaxRetryDelay, DefaultTryTimeout).
+	Retry
 	// MaxConnsPerHost bounds connections to one vault.
 	MaxConnsPerHost int
 }
 
 func (c Config) withDefaults() Config {
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.RetryDelay == 0 {
-		c.RetryDelay = DefaultRetryDelay
-	}
-	if c.MaxRetryDelay == 0 {
-		c.MaxRetryDelay = DefaultMaxRetryDelay
-	}
-	if c.TryTimeout == 0 {
-		c.TryTimeout = DefaultTryTimeout
-	}
+	c.Retry = c.Retry.WithDefaults(Retry{MaxRetries: DefaultMaxRetries, RetryDelay: DefaultRetryDelay,
+		MaxRetryDelay: DefaultMaxRetryDelay, TryTimeout: DefaultTryTimeout})
 	if c.MaxConnsPerHost == 0 {
 		c.MaxConnsPerHost = DefaultMaxConnsPerHost
 	}
@@ -69,7 +55,7 @@ func (c Config) withDefaults() Config {
 // Validate reports settings that cannot work.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if c.MaxRetries < 0 || c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay || c.TryTimeout < 0 || c.MaxConnsPerHost < 1 {
+	if !c.Retry.Valid() || c.MaxConnsPerHost < 1 {
 		return fmt.Errorf("azure: invalid client config %+v", c)
 	}
 	return nil
@@ -208,12 +194,7 @@ func (f *Factory) clientOptions(st *connState) azcore.ClientOptions {
 	return azcore.ClientOptions{
 		Cloud:     st.conn.CloudConfig(),
 		Transport: st.transport,
-		Retry: policy.RetryOptions{
-			MaxRetries:    f.cfg.MaxRetries,
-			RetryDelay:    f.cfg.RetryDelay,
-			MaxRetryDelay: f.cfg.MaxRetryDelay,
-			TryTimeout:    f.cfg.TryTimeout,
-		},
+		Retry:     f.cfg.Retry.Options(),
 		Telemetry: policy.TelemetryOptions{ApplicationID: "akvsync"},
 	}
 }

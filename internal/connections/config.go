@@ -55,7 +55,7 @@ func (c Config) WithDefaults() Config {
 		c.TestTimeout = DefaultTestTimeout
 	}
 	if c.Azure == (azure.Config{}) {
-		c.Azure = azure.Config{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second, TryTimeout: 20 * time.Second}
+		c.Azure = azure.Config{Retry: azure.Retry{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second, TryTimeout: 20 * time.Second}}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -128,7 +128,7 @@ func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config), m
 		StorePath:   filepath.Join(e.dir, name+".db"),
 		StoreNoSync: true,
 		Sync:        cfg,
-		Azure:       azure.Config{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond, MaxRetries: 2},
+		Azure:       azure.Config{Retry: azure.Retry{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond, MaxRetries: 2}},
 		Connections: worker.StaticConnections{"emulator": e.conn},
 		Logger:      zerolog.Nop(),
 	}
