@@ -93,13 +93,33 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// handedOut are the ports freePort returned in this test binary: the
+// kernel may hand a just-closed port out again, and two nodes of one
+// cluster given the same port fail to start (a route port "already in
+// use" left a cluster without quorum).
+var handedOut = struct {
+	gosync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback port that was free a moment ago and that no
+// earlier call returned.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no fresh loopback port after 100 tries")
+	return 0
 }
