@@ -34,7 +34,8 @@ type natsNode struct {
 var natsEnv = []string{
 	"AKVSYNC_NATS_API_PASSWORD=" + apiPassword,
 	"AKVSYNC_NATS_WORKER_PASSWORD=" + workerPassword,
-	"AKVSYNC_NATS_DASHBOARD_PASSWORD=e2e-dashboard",
+	"AKVSYNC_NATS_MONITOR_PASSWORD=e2e-monitor-nats-password",
+	"AKVSYNC_NATS_ADMIN_PASSWORD=" + adminNATSPassword,
 }
 
 // natsCluster writes the configurations of an n-node JetStream cluster
