@@ -3,8 +3,11 @@ package events_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -55,5 +58,55 @@ func TestServiceUsersHoldNoWildcardAPI(t *testing.T) {
 				t.Errorf("%s may read another inbox: %q", r.User(), s)
 			}
 		}
+	}
+}
+
+// TestShippedNATSConfigs parses every nats-server configuration of deploy/
+// as nats-server does (nats-server -t), and checks that it declares
+// exactly the users of events.Roles with their permissions.
+func TestShippedNATSConfigs(t *testing.T) {
+	for _, r := range events.Roles() {
+		t.Setenv(r.PasswordEnv(), "test-"+string(r))
+	}
+	for k, v := range map[string]string{
+		"AKVSYNC_NATS_NAME": "n1", "AKVSYNC_NATS_HOST": "127.0.0.1", "AKVSYNC_NATS_PORT": "4222",
+		"AKVSYNC_NATS_HTTP_PORT": "8222", "AKVSYNC_NATS_CLUSTER_PORT": "6222",
+		"AKVSYNC_NATS_ROUTE_1": "nats-route://127.0.0.1:6222", "AKVSYNC_NATS_ROUTE_2": "nats-route://127.0.0.1:6223",
+		"AKVSYNC_NATS_ROUTE_3": "nats-route://127.0.0.1:6224", "AKVSYNC_NATS_STORE_DIR": t.TempDir(),
+	} {
+		t.Setenv(k, v)
+	}
+	for _, name := range []string{"jetstream.conf", "cluster.conf"} {
+		t.Run(name, func(t *testing.T) {
+			opts, err := server.ProcessConfigFile(filepath.Join("..", "..", "deploy", "nats", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "cluster.conf" && len(opts.Routes) != 3 {
+				t.Errorf("%d routes, want 3", len(opts.Routes))
+			}
+			users := map[string]*server.User{}
+			for _, u := range opts.Users {
+				users[u.Username] = u
+			}
+			if len(users) != len(events.Roles()) {
+				t.Errorf("%d users, want %d", len(users), len(events.Roles()))
+			}
+			for _, r := range events.Roles() {
+				u := users[r.User()]
+				if u == nil {
+					t.Errorf("no user %s", r.User())
+					continue
+				}
+				if u.Password != "test-"+string(r) {
+					t.Errorf("%s: password not from %s", r.User(), r.PasswordEnv())
+				}
+				p := r.Permissions()
+				if !slices.Equal(u.Permissions.Publish.Allow, p.Publish.Allow) || !slices.Equal(u.Permissions.Publish.Deny, p.Publish.Deny) ||
+					!slices.Equal(u.Permissions.Subscribe.Allow, p.Subscribe.Allow) || (u.Permissions.Response != nil) != p.AllowResponses {
+					t.Errorf("%s: the shipped permissions differ from events.Role.Permissions", r.User())
+				}
+			}
+		})
 	}
 }
