@@ -16,6 +16,7 @@ import (
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -190,7 +191,26 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 			}
 			break
 		}
-		for name, rec := range map[string]*recorder{"api": e.users.api, "w1": e.users.workers[0], "w2": e.users.workers[1]} {
+		// Cancel a job (the API's abort request reaches the workers).
+		job = e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
+		if _, err := e.plane.Jobs.Cancel(e.ctx, job.ID); err != nil {
+			t.Fatalf("cancel: %v", err)
+		}
+		if done := e.waitJob(t, job.ID); done.OverallStatus == events.JobInProgress {
+			t.Fatalf("cancelled job still in progress")
+		}
+		// A worker whose janitor deletes finished jobs at once (a purge of
+		// the job's records in the jobs bucket).
+		e.startWorker(t, "w3", nil, func(c *worker.Config) {
+			c.Janitor.Interval, c.Janitor.JobRetention = 50*time.Millisecond, time.Millisecond
+		})
+		natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			if _, err := e.plane.Jobs.Get(e.ctx, job.ID); err == nil {
+				return fmt.Errorf("job %s not deleted yet", job.ID)
+			}
+			return nil
+		})
+		for name, rec := range map[string]*recorder{"api": e.users.api, "w1": e.users.workers[0], "w2": e.users.workers[1], "w3": e.users.workers[2]} {
 			if v := rec.all(); len(v) > 0 {
 				t.Errorf("%s: the server refused a needed operation: %v", name, v)
 			}
