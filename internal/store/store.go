@@ -203,7 +203,7 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 		if err := removeVaults(ctx, tx, b.RemovedVaults); err != nil {
 			return err
 		}
-		if err := applyKeys(ctx, tx, b.Keys); err != nil {
+		if err := applyKeys(ctx, tx, b.Keys, s.maybeReleaseResidentTx); err != nil {
 			return err
 		}
 		if err := applyJobs(ctx, tx, b.Jobs); err != nil {
@@ -238,10 +238,12 @@ func (s *Store) maybeReleaseResident() {
 	}
 }
 
-// maybeReleaseResidentTx is maybeReleaseResident inside a read
-// transaction that is still open (a long stream): it must not open
+// maybeReleaseResidentTx is maybeReleaseResident inside a transaction
+// that is still open (a long stream, a big batch): it must not open
 // another one, since a commit waiting to remap the growing file would
-// block it behind the open one.
+// block it behind the open one. Within a write transaction it is as safe:
+// the map only moves when a commit remaps it, and what the transaction
+// changed lives in its own memory, not in the read-only map.
 func (s *Store) maybeReleaseResidentTx(tx *bolt.Tx) {
 	if !s.releaseDue() {
 		return
