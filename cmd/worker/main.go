@@ -27,7 +27,6 @@ import (
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/secrets"
-	"github.com/akvsync/akvsync/internal/store"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/sync"
@@ -54,6 +53,14 @@ func main() {
 // instead. It is soft: a live heap above it is not an error, only more
 // collection work (the runtime caps that at half the CPU).
 const defaultMemoryLimitMiB = 160
+
+// defaultStoreResidentLimitMiB is the worker's default file-backed resident
+// memory above which its inventory hands the pages of its map back to the
+// page cache. It is lower than the store's own default (sized for the
+// embedded API process, whose executable alone maps about 60 MiB): a
+// worker's executable maps about 11 MiB, so 64 MiB leaves it some 50 MiB
+// of the map between releases.
+const defaultStoreResidentLimitMiB = 64
 
 // setMemoryLimit applies the soft heap limit unless GOMEMLIMIT is set.
 func setMemoryLimit(mib int) error {
@@ -88,7 +95,7 @@ func run(args []string) error {
 	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
 	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	residentLimit := fs.Int("store-resident-limit-mib", store.DefaultResidentLimit>>20, "file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
+	residentLimit := fs.Int("store-resident-limit-mib", defaultStoreResidentLimitMiB, "file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
 	initTopo := fs.Bool("init-topology", false, "the init step: create or update the streams, buckets and durable consumers (with --replicas and --task-ack-wait), then exit; connect as the admin NATS user (akvsync-admin)")
 	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft limit of the Go heap in MiB (debug.SetMemoryLimit); 0 for none; the GOMEMLIMIT environment variable, when set, wins")
 	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {

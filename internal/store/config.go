@@ -12,12 +12,12 @@ const (
 	// DefaultOpenTimeout is how long Open waits for the file lock held by
 	// another process before giving up.
 	DefaultOpenTimeout = 10 * time.Second
-	// DefaultResidentRelease is how often, at most, Apply checks whether
+	// DefaultResidentRelease is how often, at most, the store checks whether
 	// to hand the pages of the memory-mapped file back to the page cache
 	// (see Config.ResidentRelease).
 	DefaultResidentRelease = 10 * time.Millisecond
 	// DefaultResidentLimit is the process's file-backed resident memory
-	// above which Apply releases the map's pages (see
+	// above which the store releases the map's pages (see
 	// Config.ResidentLimit).
 	DefaultResidentLimit = 256 << 20
 )
@@ -32,7 +32,7 @@ type Config struct {
 	// NoSync skips fsync on commit. Only for tests and benchmarks: a crash
 	// can lose or corrupt committed data.
 	NoSync bool
-	// ResidentRelease is how often, at most, Apply releases the pages of
+	// ResidentRelease is how often, at most, the store releases the pages of
 	// the bbolt file's memory map that the process touched (Linux:
 	// madvise MADV_DONTNEED). Reads and writes touch the map all over a
 	// large file, and the kernel counts each touched page in the
@@ -44,7 +44,11 @@ type Config struct {
 	ResidentRelease time.Duration
 	// ResidentLimit is the process's file-backed resident memory (Linux:
 	// the shared pages of /proc/self/statm, the executable's included)
-	// above which a check releases the map's pages. A release is not
+	// above which a check releases the map's pages. Writes (Apply) and
+	// reads (every query, and every ctxCheckEvery records of a stream)
+	// check. Random reads grow the map's share fast: the kernel maps a
+	// whole fault-around window (64 KiB) around each page faulted in, so
+	// a batch of 1,000 scattered records can map tens of megabytes. A release is not
 	// free: every thread's TLB is flushed and the next reads fault the
 	// pages back in. Releasing at every check cost a quarter of the sync
 	// throughput, and a 64 MiB limit (which the executable's own pages

@@ -36,8 +36,10 @@ func removedVault(tomb *bolt.Bucket, vaultID string) bool {
 }
 
 // applyKeys upserts key records and their index entries, skipping those of
-// removed vaults (see bucketRemovedVaults).
-func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error {
+// removed vaults (see bucketRemovedVaults). It calls checkResident every
+// ctxCheckEvery records: a batch of scattered records maps pages all
+// over the file.
+func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord, checkResident func(*bolt.Tx)) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -51,6 +53,9 @@ func applyKeys(ctx context.Context, tx *bolt.Tx, recs []events.KeyRecord) error 
 		if i%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if i > 0 {
+				checkResident(tx)
 			}
 		}
 		r := recs[i] // a copy: FirstSeenAt may change

@@ -592,6 +592,9 @@ func (s *Store) StreamKeys(ctx context.Context, q events.KeyQuery, head func(tot
 				if ferr = ctx.Err(); ferr != nil {
 					return false
 				}
+				// An export reads the whole file: hand its pages back
+				// as it goes, not after the last one.
+				s.maybeReleaseResidentTx(tx)
 			}
 			r, err := decodeRecord(uuidString(id), v, dict.tuple)
 			if err != nil {

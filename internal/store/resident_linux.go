@@ -13,19 +13,18 @@ import (
 // process's resident set (madvise MADV_DONTNEED). The map is a read-only
 // shared file mapping, so nothing is lost: the pages stay in the kernel's
 // page cache, and the next read of one maps it again (a minor fault). It
-// runs inside a read transaction, which holds bbolt's mmap lock: the map
-// cannot move while it runs, and tx.Size() is within it.
-func releaseResident(db *bolt.DB) error {
-	return db.View(func(tx *bolt.Tx) error {
-		size := tx.Size()
-		if size <= 0 {
-			return nil
-		}
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, db.Info().Data, uintptr(size), syscall.MADV_DONTNEED); errno != 0 {
-			return errno
-		}
+// runs inside tx, an open transaction: the map cannot move while it runs
+// (a read transaction holds bbolt's mmap lock, and only the writer's own
+// commit remaps), and tx.Size() is within it.
+func releaseResident(db *bolt.DB, tx *bolt.Tx) error {
+	size := tx.Size()
+	if size <= 0 {
 		return nil
-	})
+	}
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, db.Info().Data, uintptr(size), syscall.MADV_DONTNEED); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // residentFileBytes is the process's resident memory backed by files or

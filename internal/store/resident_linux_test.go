@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -104,5 +106,57 @@ func TestApplyReleasesMappedPages(t *testing.T) {
 				t.Errorf("VaultKeys after release: %d keys, %v", n, err)
 			}
 		})
+	}
+}
+
+// TestReadsReleaseMappedPages: a read touches the map as much as a write,
+// and an export (StreamKeys over everything) touches all of it, so a
+// worker that only serves queries must hand the pages back too: during
+// the stream and after it, not at the next Apply.
+func TestReadsReleaseMappedPages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "inv.db")
+	s, err := Open(Config{Path: path, NoSync: true, ResidentRelease: 1, ResidentLimit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	loadRandom(t, s, rand.New(rand.NewPCG(3, 4)), 5000)
+	_ = dump(t, s)
+	touched := mappedRSS(t, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if touched < fi.Size()/4 {
+		t.Fatalf("after reading everything %d of the file's %d bytes are resident; the test touches too little to judge", touched, fi.Size())
+	}
+	if err := s.view(func(*bolt.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if after := mappedRSS(t, path); after > touched/10 {
+		t.Errorf("%d bytes of the map resident after a read, want under a tenth of %d", after, touched)
+	}
+
+	// During an export: the pages read so far are released as it goes.
+	_ = dump(t, s)
+	var n int
+	maxRSS := int64(0)
+	err = s.StreamKeys(ctx, events.KeyQuery{Limit: events.LimitAll}, func(int, int) error { return nil }, func(events.KeyRecord) error {
+		// Just after a check (every ctxCheckEvery records): random
+		// reads map whole fault-around windows, so between two checks
+		// most of a small file comes back; right after one, little has.
+		if n++; n > ctxCheckEvery && n%ctxCheckEvery == 1 {
+			maxRSS = max(maxRSS, mappedRSS(t, path))
+		}
+		return nil
+	})
+	if want := s.Stats().Keys; err != nil || n != int(want) || n < 2000 {
+		t.Fatalf("export: %d keys of %d, %v", n, want, err)
+	}
+	t.Logf("file %d bytes: %d resident after reading all; at most %d sampled during the export", fi.Size(), touched, maxRSS)
+	if maxRSS > touched/4 {
+		t.Errorf("%d bytes of the map resident during the export, want under a quarter of %d (the pages read before it)", maxRSS, touched)
 	}
 }

@@ -153,14 +153,20 @@ func (s *Store) Close() error {
 // Config returns the store's configuration with defaults applied.
 func (s *Store) Config() Config { return s.cfg }
 
-// view runs fn in a read transaction unless the store is closed.
+// view runs fn in a read transaction unless the store is closed. Reads
+// touch the map as writes do, so a read may release its resident pages
+// afterwards (see Config.ResidentLimit).
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	return s.db.View(fn)
+	err := func() error {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.closed {
+			return ErrClosed
+		}
+		return s.db.View(fn)
+	}()
+	s.maybeReleaseResident()
+	return err
 }
 
 // update runs fn in a write transaction unless the store is closed.
@@ -197,7 +203,7 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 		if err := removeVaults(ctx, tx, b.RemovedVaults); err != nil {
 			return err
 		}
-		if err := applyKeys(ctx, tx, b.Keys); err != nil {
+		if err := applyKeys(ctx, tx, b.Keys, s.maybeReleaseResidentTx); err != nil {
 			return err
 		}
 		if err := applyJobs(ctx, tx, b.Jobs); err != nil {
@@ -216,30 +222,55 @@ func (s *Store) Apply(ctx context.Context, b Batch) error {
 
 // maybeReleaseResident releases the map's resident pages if the last
 // check is at least cfg.ResidentRelease ago and the process's file-backed
-// resident memory is above cfg.ResidentLimit. A failure is logged: it
+// resident memory is above cfg.ResidentLimit (see releaseDue). A failure is logged: it
 // costs memory, not data.
 func (s *Store) maybeReleaseResident() {
-	every := s.cfg.ResidentRelease
-	if every < 0 {
+	if !s.releaseDue() {
 		return
-	}
-	now, last := time.Now().UnixNano(), s.released.Load()
-	if now-last < int64(every) || !s.released.CompareAndSwap(last, now) {
-		return
-	}
-	if limit := s.cfg.ResidentLimit; limit > 0 {
-		if n, err := residentFileBytes(); err == nil && n <= limit {
-			return
-		}
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return
 	}
-	if err := releaseResident(s.db); err != nil {
+	if err := s.db.View(func(tx *bolt.Tx) error { return releaseResident(s.db, tx) }); err != nil {
 		s.log.Warn().Err(err).Msg("cannot release the resident pages of the store's map")
 	}
+}
+
+// maybeReleaseResidentTx is maybeReleaseResident inside a transaction
+// that is still open (a long stream, a big batch): it must not open
+// another one, since a commit waiting to remap the growing file would
+// block it behind the open one. Within a write transaction it is as safe:
+// the map only moves when a commit remaps it, and what the transaction
+// changed lives in its own memory, not in the read-only map.
+func (s *Store) maybeReleaseResidentTx(tx *bolt.Tx) {
+	if !s.releaseDue() {
+		return
+	}
+	if err := releaseResident(s.db, tx); err != nil {
+		s.log.Warn().Err(err).Msg("cannot release the resident pages of the store's map")
+	}
+}
+
+// releaseDue reports whether a check is due (the last one is at least
+// cfg.ResidentRelease ago; this caller won the race for it) and the
+// process's file-backed resident memory is above cfg.ResidentLimit.
+func (s *Store) releaseDue() bool {
+	every := s.cfg.ResidentRelease
+	if every < 0 {
+		return false
+	}
+	now, last := time.Now().UnixNano(), s.released.Load()
+	if now-last < int64(every) || !s.released.CompareAndSwap(last, now) {
+		return false
+	}
+	if limit := s.cfg.ResidentLimit; limit > 0 {
+		if n, err := residentFileBytes(); err == nil && n <= limit {
+			return false
+		}
+	}
+	return true
 }
 
 // applyPositions advances the stored positions to those given.

@@ -62,7 +62,7 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 	}
 
 	run := &vaultRun{s: s, ctx: ctx, log: log, task: task, client: client, prev: prev, now: time.Now().UTC(),
-		seen: make(map[string]bool, len(prev)), sem: make(chan struct{}, s.cfg.GetConcurrency)}
+		seen: make(map[string]bool, len(prev)), sem: make(chan struct{}, s.cfg.GetConcurrency), compactAt: minAckCompaction}
 	err = run.list()
 	run.wg.Wait()
 	if err == nil {
@@ -100,8 +100,10 @@ type vaultRun struct {
 	seen                             map[string]bool
 	listed, fetched, unchanged, gone int
 	err                              error
-	acks                             []jetstream.PubAckFuture
-	maxSeq                           uint64
+	// acks are the publishes not yet seen acknowledged (see compactAcks).
+	acks      []jetstream.PubAckFuture
+	compactAt int
+	maxSeq    uint64
 }
 
 // list pages through the vault, starting a GetKey for every new or changed
@@ -313,7 +315,34 @@ func (r *vaultRun) publish(rec events.KeyRecord) {
 	}
 	r.mu.Lock()
 	r.acks = append(r.acks, f)
+	if len(r.acks) >= r.compactAt {
+		r.compactAcks()
+	}
 	r.mu.Unlock()
+}
+
+// minAckCompaction is the fewest unresolved publishes a vault run keeps
+// before it drops the acknowledged ones.
+const minAckCompaction = 128
+
+// compactAcks drops the publishes already acknowledged, keeping the
+// highest sequence: each holds its record's bytes until dropped, and a
+// vault's records would otherwise stay in memory until its last is
+// published. The next compaction comes after the kept ones double, so the
+// work stays linear in the records published. Called with r.mu held.
+func (r *vaultRun) compactAcks() {
+	kept := r.acks[:0]
+	for _, f := range r.acks {
+		select {
+		case ack := <-f.Ok():
+			r.maxSeq = max(r.maxSeq, ack.Sequence)
+		default:
+			kept = append(kept, f)
+		}
+	}
+	clear(r.acks[len(kept):])
+	r.acks = kept
+	r.compactAt = max(minAckCompaction, 2*len(kept))
 }
 
 // PublishAckWait is how long waitPublished waits for the acks of a vault's
