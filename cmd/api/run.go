@@ -167,15 +167,17 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 
 	// NATS: embedded or external.
 	var ns *server.Server
-	connect := func(name string) (*nats.Conn, error) {
+	connect := func(name string, role events.Role) (*nats.Conn, error) {
+		// Each service reads only its own inboxes (docs/security.md).
+		inbox := nats.CustomInboxPrefix(role.InboxPrefix())
 		if ns != nil {
-			var opts []nats.Option
+			opts := []nats.Option{inbox}
 			if o.natsUser != "" {
 				opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
 			}
 			return app.ConnectInProcess(ns, name, opts...)
 		}
-		var opts []nats.Option
+		opts := []nats.Option{inbox}
 		switch {
 		case o.natsCreds != "":
 			opts = append(opts, nats.UserCredentials(o.natsCreds))
@@ -192,7 +194,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	}
-	nc, err := connect("akvsync-api")
+	nc, err := connect("akvsync-api", events.RoleAPI)
 	if err != nil {
 		return err
 	}
@@ -205,8 +207,15 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	if err := topo.Validate(); err != nil {
 		return err
 	}
-	// A cluster still forming answers with errors for a while: wait for it.
-	if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }); err != nil {
+	// A cluster still forming answers with errors for a while: wait for
+	// it. The embedded server's in-process connection creates the
+	// topology; an external NATS's API user may only bind to it, so the
+	// API waits for the init step (worker --init-topology as the admin).
+	ensure := func(ctx context.Context) error { return events.Require(ctx, js, events.RoleAPI) }
+	if o.embedded {
+		ensure = func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }
+	}
+	if err := worker.WaitForTopology(ctx, log, ensure); err != nil {
 		return err
 	}
 
@@ -265,7 +274,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		wnc, err := connect("akvsync-worker")
+		wnc, err := connect("akvsync-worker", events.RoleWorker)
 		if err != nil {
 			return err
 		}

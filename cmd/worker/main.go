@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/azure"
@@ -95,6 +96,7 @@ func run(args []string) error {
 	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	residentLimit := fs.Int("store-resident-limit-mib", defaultStoreResidentLimitMiB, "file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
+	initTopo := fs.Bool("init-topology", false, "the init step: create or update the streams, buckets and durable consumers (with --replicas and --task-ack-wait), then exit; connect as the admin NATS user (akvsync-admin)")
 	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft limit of the Go heap in MiB (debug.SetMemoryLimit); 0 for none; the GOMEMLIMIT environment variable, when set, wins")
 	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {
 		return err
@@ -105,6 +107,19 @@ func run(args []string) error {
 	}
 	if err := setMemoryLimit(*memLimit); err != nil {
 		return err
+	}
+	natsOpts := func(role events.Role) []nats.Option {
+		opts := []nats.Option{nats.CustomInboxPrefix(role.InboxPrefix())}
+		switch {
+		case *natsCreds != "":
+			opts = append(opts, nats.UserCredentials(*natsCreds))
+		case *natsUser != "":
+			opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
+		}
+		return opts
+	}
+	if *initTopo {
+		return initTopology(*natsURL, events.Topology{Replicas: *replicas, TaskAckWait: *ackWait}, log, natsOpts(events.RoleAdmin))
 	}
 	conns, err := app.ConfiguredConnections(*connFile, *manifest)
 	if err != nil {
@@ -117,15 +132,8 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var opts []nats.Option
-	switch {
-	case *natsCreds != "":
-		opts = append(opts, nats.UserCredentials(*natsCreds))
-	case *natsUser != "":
-		opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
-	}
 	// Waits (and logs) while no NATS server answers yet.
-	nc, err := app.ConnectNATS(ctx, *natsURL, "akvsync-worker", log, opts...)
+	nc, err := app.ConnectNATS(ctx, *natsURL, "akvsync-worker", log, natsOpts(events.RoleWorker)...)
 	if err != nil {
 		return err
 	}
@@ -149,7 +157,8 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }); err != nil {
+		// The init step creates the topology; wait for it.
+		if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return events.Require(ctx, js, events.RoleWorker) }); err != nil {
 			return err
 		}
 		if resolver.Registry, err = connections.New(ctx, js, sealer, connections.Config{Logger: log}); err != nil {
@@ -167,6 +176,7 @@ func run(args []string) error {
 		Janitor:     sync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
 		Connections: resolver,
 		Logger:      log,
+		BindOnly:    true,
 	})
 	if err != nil {
 		return err
@@ -187,4 +197,30 @@ func run(args []string) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("did not stop within 30s")
 	}
+}
+
+// initTopology is the init step: it creates or updates every stream,
+// bucket and durable consumer, waiting while the NATS cluster forms, and
+// returns. The services' own users may not do it (docs/security.md).
+func initTopology(url string, topo events.Topology, log zerolog.Logger, opts []nats.Option) error {
+	if err := topo.Validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	nc, err := app.ConnectNATS(ctx, url, "akvsync-init", log, opts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.Init(ctx, js) }); err != nil {
+		return err
+	}
+	t := topo.WithDefaults()
+	log.Info().Int("replicas", t.Replicas).Dur("task_ack_wait", t.TaskAckWait).Msg("NATS topology created or updated")
+	return nil
 }

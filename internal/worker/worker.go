@@ -48,6 +48,13 @@ type Config struct {
 	Janitor sync.JanitorConfig
 	// Logger receives the worker's logs.
 	Logger zerolog.Logger
+	// BindOnly makes the worker look up the streams, buckets and durable
+	// consumers instead of creating or updating them: a worker connected
+	// as the least-privilege worker user (events.RoleWorker), whose
+	// topology the init step created. It waits, logging, while they are
+	// missing. Without it the worker ensures the topology itself, which
+	// needs the admin permissions (embedded mode and tests).
+	BindOnly bool
 }
 
 // Validate reports an unusable configuration.
@@ -105,7 +112,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	consumers := map[string]jetstream.Consumer{}
 	// A cluster still forming answers with errors for a while: wait for it.
 	err = WaitForTopology(ctx, log, func(ctx context.Context) error {
-		if err := topo.EnsureStreams(ctx, js); err != nil {
+		if cfg.BindOnly {
+			if err := events.Require(ctx, js, events.RoleWorker); err != nil {
+				return err
+			}
+		} else if err := topo.EnsureStreams(ctx, js); err != nil {
 			return err
 		}
 		var err error
@@ -115,7 +126,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 			}
 		}
 		for _, s := range []string{events.StreamRequests, events.StreamTasks, events.StreamEvents} {
-			if consumers[s], err = topo.EnsureConsumer(ctx, js, s); err != nil {
+			if cfg.BindOnly {
+				consumers[s], err = topo.BindConsumer(ctx, js, s)
+			} else {
+				consumers[s], err = topo.EnsureConsumer(ctx, js, s)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -124,10 +140,16 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	// The last delivery of a failing task fails its vault: go by the
-	// consumer as it is, which another process may have configured.
-	if md := consumers[events.StreamTasks].CachedInfo().Config.MaxDeliver; md > 0 {
-		cfg.Sync.MaxDeliver = md
+	// The last delivery of a failing task fails its vault, and a running
+	// task's heartbeat must come well within its ack wait: go by the
+	// consumer as it is, which another process (the init step) configured.
+	tasks := consumers[events.StreamTasks].CachedInfo().Config
+	if tasks.MaxDeliver > 0 {
+		cfg.Sync.MaxDeliver = tasks.MaxDeliver
+	}
+	if hb := cfg.Sync.WithDefaults().Heartbeat; tasks.AckWait > 0 && hb > tasks.AckWait/3 {
+		log.Warn().Dur("heartbeat", hb).Dur("task_ack_wait", tasks.AckWait).Msg("the vault-syncer consumer's ack wait is shorter than this worker's: heartbeat at a third of it")
+		cfg.Sync.Heartbeat = max(tasks.AckWait/3, 10*time.Millisecond)
 	}
 	factory, err := azure.NewFactory(cfg.Azure)
 	if err != nil {
@@ -252,11 +274,14 @@ func (s StaticConnections) Connection(_ context.Context, name string) (azure.Con
 }
 
 // WaitForTopology runs ensure until it succeeds, retrying with backoff and
-// a log line per attempt while the NATS cluster is still forming, until
-// ctx ends; see sync.WhileForming for what counts as forming.
+// a log line per attempt while the NATS cluster is still forming or the
+// topology is missing (events.ErrTopologyMissing: the init step has not
+// run yet), until ctx ends; see sync.WhileForming for what counts as
+// forming.
 func WaitForTopology(ctx context.Context, log zerolog.Logger, ensure func(ctx context.Context) error) error {
+	retryable := func(err error) bool { return errors.Is(err, events.ErrTopologyMissing) || sync.WhileForming(err) }
 	return sync.Retry(ctx, log, sync.RetryPolicy{Initial: 250 * time.Millisecond, Max: topologyBackoffMax, Budget: -1,
-		Retryable: sync.WhileForming}, "ensure NATS topology", func(ctx context.Context) error {
+		Retryable: retryable}, "ensure NATS topology", func(ctx context.Context) error {
 		// Each attempt has its own deadline, so one lost request does not
 		// stall the wait.
 		actx, cancel := context.WithTimeout(ctx, topologyAttemptTimeout)

@@ -40,6 +40,9 @@ type env struct {
 	vaults map[string]events.Vault // by emulator vault name
 	topo   events.Topology
 	dir    string
+	// users: the server accepts akvsync's users only; the plane runs as
+	// the API user, workers as the worker user (bind only).
+	users *leastPrivilege
 }
 
 type envOptions struct {
@@ -50,6 +53,9 @@ type envOptions struct {
 	subscriptions  int
 	versionsPerKey int
 	emulator       func(*akvemu.Config) // adjusts the emulator's config
+	// users runs every component as its least-privilege NATS user, after
+	// the init step as the admin.
+	users bool
 }
 
 func setup(t testing.TB, o envOptions) *env {
@@ -60,8 +66,6 @@ func setup(t testing.TB, o envOptions) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	srv := natstest.RunServer(t, natstest.Options{MaxPayload: app.EmbeddedMaxPayload}) // as embedded
-	nc, js := natstest.Connect(t, srv)
 	if o.ackWait == 0 {
 		o.ackWait = 5 * time.Second
 	}
@@ -69,8 +73,24 @@ func setup(t testing.TB, o envOptions) *env {
 		o.maxDeliver = 2
 	}
 	topo := events.Topology{TaskAckWait: o.ackWait, TaskMaxDeliver: o.maxDeliver}
-	if err := topo.EnsureStreams(ctx, js); err != nil {
-		t.Fatal(err)
+	var (
+		nc    *nats.Conn
+		js    jetstream.JetStream
+		users *leastPrivilege
+	)
+	if o.users {
+		users = startLeastPrivilege(t)
+		_, adminJS, _ := users.connect(t, events.RoleAdmin)
+		if err := topo.Init(ctx, adminJS); err != nil {
+			t.Fatal(err)
+		}
+		nc, js, users.api = users.connect(t, events.RoleAPI)
+	} else {
+		srv := natstest.RunServer(t, natstest.Options{MaxPayload: app.EmbeddedMaxPayload}) // as embedded
+		nc, js = natstest.Connect(t, srv)
+		if err := topo.EnsureStreams(ctx, js); err != nil {
+			t.Fatal(err)
+		}
 	}
 	emuCfg := akvemu.Config{
 		Seed:              akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 7, VersionsPerKey: max(o.versionsPerKey, 1), Subscriptions: o.subscriptions},
@@ -97,7 +117,7 @@ func setup(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{ctx: ctx, nc: nc, js: js, emu: emu, plane: plane, conn: conn, vaults: map[string]events.Vault{}, topo: topo, dir: t.TempDir()}
+	e := &env{ctx: ctx, nc: nc, js: js, emu: emu, plane: plane, conn: conn, vaults: map[string]events.Vault{}, topo: topo, dir: t.TempDir(), users: users}
 	bySub := map[string][]control.AddVault{}
 	for _, v := range m.Vaults {
 		bySub[v.SubscriptionID] = append(bySub[v.SubscriptionID], control.AddVault{Name: v.Name, Type: v.ResourceType,
@@ -135,7 +155,14 @@ func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config), m
 	for _, f := range more {
 		f(&wcfg)
 	}
-	w, err := worker.Start(e.ctx, e.nc, wcfg)
+	nc := e.nc
+	if e.users != nil {
+		var rec *recorder
+		nc, _, rec = e.users.connect(t, events.RoleWorker)
+		e.users.workers = append(e.users.workers, rec)
+		wcfg.BindOnly = true
+	}
+	w, err := worker.Start(e.ctx, nc, wcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

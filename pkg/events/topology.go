@@ -297,11 +297,61 @@ func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, st
 	return c, nil
 }
 
-// Bucket opens one of akvsync's buckets, which EnsureStreams created.
+// Init creates or updates every stream, bucket and durable consumer: the
+// init step, run with the admin NATS identity ([RoleAdmin]); services
+// then only bind to them ([Topology.Require], [BindConsumer]). Embedded
+// mode, whose in-process connection holds every permission, runs it at
+// start.
+func (t Topology) Init(ctx context.Context, js jetstream.JetStream) error {
+	if err := t.EnsureStreams(ctx, js); err != nil {
+		return err
+	}
+	for _, s := range []string{StreamRequests, StreamTasks, StreamEvents} {
+		if _, err := t.EnsureConsumer(ctx, js, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Require checks that every stream and bucket role uses exists, with
+// lookups only (the role's own permissions suffice). A missing one is
+// [ErrTopologyMissing].
+func Require(ctx context.Context, js jetstream.JetStream, role Role) error {
+	for _, name := range role.Streams() {
+		if _, err := js.Stream(ctx, name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("%w: stream %s: %w", ErrTopologyMissing, name, err)
+			}
+			return fmt.Errorf("%w: stream %s: %w", ErrTopology, name, err)
+		}
+	}
+	return nil
+}
+
+// BindConsumer looks up the durable consumer of stream, which the init
+// step created, without changing it. A missing one is [ErrTopologyMissing].
+func (t Topology) BindConsumer(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Consumer, error) {
+	cc, ok := t.Consumers()[stream]
+	if !ok {
+		return nil, fmt.Errorf("%w: stream %s has no durable consumer", ErrTopology, stream)
+	}
+	c, err := js.Consumer(ctx, stream, cc.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("%w: consumer %s on %s: %w", ErrTopologyMissing, cc.Durable, stream, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, cc.Durable, stream, err)
+	}
+	return c, nil
+}
+
+// Bucket opens one of akvsync's buckets, which the init step created. A
+// missing one is [ErrTopologyMissing].
 func Bucket(ctx context.Context, js jetstream.JetStream, name string) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("%w: bucket %s does not exist (EnsureStreams not run?): %w", ErrTopology, name, err)
+		return nil, fmt.Errorf("%w: bucket %s: %w", ErrTopologyMissing, name, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: bucket %s: %w", ErrTopology, name, err)
