@@ -61,6 +61,9 @@ type JobJSON struct {
 	VaultsTruncated bool              `json:"vaults_truncated"`
 	// Progress is absent when no worker answered (the header alone).
 	Progress *ProgressJSON `json:"progress,omitempty"`
+	// Stats is akvsync's extension: keys, vaults, rate, ETA, Azure
+	// requests and estimated cost. Absent with Progress.
+	Stats *events.JobStats `json:"stats,omitempty"`
 }
 
 // ProgressJSON counts a job's vaults by status and sums their keys.
@@ -74,6 +77,17 @@ type ProgressJSON struct {
 	Fetched    int64 `json:"keys_fetched"`
 	Unchanged  int64 `json:"keys_unchanged"`
 	Gone       int64 `json:"keys_gone"`
+}
+
+// RenderJobStats is RenderJob with the job's stats, priced with prices
+// at time now (absent when the detail is unavailable).
+func RenderJobStats(j events.JobDetail, prices events.Prices, now time.Time) JobJSON {
+	out := RenderJob(j)
+	if !j.DetailUnavailable {
+		st := events.NewJobStats(j.Job, j.Progress, prices, now.UTC())
+		out.Stats = &st
+	}
+	return out
 }
 
 // RenderJob converts a job to CCKM's shape.

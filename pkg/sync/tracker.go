@@ -262,6 +262,7 @@ func foldVaultEvent(v *events.JobVault, exists bool, kind events.EventKind, res 
 		}
 		v.Status, v.Error = res.Status, res.Error
 		v.Listed, v.Fetched, v.Unchanged, v.Gone = res.Listed, res.Fetched, res.Unchanged, res.Gone
+		v.New, v.Changed, v.Azure = res.New, res.Changed, res.Azure
 		v.KeysSeq = res.KeysSeq
 		if v.StartedAt == nil {
 			st := res.StartedAt
@@ -273,6 +274,12 @@ func foldVaultEvent(v *events.JobVault, exists bool, kind events.EventKind, res 
 		return jobs.ErrNoChange
 	}
 	return nil
+}
+
+// jobFinished is the data of a job's finished event, with its statistics.
+func jobFinished(cfg Config, j events.Job, p events.JobProgress, now time.Time) events.JobFinished {
+	st := events.NewJobStats(j, p, cfg.Prices, now.UTC())
+	return events.JobFinished{Job: j, Progress: p, Stats: &st}
 }
 
 // finishJob finishes an in-progress job whose vaults are all terminal,
@@ -324,7 +331,7 @@ func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *j
 	}
 	if err := Retry(ctx, log, RetryPolicy{}, "publish job finished", func(ctx context.Context) error {
 		_, err := publishEvent(ctx, js, cfg.Source, events.JobEventSubject(job.ID, events.KindJobFinished),
-			events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", events.JobFinished{Job: final, Progress: p})
+			events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", jobFinished(cfg, final, p, now()))
 		return err
 	}); err != nil {
 		return changed, err
