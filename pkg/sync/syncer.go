@@ -284,7 +284,8 @@ func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logg
 		ev = log.Warn().Err(cause)
 	}
 	ev.Str("status", string(status)).Int("listed", res.Listed).Int("fetched", res.Fetched).
-		Int("unchanged", res.Unchanged).Int("gone", res.Gone).Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("vault sync finished")
+		Int("unchanged", res.Unchanged).Int("gone", res.Gone).Int64("azure_requests", res.Azure.Calls()).Int64("throttled", res.Azure.Throttled).
+		Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("vault sync finished")
 	// An ack lost to a leader change only costs a redelivery, which finds
 	// the vault terminal and acks it without syncing.
 	if err := Retry(ctx, log, ackRetry, "ack vault task", msg.DoubleAck); err != nil {
