@@ -256,6 +256,15 @@ type JobFinished struct {
 	Stats    *JobStats   `json:"stats,omitempty"`
 }
 
+// JobProgressed is the data of a running job's progress event: its
+// header, its progress once the tracker applied a batch of vault events,
+// and the statistics derived from them.
+type JobProgressed struct {
+	Job
+	Progress JobProgress `json:"progress"`
+	Stats    JobStats    `json:"stats"`
+}
+
 // SortJobVaults orders vaults as a job's detail shows them: by status in
 // [VaultStatuses] order (failures first), then by qualified name.
 func SortJobVaults(vs []JobVault) {
