@@ -56,6 +56,7 @@ type options struct {
 	jobsKept                          int
 	residentLimitMiB                  int
 	vaultRate, subscriptionRate       float64
+	metricsTokenFile, azurePrices     string
 }
 
 func parse(args []string, usage io.Writer) (options, error) {
@@ -95,6 +96,8 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.residentLimitMiB, "store-resident-limit-mib", store.DefaultResidentLimit>>20, "embedded worker: file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
 	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
+	fs.StringVar(&o.metricsTokenFile, "metrics-token-file", "", "file holding a static bearer token that may read /metrics (for Prometheus; a JWT works too)")
+	fs.StringVar(&o.azurePrices, "azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations for the jobs' cost estimate (see docs/operations.md)")
 	if err := app.ParseFlags(fs, args, usage); err != nil {
 		return o, err
 	}
@@ -139,6 +142,14 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log, err := app.NewLogger(os.Stderr, o.logLevel, false, "akvsync-api")
+	if err != nil {
+		return err
+	}
+	prices, err := app.LoadPrices(o.azurePrices)
+	if err != nil {
+		return err
+	}
+	metricsToken, err := app.LoadMetricsToken(o.metricsTokenFile)
 	if err != nil {
 		return err
 	}
@@ -270,10 +281,6 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	var w *worker.Worker
 	workerFailed := make(<-chan struct{}) // never closed without a worker
 	if o.embedded {
-		metrics, err := sync.NewMetrics(reg)
-		if err != nil {
-			return err
-		}
 		wnc, err := connect("akvsync-worker", events.RoleWorker)
 		if err != nil {
 			return err
@@ -285,10 +292,11 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 			StorePath:          filepath.Join(o.dataDir, "inventory.db"),
 			StoreResidentLimit: int64(o.residentLimitMiB) << 20,
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
-				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Metrics: metrics},
+				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Prices: prices},
 			Janitor:     sync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
 			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,
+			Registry:    reg,
 		})
 		if err != nil {
 			return err
@@ -315,6 +323,8 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	}
 	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
 	deps.Connections = connReg
+	deps.MetricsToken = metricsToken
+	deps.Prices = prices
 	// Discovery (get-subscriptions, get-vaults, get-managed-hsms) reads the
 	// registry's connections and calls Azure Resource Manager.
 	disco, err := discovery.New(ctx, js, connReg, discovery.Config{Logger: log})

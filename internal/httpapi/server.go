@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/control"
@@ -79,6 +80,15 @@ type Deps struct {
 	// Metrics, when set, records request metrics and serves /metrics
 	// instead of Registry.
 	Metrics Metrics
+	// MetricsToken, when set, is a static bearer token that may read
+	// /metrics (and nothing else), for a scraper that cannot renew a JWT.
+	// It is compared in constant time and never logged.
+	MetricsToken []byte
+	// Prices price the Azure operations in a job's stats (zero:
+	// events.DefaultPrices).
+	Prices events.Prices
+	// Now is the clock of a job's stats (default time.Now).
+	Now func() time.Time
 }
 
 // DepsFromPlane fills Deps from a control plane.
@@ -121,6 +131,13 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	default:
 		d.Metrics = noMetrics{}
 	}
+	if err := d.Prices.Validate(); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	d.Prices = d.Prices.WithDefaults()
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	a := &api{cfg: cfg.WithDefaults(), d: d, mux: http.NewServeMux()}
 	for _, rt := range a.routes() {
 		h := a.guard(rt)
@@ -138,7 +155,7 @@ func (a *api) routes() []route {
 	return []route{
 		{"GET", "/healthz", "", a.healthz},
 		{"GET", "/readyz", "", a.readyz},
-		{"GET", "/metrics", auth.PermJobsRead, a.serveMetrics},
+		{"GET", MetricsPath, auth.PermJobsRead, a.serveMetrics},
 		{"POST", APIPrefix + "/auth/tokens", "", a.issueToken},
 		{"POST", APIPrefix + "/auth/revoke", "", a.revokeToken},
 
@@ -240,6 +257,13 @@ func (a *api) guard(rt route) http.Handler {
 		token, err := auth.FromRequest(r)
 		if err != nil {
 			a.unauthorized(w, r, err)
+			return
+		}
+		if rt.path == MetricsPath && a.metricsToken(token) {
+			if info != nil {
+				info.user = metricsScraper
+			}
+			rt.h(w, r)
 			return
 		}
 		p, err := a.d.Auth.Verify(r.Context(), token)

@@ -8,15 +8,18 @@ import (
 	"errors"
 	"fmt"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/inventory"
 	"github.com/akvsync/akvsync/internal/store"
+	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/jobs"
 	"github.com/akvsync/akvsync/pkg/sync"
@@ -55,6 +58,10 @@ type Config struct {
 	// missing. Without it the worker ensures the topology itself, which
 	// needs the admin permissions (embedded mode and tests).
 	BindOnly bool
+	// Registry, when set, gets the worker's metrics: sync and Azure
+	// request metrics (unless Sync.Metrics is set), JetStream consumer lag
+	// and inventory gauges (see internal/telemetry).
+	Registry *prometheus.Registry
 }
 
 // Validate reports an unusable configuration.
@@ -82,11 +89,15 @@ func (c Config) Validate() error {
 
 // Worker is a running worker.
 type Worker struct {
-	store  *store.Store
-	query  *inventory.QueryService
-	proj   *inventory.Projector
-	cancel context.CancelFunc
-	wg     gosync.WaitGroup
+	store     *store.Store
+	query     *inventory.QueryService
+	proj      *inventory.Projector
+	nc        *nats.Conn
+	consumers []jetstream.Consumer
+	cancel    context.CancelFunc
+	wg        gosync.WaitGroup
+	closed    atomic.Bool
+	caughtUp  atomic.Bool // the inventory caught up with its streams once since start
 
 	mu     gosync.Mutex
 	err    error
@@ -151,6 +162,13 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		log.Warn().Dur("heartbeat", hb).Dur("task_ack_wait", tasks.AckWait).Msg("the vault-syncer consumer's ack wait is shorter than this worker's: heartbeat at a third of it")
 		cfg.Sync.Heartbeat = max(tasks.AckWait/3, 10*time.Millisecond)
 	}
+	if cfg.Registry != nil && cfg.Sync.Metrics == nil {
+		m, err := telemetry.NewWorkerMetrics(cfg.Registry)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Sync.Metrics = m
+	}
 	factory, err := azure.NewFactory(cfg.Azure)
 	if err != nil {
 		return nil, err
@@ -205,7 +223,23 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	w := &Worker{store: st, query: query, proj: proj, cancel: cancel, failed: make(chan struct{})}
+	w := &Worker{store: st, query: query, proj: proj, nc: nc, cancel: cancel, failed: make(chan struct{}),
+		consumers: []jetstream.Consumer{consumers[events.StreamRequests], consumers[events.StreamTasks], consumers[events.StreamEvents]}}
+	if cfg.Registry != nil {
+		for _, c := range []prometheus.Collector{
+			telemetry.NewConsumerCollector(0, w.consumers...),
+			telemetry.NewInventoryCollector(w, inventory.SourceKeys, inventory.SourceJobs),
+		} {
+			if err := cfg.Registry.Register(c); err != nil {
+				cancel()
+				_ = query.Stop()
+				_ = st.Close()
+				return nil, fmt.Errorf("worker: register metrics: %w", err)
+			}
+		}
+	}
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); w.catchUp(runCtx, log) }()
 	w.run(runCtx, "projector", proj.Run)
 	w.run(runCtx, "planner", func(ctx context.Context) error { return planner.Run(ctx, consumers[events.StreamRequests]) })
 	w.run(runCtx, "syncer", func(ctx context.Context) error { return syncer.Run(ctx, consumers[events.StreamTasks]) })
@@ -235,6 +269,81 @@ func (w *Worker) run(ctx context.Context, name string, fn func(context.Context) 
 	}()
 }
 
+// catchUp marks the worker caught up once its inventory has applied
+// both of its streams up to where they were (retrying until then).
+func (w *Worker) catchUp(ctx context.Context, log zerolog.Logger) {
+	for ctx.Err() == nil {
+		ok := true
+		for _, src := range []string{inventory.SourceKeys, inventory.SourceJobs} {
+			done, err := w.proj.CatchUp(ctx, src, catchUpWait)
+			if err != nil || !done {
+				ok = false
+				if ctx.Err() == nil {
+					log.Debug().Err(err).Str("stream", src).Msg("inventory still catching up")
+				}
+				break
+			}
+		}
+		if ok {
+			w.caughtUp.Store(true)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(catchUpRetry):
+		}
+	}
+}
+
+// Bounds of the catch-up behind Ready.
+const (
+	catchUpWait  = time.Minute
+	catchUpRetry = time.Second
+)
+
+// Errors of [Worker.Ready].
+var (
+	ErrStopped      = errors.New("worker: stopped")
+	ErrNotConnected = errors.New("worker: NATS not connected")
+	ErrCatchingUp   = errors.New("worker: the inventory is catching up with its streams")
+)
+
+// Ready reports whether the worker can do its work: no component failed,
+// NATS is connected, its JetStream consumers (and so the topology) are
+// there, the store is open, and the inventory has caught up with its
+// streams since start.
+func (w *Worker) Ready(ctx context.Context) error {
+	if w.closed.Load() {
+		return ErrStopped
+	}
+	select {
+	case <-w.failed:
+		return w.Err()
+	default:
+	}
+	if !w.nc.IsConnected() {
+		return ErrNotConnected
+	}
+	for _, c := range w.consumers {
+		if _, err := c.Info(ctx); err != nil {
+			return fmt.Errorf("worker: consumer %s: %w", c.CachedInfo().Name, err)
+		}
+	}
+	if _, err := w.store.Position(inventory.SourceKeys); err != nil {
+		return fmt.Errorf("worker: store: %w", err)
+	}
+	if !w.caughtUp.Load() {
+		return ErrCatchingUp
+	}
+	return nil
+}
+
+// Stats implements telemetry.Inventory.
+func (w *Worker) Stats() store.Stats { return w.store.Stats() }
+
+// Applied implements telemetry.Inventory.
+func (w *Worker) Applied(source string) uint64 { return w.proj.Applied(source) }
+
 // Failed is closed when a component fails: the worker no longer does its
 // whole job and its process should exit (Err says why) so it is restarted.
 func (w *Worker) Failed() <-chan struct{} { return w.failed }
@@ -254,6 +363,7 @@ func (w *Worker) Projector() *inventory.Projector { return w.proj }
 
 // Close stops every component, waits for them, and closes the store.
 func (w *Worker) Close() error {
+	w.closed.Store(true)
 	w.cancel()
 	qerr := w.query.Stop()
 	w.wg.Wait()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/app"
@@ -437,55 +436,6 @@ func asConflict(err error, target **control.ConflictError) bool {
 	}
 	*target = ce
 	return true
-}
-
-func TestSyncMetrics(t *testing.T) {
-	e := setup(t, envOptions{vaults: 1, keys: 40})
-	reg := prometheus.NewRegistry()
-	m, err := sync.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.startWorker(t, "w1", func(c *sync.Config) { c.Metrics = m })
-	for range 2 { // a full sync, then a delta sync
-		job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
-		if done := e.waitJob(t, job.ID); done.OverallStatus != events.JobCompleted {
-			t.Fatalf("job ended %s", done.OverallStatus)
-		}
-	}
-	got := map[string]float64{}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		for _, mt := range f.GetMetric() {
-			key := f.GetName()
-			for _, l := range mt.GetLabel() {
-				key += "/" + l.GetValue()
-			}
-			switch {
-			case mt.GetCounter() != nil:
-				got[key] = mt.GetCounter().GetValue()
-			case mt.GetHistogram() != nil:
-				got[key] = float64(mt.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	name := e.vaultNames()[0]
-	c := e.emu.Counters(name)
-	want := map[string]float64{
-		"akvsync_vault_syncs_total/completed": 2,
-		"akvsync_keys_total/fetched":          40,
-		"akvsync_keys_total/unchanged":        40,
-		"akvsync_vault_sync_seconds":          2,
-		"akvsync_azure_requests_total/200":    float64(c.Count(akvemu.OpListKeys, 200) + c.Count(akvemu.OpGetKey, 200)),
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
-		}
-	}
 }
 
 func TestPermanentlyFailingVaultFailsAlone(t *testing.T) {
