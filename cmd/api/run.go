@@ -313,6 +313,14 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	deps.Discovery = disco
+	// The dashboard's event-stream tickets, shared by every API replica.
+	ticketKV, err := events.Bucket(ctx, js, events.BucketTickets)
+	if err != nil {
+		return err
+	}
+	if deps.Tickets, err = auth.NewTicketStore(ticketKV, auth.DefaultTicketTTL, nil); err != nil {
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Config{}, deps)
 	if err != nil {
 		return err
