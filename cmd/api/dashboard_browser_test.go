@@ -231,7 +231,6 @@ func TestDashboardInBrowser(t *testing.T) {
 		if text := text(t, row(liveJob)); !strings.Contains(text, "3 / 3 vaults") || !strings.Contains(text, "24") {
 			t.Fatalf("the completed row reads %q, want 3 / 3 vaults and 24 keys", text)
 		}
-		screenshot(t, "dashboard-jobs.png")
 	})
 
 	t.Run("the job detail pages its vaults", func(t *testing.T) {
@@ -286,6 +285,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		if !job.Abort {
 			t.Fatal("the job is not marked cancelled")
 		}
+		browse(t, "back to the list",
+			chromedp.Click(`#back`),
+			chromedp.WaitVisible(row(id)+`:not([data-status="in_progress"])`),
+		)
+		screenshot(t, "dashboard-jobs.png")
 	})
 
 	t.Run("search the inventory", func(t *testing.T) {

@@ -227,19 +227,32 @@
   }
 
   // progressOf reads a job's counts from its CCKM fields, its progress
-  // object and, when the server has it, its stats object.
+  // object and, when the server has it, its stats object. Without stats,
+  // the rate is the keys listed over the time the job ran, and the ETA
+  // extrapolates the vaults done so far.
   function progressOf(job) {
     const p = job.progress || {};
     const s = job.stats || {};
     const total = job.vaults_total || 0;
     const done = (p.completed || 0) + (p.failed || 0) + (p.aborted || 0);
-    return {
-      total, done,
-      keys: typeof s.keys_seen === 'number' ? s.keys_seen : p.keys_listed,
-      rate: s.keys_per_sec, eta: s.eta_seconds,
-      calls: typeof s.azure_calls === 'number' ? s.azure_calls : (s.azure_calls && s.azure_calls.total),
-      throttled: s.throttled,
-    };
+    const keys = typeof s.keys_seen === 'number' ? s.keys_seen : p.keys_listed;
+    let rate = s.keys_per_sec;
+    let eta = s.eta_seconds;
+    const start = Date.parse(job.createdAt);
+    const end = job.completed_at ? Date.parse(job.completed_at) : Date.now();
+    const ran = (end - start) / 1000;
+    if (typeof rate !== 'number' && typeof keys === 'number' && ran > 0) rate = keys / ran;
+    if (typeof eta !== 'number') {
+      if (job.overall_status !== 'in_progress') eta = 0;
+      else if (done > 0 && ran > 0) eta = ran * (total - done) / done;
+    }
+    let calls = s.azure_calls;
+    if (calls && typeof calls === 'object') calls = Object.values(calls).reduce((a, b) => a + (typeof b === 'number' ? b : 0), 0);
+    return { total, done, keys, rate, eta, calls, throttled: s.throttled };
+  }
+
+  function rateText(pr) {
+    return (typeof pr.rate === 'number' ? pr.rate.toFixed(1) + ' keys/s' : '–') + ' · ETA ' + (pr.eta === 0 ? 'done' : fmtDuration(pr.eta));
   }
 
   function progressCell(job) {
@@ -266,10 +279,10 @@
     tr.replaceChildren(
       cellWith(el('code', job.id.slice(0, 8), undefined), job.id),
       el('td', fmtTime(job.createdAt)),
-      cellWith(el('span', job.overall_status, 'status ' + job.overall_status)),
+      statusCell(job),
       cellWith(progressCell(job)),
       el('td', fmtInt(pr.keys), 'num'),
-      el('td', (typeof pr.rate === 'number' ? pr.rate.toFixed(1) + ' keys/s' : '–') + ' · ETA ' + fmtDuration(pr.eta)),
+      el('td', rateText(pr)),
       el('td', fmtInt(pr.calls) + ' / ' + fmtInt(pr.throttled), 'num'),
     );
     if (fresh) {
@@ -277,6 +290,13 @@
       if (live) body.prepend(tr); else body.append(tr);
       $('jobs-empty').hidden = true;
     }
+  }
+
+  // statusCell shows the job's status and, for a cancelled job, says so.
+  function statusCell(job) {
+    const td = cellWith(el('span', job.overall_status, 'status ' + job.overall_status));
+    if (job.abort) td.append(' ', el('span', 'cancelled', 'status aborted'));
+    return td;
   }
 
   function cellWith(child, title) {
@@ -331,7 +351,7 @@
         'failed ' + (p.failed || 0), 'aborted ' + (p.aborted || 0)].join(', ') + ')'],
       ['Keys', 'listed ' + fmtInt(p.keys_listed) + ', fetched ' + fmtInt(p.keys_fetched) +
         ', unchanged ' + fmtInt(p.keys_unchanged) + ', gone ' + fmtInt(p.keys_gone)],
-      ['Rate / ETA', (typeof pr.rate === 'number' ? pr.rate.toFixed(1) + ' keys/s' : '–') + ' · ' + fmtDuration(pr.eta)],
+      ['Rate / ETA', rateText(pr)],
       ['Azure calls / 429s', fmtInt(pr.calls) + ' / ' + fmtInt(pr.throttled)],
       ['Cancelled', job.abort ? 'yes' : 'no'],
     ];
