@@ -197,3 +197,20 @@ func TestDashboardFiles(t *testing.T) {
 		t.Errorf("/ui: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+func TestEventName(t *testing.T) {
+	for subject, want := range map[string]string{
+		"akvsync.event.job.0b6f.finished":         "job.finished",
+		"akvsync.event.job.0b6f.abort_requested":  "job.abort_requested",
+		"akvsync.event.vault.0b6f.7c1d.completed": "vault.completed",
+		"akvsync.event.vault.0b6f.7c1d.aborted":   "vault.aborted",
+		"akvsync.event.job":                       "message",
+		"akvsync.event.":                          "message",
+		"akvsync.key.0b6f.k1":                     "message",
+		"akvsync.event.job.":                      "message",
+	} {
+		if got := httpapi.EventName(subject); got != want {
+			t.Errorf("EventName(%q) = %q, want %q", subject, got, want)
+		}
+	}
+}

@@ -45,7 +45,7 @@ func EventName(subject string) string {
 	rest, ok := strings.CutPrefix(subject, events.SubjectRoot+".event.")
 	scope, _, _ := strings.Cut(rest, ".")
 	kind := rest[strings.LastIndexByte(rest, '.')+1:]
-	if !ok || scope == "" || kind == "" || !strings.Contains(rest, ".") {
+	if !ok || scope == "" || kind == "" || scope == rest {
 		return "message"
 	}
 	return scope + "." + kind
