@@ -52,14 +52,16 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Skip("chromium is not installed (apt-get install -y chromium, or set AKVSYNC_CHROMIUM); skipping the browser test")
 	}
 
-	// A demo: 3 vaults of 8 keys, no Managed HSM pool.
+	// A demo: 3 vaults of 8 keys, no Managed HSM pool, whose event streams
+	// end every 2 s: the page must reconnect with a new ticket and resume
+	// after its last event to see the jobs finish.
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(t.TempDir(), "data")
 	out := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- runContext(ctx, []string{"--demo", "--data-dir", dir, "--listen", "127.0.0.1:0",
-			"--demo-vaults", "3", "--demo-keys", "8", "--demo-hsms", "0", "--log-level", "error"}, out)
+			"--demo-vaults", "3", "--demo-keys", "8", "--demo-hsms", "0", "--sse-max-duration", "2s", "--log-level", "error"}, out)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -220,6 +222,18 @@ func TestDashboardInBrowser(t *testing.T) {
 		)
 	})
 
+	t.Run("the page reconnects with a new ticket when its stream ends", func(t *testing.T) {
+		// Two more tickets than the first: the page reconnected twice.
+		first := ticketsIssued(t, w)
+		natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+			if n := ticketsIssued(t, w); n < first+2 {
+				return fmt.Errorf("%d tickets issued, want %d", n, first+2)
+			}
+			return nil
+		})
+		browse(t, "live again", chromedp.WaitVisible(`#live.on`))
+	})
+
 	var liveJob string
 	t.Run("a new job's row appears and completes live", func(t *testing.T) {
 		liveJob = createJob(t)
@@ -313,4 +327,25 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("the page lists %d keys (%q), the API %d named %s", n, text, len(want.Resources), name)
 		}
 	})
+}
+
+// ticketsIssued reads from the API's metrics how many event-stream tickets
+// it issued.
+func ticketsIssued(t *testing.T, w *walker) int {
+	t.Helper()
+	code, raw := w.do(t, "GET", w.base+"/metrics", "", true)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "akvsync_http_requests_total{") && strings.Contains(line, `route="POST /api/v1/cckm/azure/events/tickets"`) && strings.Contains(line, `code="201"`) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			n += int(v)
+		}
+	}
+	return n
 }

@@ -214,3 +214,26 @@ func TestEventName(t *testing.T) {
 		}
 	}
 }
+
+// TestEventStreamMaxDuration: with SSEMaxDuration the server ends each
+// stream after that long, so clients reconnect.
+func TestEventStreamMaxDuration(t *testing.T) {
+	e := setup(t, func(o *options) { o.http.SSEMaxDuration = time.Second })
+	status, evs := openStream(t, e, "victor", "", "")
+	if status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	select {
+	case _, open := <-evs:
+		if open {
+			t.Fatal("an event on an idle stream")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream did not end")
+	}
+	for _, d := range []time.Duration{-time.Second, time.Millisecond} {
+		if err := (httpapi.Config{SSEMaxDuration: d}).Validate(); err == nil {
+			t.Errorf("SSEMaxDuration %s accepted", d)
+		}
+	}
+}

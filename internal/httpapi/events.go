@@ -130,11 +130,20 @@ func (a *api) streamEvents(w http.ResponseWriter, r *http.Request) {
 	}()
 	keepAlive := time.NewTicker(DefaultSSEKeepAlive)
 	defer keepAlive.Stop()
+	var maxAge <-chan time.Time
+	if a.cfg.SSEMaxDuration > 0 {
+		t := time.NewTimer(a.cfg.SSEMaxDuration)
+		defer t.Stop()
+		maxAge = t.C
+	}
 	var buf bytes.Buffer
 	for {
 		buf.Reset()
 		select {
 		case <-ctx.Done():
+			return
+		case <-maxAge:
+			// The client reconnects, resuming after its last event.
 			return
 		case err := <-errc:
 			if err != nil && !errors.Is(err, context.Canceled) {
