@@ -209,10 +209,24 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	t.Run("sign in through the form", func(t *testing.T) {
-		browse(t, "sign in",
+		browse(t, "a wrong password",
 			chromedp.Navigate(facts.APIURL+"/ui/"),
 			chromedp.WaitVisible(`#signin-form input[name="username"]`),
 			chromedp.SendKeys(`#signin-form input[name="username"]`, facts.Username),
+			chromedp.SendKeys(`#signin-form input[name="password"]`, "not-the-password"),
+			chromedp.Click(`#signin-form button[type="submit"]`),
+		)
+		natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			if msg := text(t, `#signin-error`); !strings.Contains(msg, "Invalid username or password") {
+				return fmt.Errorf("sign-in error %q", msg)
+			}
+			return nil
+		})
+		if hidden := eval(t, `document.getElementById('app').hidden`); hidden != true {
+			t.Fatal("the app shows after a wrong password")
+		}
+		eval(t, `document.querySelector('#signin-form input[name="password"]').value = ''`)
+		browse(t, "sign in",
 			chromedp.SendKeys(`#signin-form input[name="password"]`, facts.Password),
 			chromedp.Click(`#signin-form button[type="submit"]`),
 			chromedp.WaitVisible(`#app`),

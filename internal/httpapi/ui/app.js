@@ -87,7 +87,8 @@
       form.elements.password.value = '';
       state.self = await call('GET', API + '/auth/self');
     } catch (e) {
-      state.jwt = '';
+      clearTimeout(state.refreshTimer);
+      state.jwt = ''; state.refresh = ''; state.self = null;
       $('signin-error').textContent = e.message;
       return;
     }
