@@ -46,6 +46,7 @@ type options struct {
 	connections, manifest             string
 	usersFile, adminPassword, jwtKeys string
 	tokenLifetime                     time.Duration
+	sseMaxDuration                    time.Duration
 	masterKeys, masterKeyFile         string
 	tlsCert, tlsKey                   string
 	tlsSelfSigned, insecureHTTP       bool
@@ -84,6 +85,7 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.StringVar(&o.masterKeys, "master-keys", "", "master key ring sealing connection secrets, \"kid:base64,…\" (first seals); set AKVSYNC_MASTER_KEYS instead of this flag; generated in --data-dir when embedded")
 	fs.StringVar(&o.masterKeyFile, "master-key-file", "", "file holding the master key ring")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", auth.DefaultTokenLifetime, "access token lifetime")
+	fs.DurationVar(&o.sseMaxDuration, "sse-max-duration", 0, "end each event stream after this long (clients resume where they were, on any replica); 0: never")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a generated self-signed certificate (written to <data-dir>/tls-cert.pem)")
@@ -332,11 +334,20 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	deps.Discovery = disco
-	handler, err := httpapi.New(httpapi.Config{}, deps)
+	// The dashboard's event-stream tickets, shared by every API replica.
+	ticketKV, err := events.Bucket(ctx, js, events.BucketTickets)
 	if err != nil {
 		return err
 	}
-	srv := httpapi.NewServer(httpapi.Config{}, handler)
+	if deps.Tickets, err = auth.NewTicketStore(ticketKV, auth.DefaultTicketTTL, nil); err != nil {
+		return err
+	}
+	hcfg := httpapi.Config{SSEMaxDuration: o.sseMaxDuration}
+	handler, err := httpapi.New(hcfg, deps)
+	if err != nil {
+		return err
+	}
+	srv := httpapi.NewServer(hcfg, handler)
 	scheme := "http"
 	var certFile string
 	switch {

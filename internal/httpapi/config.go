@@ -48,6 +48,11 @@ type Config struct {
 	// ReadyTimeout bounds the check behind /readyz. Default
 	// [DefaultReadyTimeout].
 	ReadyTimeout time.Duration
+	// SSEMaxDuration, when positive, ends each event stream after this
+	// long; clients reconnect and resume after their last event (to any
+	// replica, which spreads the streams again after a scale-out). 0 (the
+	// default) keeps a stream open as long as its client.
+	SSEMaxDuration time.Duration
 }
 
 // WithDefaults returns c with zero fields replaced by their defaults.
@@ -82,6 +87,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("httpapi: config: max body bytes %d must be at least 1024", c.MaxBodyBytes)
+	case c.SSEMaxDuration < 0 || c.SSEMaxDuration > 0 && c.SSEMaxDuration < time.Second:
+		return fmt.Errorf("httpapi: config: event stream max duration %s must be 0 or at least 1s", c.SSEMaxDuration)
 	case c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.ReadyTimeout < 0:
 		return fmt.Errorf("httpapi: config: timeouts must not be negative")
 	case c.ReadHeaderTimeout > c.ReadTimeout:

@@ -78,6 +78,8 @@ var rolesPublic = map[string]bool{
 	"GET /readyz":                        true,
 	"POST " + APIPrefix + "/auth/tokens": true,
 	"POST " + APIPrefix + "/auth/revoke": true,
+	"GET " + OpenAPIPath:                 true,
+	"GET " + UIPath:                      true,
 }
 
 // rolesRow is the expectation for one route.
@@ -92,7 +94,9 @@ type rolesRow struct {
 func rolesTable() map[string]rolesRow {
 	const azure = APIPrefix + "/cckm/azure"
 	return map[string]rolesRow{
-		"GET /metrics": {perm: auth.PermJobsRead, does: "read the metrics"},
+		"GET /metrics":        {perm: auth.PermJobsRead, does: "read the metrics"},
+		"GET " + SelfPath:     {perm: auth.PermJobsRead, does: "ask who they are"},
+		"POST " + TicketsPath: {perm: auth.PermJobsRead, does: "get an event stream ticket"},
 		"POST " + azure + "/synchronization-jobs": {perm: auth.PermJobsWrite, does: "start a sync",
 			body: func(f *rolesFixtures) string { return `{"key_vaults":["vault-free"]}` }},
 		"GET " + azure + "/synchronization-jobs":              {perm: auth.PermJobsRead, does: "list syncs"},
@@ -593,6 +597,8 @@ func TestPublicRoutesNeedNoToken(t *testing.T) {
 		{"anyone can log in", "POST", APIPrefix + "/auth/tokens", `{"username":"victor","password":"victor-password-1"}`, http.StatusOK},
 		{"a wrong password is 401 from the handler, not the guard", "POST", APIPrefix + "/auth/tokens", `{"username":"victor","password":"nope"}`, http.StatusUnauthorized},
 		{"anyone holding a refresh token can revoke it", "POST", APIPrefix + "/auth/revoke", `{"refresh_token":"not-a-real-one"}`, http.StatusNoContent},
+		{"anyone can read the OpenAPI document", "GET", OpenAPIPath, "", http.StatusOK},
+		{"anyone can load the dashboard's page (it holds no data)", "GET", UIPath, "", http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,13 @@ type Authenticator interface {
 	Revoke(ctx context.Context, refreshToken string) error
 }
 
+// TicketService issues and redeems the single-use tickets a browser opens
+// the event stream with; *auth.TicketStore implements it.
+type TicketService interface {
+	Issue(ctx context.Context, p auth.Principal) (auth.Ticket, error)
+	Redeem(ctx context.Context, ticket string) (auth.Principal, error)
+}
+
 // Deps are the services the API is built on. All are required but Log
 // (default: no logging) and the metrics (default: none; /metrics answers
 // 404).
@@ -71,6 +78,9 @@ type Deps struct {
 	// Azure Resource Manager and keeps the stored subscriptions; without
 	// it the discovery routes answer 503.
 	Discovery DiscoveryService
+	// Tickets issues the event stream's tickets for browsers; without it
+	// the ticket route answers 503 and the stream takes bearer tokens only.
+	Tickets TicketService
 	// Log receives one line per request and the errors behind 5xx answers.
 	Log zerolog.Logger
 	// Registry, when set (and Metrics is not), gets the HTTP metrics
@@ -156,8 +166,12 @@ func (a *api) routes() []route {
 		{"GET", "/healthz", "", a.healthz},
 		{"GET", "/readyz", "", a.readyz},
 		{"GET", MetricsPath, auth.PermJobsRead, a.serveMetrics},
+		{"GET", OpenAPIPath, "", a.serveOpenAPI},
+		{"GET", UIPath, "", a.serveUI},
 		{"POST", APIPrefix + "/auth/tokens", "", a.issueToken},
 		{"POST", APIPrefix + "/auth/revoke", "", a.revokeToken},
+		// Every role has jobs:read: any signed-in user may ask who they are.
+		{"GET", SelfPath, auth.PermJobsRead, a.self},
 
 		{"POST", azure + "/synchronization-jobs", auth.PermJobsWrite, a.createJob},
 		{"GET", azure + "/synchronization-jobs", auth.PermJobsRead, a.listJobs},
@@ -185,6 +199,7 @@ func (a *api) routes() []route {
 		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},
 		{"GET", EventsPath, auth.PermJobsRead, a.streamEvents},
+		{"POST", TicketsPath, auth.PermJobsRead, a.issueTicket},
 
 		{"POST", ConnectionsPath, auth.PermConnectionsWrite, a.createConnection},
 		{"GET", ConnectionsPath, auth.PermConnectionsRead, a.listConnections},
@@ -254,19 +269,16 @@ func (a *api) guard(rt route) http.Handler {
 			rt.h(w, r)
 			return
 		}
-		token, err := auth.FromRequest(r)
-		if err != nil {
-			a.unauthorized(w, r, err)
-			return
-		}
-		if rt.path == MetricsPath && a.metricsToken(token) {
-			if info != nil {
-				info.user = metricsScraper
+		if rt.path == MetricsPath {
+			if token, err := auth.FromRequest(r); err == nil && a.metricsToken(token) {
+				if info != nil {
+					info.user = metricsScraper
+				}
+				rt.h(w, r)
+				return
 			}
-			rt.h(w, r)
-			return
 		}
-		p, err := a.d.Auth.Verify(r.Context(), token)
+		p, err := a.authenticate(r, rt.path == EventsPath)
 		if err != nil {
 			a.unauthorized(w, r, err)
 			return
@@ -280,6 +292,20 @@ func (a *api) guard(rt route) http.Handler {
 		}
 		rt.h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})
+}
+
+// authenticate returns the caller of a request: the owner of its bearer
+// token or, where ticketOK (the event stream only) and the request carries
+// no Authorization header, of its ?ticket=, which is then used up.
+func (a *api) authenticate(r *http.Request, ticketOK bool) (auth.Principal, error) {
+	if ticketOK && a.d.Tickets != nil && r.Header.Get("Authorization") == "" && r.URL.Query().Has("ticket") {
+		return a.d.Tickets.Redeem(r.Context(), r.URL.Query().Get("ticket"))
+	}
+	token, err := auth.FromRequest(r)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	return a.d.Auth.Verify(r.Context(), token)
 }
 
 // unauthorized answers 401 in CCKM's words for a token error.

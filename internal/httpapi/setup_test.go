@@ -134,6 +134,13 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	logs := &syncBuffer{}
 	deps := httpapi.DepsFromPlane(plane, authSvc, zerolog.New(logs), prometheus.NewRegistry())
 	deps.Connections = connReg
+	ticketKV, err := events.Bucket(ctx, js, events.BucketTickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deps.Tickets, err = auth.NewTicketStore(ticketKV, auth.DefaultTicketTTL, clock.Now); err != nil {
+		t.Fatal(err)
+	}
 	if o.discovery {
 		dcfg := discovery.Config{Logger: zerolog.New(logs)}
 		if o.disco != nil {

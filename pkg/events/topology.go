@@ -42,6 +42,10 @@ const (
 	// Azure requests in the subscription at the budget divided by the
 	// live leases (pkg/sync.Budget).
 	BucketBudget = "akvsync-budget"
+	// BucketTickets holds the API's single-use event-stream tickets (under
+	// a hash of the ticket), so any API replica redeems a ticket another
+	// issued; records expire with the bucket's TTL (Topology.TicketTTL).
+	BucketTickets = "akvsync-tickets"
 )
 
 // Defaults of [Topology].
@@ -59,6 +63,9 @@ const (
 	// back soon; a tracker that needs longer (finishing a job) extends it.
 	DefaultTrackerAckWait = 10 * time.Second
 	DefaultBudgetLeaseTTL = 10 * time.Second
+	// DefaultTicketTTL is the TTL of the tickets bucket: at least an
+	// event-stream ticket's lifetime (30 s in the API).
+	DefaultTicketTTL = time.Minute
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -87,6 +94,9 @@ type Topology struct {
 	// BudgetLeaseTTL is how long a worker's subscription-budget lease
 	// lives unrenewed: a worker that died stops counting after it.
 	BudgetLeaseTTL time.Duration
+	// TicketTTL is how long an event-stream ticket record stays in its
+	// bucket; it must be at least the API's ticket lifetime.
+	TicketTTL time.Duration
 }
 
 // WithDefaults returns t with zero fields replaced by defaults.
@@ -115,6 +125,9 @@ func (t Topology) WithDefaults() Topology {
 	if t.BudgetLeaseTTL == 0 {
 		t.BudgetLeaseTTL = DefaultBudgetLeaseTTL
 	}
+	if t.TicketTTL == 0 {
+		t.TicketTTL = DefaultTicketTTL
+	}
 	return t
 }
 
@@ -133,6 +146,8 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("%w: task max deliver must be at least 1, got %d", ErrTopology, t.TaskMaxDeliver)
 	case t.BudgetLeaseTTL < time.Second:
 		return fmt.Errorf("%w: budget lease TTL must be at least 1s, got %s", ErrTopology, t.BudgetLeaseTTL)
+	case t.TicketTTL < time.Second:
+		return fmt.Errorf("%w: ticket TTL must be at least 1s, got %s", ErrTopology, t.TicketTTL)
 	}
 	return nil
 }
@@ -198,6 +213,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketRefreshTokens, "akvsync: API refresh tokens (hashed)", t.RefreshTokenTTL),
 		kv(BucketSubscriptions, "akvsync: Azure subscriptions seen by discovery", 0),
 		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
+		kv(BucketTickets, "akvsync: API event-stream tickets (hashed, single use)", t.TicketTTL),
 	}
 }
 
