@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,10 @@ func chromiumPath() string {
 // dashboard-jobs.png and dashboard-job.png there (docs/ has them).
 //
 // Without chromium it skips, unless $CI is set (.ci/run installs it).
+// azureCallsCell is a job row's Azure cell drawn from the job's stats:
+// some calls, no 429 from the unthrottled emulator, and a cost estimate.
+var azureCallsCell = regexp.MustCompile(`^[1-9][\d,]* / 0 · ≈\d+\.\d{4} [A-Z]{3}$`)
+
 func TestDashboardInBrowser(t *testing.T) {
 	chromium := chromiumPath()
 	if chromium == "" {
@@ -258,6 +263,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		)
 		if text := text(t, row(liveJob)); !strings.Contains(text, "3 / 3 vaults") || !strings.Contains(text, "24") {
 			t.Fatalf("the completed row reads %q, want 3 / 3 vaults and 24 keys", text)
+		}
+		// The job's stats: Key Vault calls, 429s and the cost estimate.
+		if calls := text(t, row(liveJob)+" td.azure-calls"); !azureCallsCell.MatchString(calls) {
+			t.Fatalf("the Azure calls cell reads %q, want calls / 429s · ≈cost", calls)
 		}
 	})
 

@@ -236,8 +236,10 @@
     const s = job.stats || {};
     const total = job.vaults_total || 0;
     const done = (p.completed || 0) + (p.failed || 0) + (p.aborted || 0);
-    const keys = typeof s.keys_seen === 'number' ? s.keys_seen : p.keys_listed;
-    let rate = s.keys_per_sec;
+    const sk = s.keys || {};
+    const az = s.azure || {};
+    const keys = typeof sk.seen === 'number' ? sk.seen : p.keys_listed;
+    let rate = s.keys_per_second;
     let eta = s.eta_seconds;
     const start = Date.parse(job.createdAt);
     const end = job.completed_at ? Date.parse(job.completed_at) : Date.now();
@@ -247,9 +249,8 @@
       if (job.overall_status !== 'in_progress') eta = 0;
       else if (done > 0 && ran > 0) eta = ran * (total - done) / done;
     }
-    let calls = s.azure_calls;
-    if (calls && typeof calls === 'object') calls = Object.values(calls).reduce((a, b) => a + (typeof b === 'number' ? b : 0), 0);
-    return { total, done, keys, rate, eta, calls, throttled: s.throttled };
+    const cost = s.cost && typeof s.cost.estimated === 'number' ? s.cost : null;
+    return { total, done, keys, rate, eta, calls: az.requests, throttled: az.throttled, cost };
   }
 
   function rateText(pr) {
@@ -284,7 +285,7 @@
       cellWith(progressCell(job)),
       el('td', fmtInt(pr.keys), 'num'),
       el('td', rateText(pr)),
-      el('td', fmtInt(pr.calls) + ' / ' + fmtInt(pr.throttled), 'num'),
+      el('td', fmtInt(pr.calls) + ' / ' + fmtInt(pr.throttled) + (pr.cost ? ' · ≈' + pr.cost.estimated.toFixed(4) + ' ' + pr.cost.currency : ''), 'num azure-calls'),
     );
     if (fresh) {
       // Newest first: a job seen live goes on top, a listed one in order.
