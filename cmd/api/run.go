@@ -24,6 +24,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
@@ -56,6 +57,15 @@ type options struct {
 	jobsKept                          int
 	residentLimitMiB                  int
 	vaultRate, subscriptionRate       float64
+	allowPrivateEndpoints             bool
+}
+
+// endpointPolicy is the connections' endpoint policy: private addresses
+// (loopback, link-local, metadata) only when the operator allows them
+// with --allow-private-endpoints, or runs an emulator (--demo,
+// --emulator-manifest), which listens on loopback.
+func (o options) endpointPolicy() azure.EndpointPolicy {
+	return azure.EndpointPolicy{AllowPrivate: o.allowPrivateEndpoints || o.demo || o.manifest != ""}
 }
 
 func parse(args []string, usage io.Writer) (options, error) {
@@ -77,6 +87,7 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.replicas, "replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
 	fs.StringVar(&o.connections, "connections", "", "JSON file of Azure connections")
 	fs.StringVar(&o.manifest, "emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
+	fs.BoolVar(&o.allowPrivateEndpoints, "allow-private-endpoints", false, "let connections and vaults name loopback, link-local, private or metadata addresses (emulators, tests); implied by --demo and --emulator-manifest")
 	fs.StringVar(&o.usersFile, "users-file", "", "users file (YAML or JSON, password hashes); see docs/security.md")
 	fs.StringVar(&o.adminPassword, "admin-password", "", "bootstrap admin password (set AKVSYNC_ADMIN_PASSWORD instead of this flag)")
 	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
@@ -225,7 +236,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer sealer.Close()
-	connReg, err := connections.New(ctx, js, sealer, connections.Config{Logger: log})
+	connReg, err := connections.New(ctx, js, sealer, connections.Config{Logger: log, Endpoints: o.endpointPolicy()})
 	if err != nil {
 		return err
 	}
@@ -295,6 +306,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	// Control plane, auth, HTTP.
 	host, _ := os.Hostname()
 	plane, err := control.New(ctx, nc, js, control.Config{LookupConnection: control.RegistryLookup(connReg), Source: "akvsync/api/" + host,
+		Endpoints: o.endpointPolicy(),
 		// A job's record must fit one NATS message of this server's size.
 		MaxJobVaults: 0})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
@@ -102,9 +103,9 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 		t.Fatalf("topology: %v", err)
 	}
 	connReg := newConnectionRegistry(t, ctx, js)
-	ccfg := control.Config{Connections: []string{testConn}}
+	ccfg := control.Config{Connections: []string{testConn}, Endpoints: azure.EndpointPolicy{AllowPrivate: true}}
 	if o.realConnections || o.discovery {
-		ccfg = control.Config{LookupConnection: control.RegistryLookup(connReg)}
+		ccfg = control.Config{LookupConnection: control.RegistryLookup(connReg), Endpoints: azure.EndpointPolicy{AllowPrivate: true}}
 	}
 	var emu *akvemu.Emulator
 	if o.discovery {
@@ -180,7 +181,7 @@ func newConnectionRegistry(t *testing.T, ctx context.Context, js jetstream.JetSt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sealer.Close() })
-	reg, err := connections.New(ctx, js, sealer, connections.Config{})
+	reg, err := connections.New(ctx, js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
