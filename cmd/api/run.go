@@ -46,7 +46,7 @@ type options struct {
 	replicas                          int
 	connections, manifest             string
 	usersFile, adminPassword, jwtKeys string
-	tokenLifetime                     time.Duration
+	tokenLifetime, usersPoll          time.Duration
 	masterKeys, masterKeyFile         string
 	tlsCert, tlsKey                   string
 	tlsSelfSigned, insecureHTTP       bool
@@ -93,6 +93,7 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
 	fs.StringVar(&o.masterKeys, "master-keys", "", "master key ring sealing connection secrets, \"kid:base64,…\" (first seals); set AKVSYNC_MASTER_KEYS instead of this flag; generated in --data-dir when embedded")
 	fs.StringVar(&o.masterKeyFile, "master-key-file", "", "file holding the master key ring")
+	fs.DurationVar(&o.usersPoll, "users-file-poll", auth.DefaultUsersFilePoll, "how often the users file is checked for changes (reloaded when its content changes; SIGHUP reloads at once)")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", auth.DefaultTokenLifetime, "access token lifetime")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
@@ -312,10 +313,18 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	authSvc, adminPassword, err := newAuth(ctx, o, js, log)
+	authSvc, adminPassword, closeAuth, err := newAuth(ctx, o, js, log)
 	if err != nil {
 		return err
 	}
+	defer closeAuth()
+	// Users: SIGHUP and a change of the users file reload them, ending
+	// the sessions of removed, disabled or changed users.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadUsersOn(ctx, hup, authSvc)
+	go authSvc.WatchUsersFile(ctx, o.usersPoll)
 	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
 	deps.Connections = connReg
 	// Discovery (get-subscriptions, get-vaults, get-managed-hsms) reads the
@@ -389,7 +398,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 // embedded process without them generates a key ring once and keeps it in
 // the data directory. In demo mode without any user, an admin password is
 // generated and returned so it can be printed once.
-func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog.Logger) (*auth.Service, string, error) {
+func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog.Logger) (*auth.Service, string, func(), error) {
 	var kid string
 	var keys map[string][]byte
 	var err error
@@ -404,31 +413,55 @@ func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog
 		err = errors.New("give --jwt-keys (or AKVSYNC_JWT_KEYS): every API process must share the signing keys")
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	adminPassword := o.adminPassword
 	generated := ""
 	if adminPassword == "" && o.usersFile == "" {
 		if !o.demo {
-			return nil, "", errors.New("no users: give --users-file or set AKVSYNC_ADMIN_PASSWORD")
+			return nil, "", nil, errors.New("no users: give --users-file or set AKVSYNC_ADMIN_PASSWORD")
 		}
 		if adminPassword, err = auth.GeneratePassword(); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		generated = adminPassword
 	}
 	kv, err := events.Bucket(ctx, js, events.BucketRefreshTokens)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
+	}
+	// The access-token denylist every API replica watches.
+	dkv, err := events.Bucket(ctx, js, events.BucketRevokedTokens)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	revoked, err := auth.NewKVRevocations(ctx, dkv, nil, log)
+	if err != nil {
+		return nil, "", nil, err
 	}
 	svc, err := auth.NewService(auth.Config{
 		TokenLifetime: o.tokenLifetime, SigningKeyID: kid, Keys: keys, UsersFile: o.usersFile,
 		BootstrapAdminUsername: auth.DefaultBootstrapAdminUsername, BootstrapAdminPassword: adminPassword,
+		Revocations: revoked,
 	}, auth.NewKVRefreshStore(kv), log)
 	if err != nil {
-		return nil, "", err
+		revoked.Close()
+		return nil, "", nil, err
 	}
-	return svc, generated, nil
+	return svc, generated, revoked.Close, nil
+}
+
+// reloadUsersOn reloads the users of svc at each signal on sig until ctx
+// ends.
+func reloadUsersOn(ctx context.Context, sig <-chan os.Signal, svc *auth.Service) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			_ = svc.ReloadUsers(ctx) // logged; the previous users stay on error
+		}
+	}
 }
 
 // embeddedKeyRing loads the key ring kept at path, creating it (0600) on

@@ -84,6 +84,11 @@ type Config struct {
 	MaxConcurrentHashes int
 
 	// Now is the clock. Default time.Now. Tests inject a fake clock.
+	// Revocations is the access-token denylist; nil means an in-process
+	// one ([NewMemoryRevocations]), enough for a single API process. API
+	// replicas share a [KVRevocations].
+	Revocations Revocations
+
 	Now func() time.Time
 }
 

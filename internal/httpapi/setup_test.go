@@ -27,6 +27,7 @@ import (
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -66,6 +67,11 @@ type env struct {
 	clock  *fakeClock
 	logs   *syncBuffer
 	tokens map[string]string // username → access token
+	// auth and authCfg are the API's auth service and its configuration
+	// (replica builds another API process on the same NATS server).
+	auth    *auth.Service
+	authCfg auth.Config
+	nc      *nats.Conn
 }
 
 // options tune setup.
@@ -85,6 +91,9 @@ type options struct {
 	discovery bool
 	emu       func(*akvemu.Config)
 	disco     func(*discovery.Config)
+	// sharedAuth keeps refresh tokens and the access-token denylist in
+	// NATS, as API replicas do.
+	sharedAuth bool
 }
 
 // setup starts everything a test needs, all real: a JetStream server with
@@ -128,7 +137,11 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	if o.auth != nil {
 		o.auth(&acfg)
 	}
-	authSvc, err := auth.NewService(acfg, auth.NewMemoryRefreshStore(clock.Now), zerolog.Nop())
+	var store auth.RefreshStore = auth.NewMemoryRefreshStore(clock.Now)
+	if o.sharedAuth {
+		store, acfg.Revocations = sharedAuthStores(t, ctx, js, clock.Now)
+	}
+	authSvc, err := auth.NewService(acfg, store, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("auth: %v", err)
 	}
@@ -159,7 +172,8 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	srv.TLS = tlsCfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	e := &env{ns: ns, js: js, plane: plane, conns: connReg, emu: emu, srv: srv, clock: clock, logs: logs, tokens: map[string]string{}}
+	e := &env{ns: ns, js: js, plane: plane, conns: connReg, emu: emu, srv: srv, clock: clock, logs: logs, tokens: map[string]string{},
+		auth: authSvc, authCfg: acfg, nc: nc}
 	if !o.noLogin {
 		for _, u := range testUsers {
 			e.tokens[u.name] = e.login(t, u.name, u.password)

@@ -42,6 +42,12 @@ const (
 	// Azure requests in the subscription at the budget divided by the
 	// live leases (pkg/sync.Budget).
 	BucketBudget = "akvsync-budget"
+	// BucketRevokedTokens is the API's access-token denylist, written and
+	// watched by every API process: "jti.<jti>" (one revoked token, valued
+	// with its expiry) and "sub.<digest of a username>" (every token of
+	// the user issued up to a moment). Its TTL (Topology.RevokedTokenTTL)
+	// outlives any access token.
+	BucketRevokedTokens = "akvsync-revoked-tokens"
 )
 
 // Defaults of [Topology].
@@ -59,6 +65,9 @@ const (
 	// back soon; a tracker that needs longer (finishing a job) extends it.
 	DefaultTrackerAckWait = 10 * time.Second
 	DefaultBudgetLeaseTTL = 10 * time.Second
+	// DefaultRevokedTokenTTL outlives the longest access token the API
+	// issues (24h) plus its clock-skew leeway.
+	DefaultRevokedTokenTTL = 25 * time.Hour
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -87,6 +96,9 @@ type Topology struct {
 	// BudgetLeaseTTL is how long a worker's subscription-budget lease
 	// lives unrenewed: a worker that died stops counting after it.
 	BudgetLeaseTTL time.Duration
+	// RevokedTokenTTL is how long an access-token revocation is kept: at
+	// least the access-token lifetime plus clock skew.
+	RevokedTokenTTL time.Duration
 }
 
 // WithDefaults returns t with zero fields replaced by defaults.
@@ -114,6 +126,9 @@ func (t Topology) WithDefaults() Topology {
 	}
 	if t.BudgetLeaseTTL == 0 {
 		t.BudgetLeaseTTL = DefaultBudgetLeaseTTL
+	}
+	if t.RevokedTokenTTL == 0 {
+		t.RevokedTokenTTL = DefaultRevokedTokenTTL
 	}
 	return t
 }
@@ -198,6 +213,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketRefreshTokens, "akvsync: API refresh tokens (hashed)", t.RefreshTokenTTL),
 		kv(BucketSubscriptions, "akvsync: Azure subscriptions seen by discovery", 0),
 		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
+		kv(BucketRevokedTokens, "akvsync: revoked API access tokens (jti.<jti>, sub.<user digest>)", t.RevokedTokenTTL),
 	}
 }
 
