@@ -21,6 +21,7 @@ func KeyID(vaultID, keyName string) string {
 
 // FormatUUID formats 16 bytes as a canonical lower-case UUID.
 func FormatUUID(b [16]byte) string { return uuid.UUID(b).String() }
+
 // NormalizeID lower-cases s and reports whether it has the shape of a UUID
 // (8-4-4-4-12 hex digits), the form of job, vault and connection ids. A
 // malformed id names nothing, so callers answer "not found" for it.
