@@ -23,7 +23,9 @@ type Service struct {
 	revoked Revocations
 	log     zerolog.Logger
 	limiter *clientLimiter
-	hashSem chan struct{}
+	// userFailures limits failed password attempts per username digest.
+	userFailures *clientLimiter
+	hashSem      chan struct{}
 
 	keyMu      sync.RWMutex
 	signingKID string
@@ -60,13 +62,14 @@ func NewService(cfg Config, store RefreshStore, log zerolog.Logger) (*Service, e
 		revoked = NewMemoryRevocations(cfg.Now)
 	}
 	s := &Service{
-		cfg:     cfg,
-		users:   users,
-		store:   store,
-		revoked: revoked,
-		log:     log.With().Str("component", "auth").Logger(),
-		limiter: newClientLimiter(cfg.RateLimit, cfg.RateBurst),
-		hashSem: make(chan struct{}, cfg.MaxConcurrentHashes),
+		cfg:          cfg,
+		users:        users,
+		store:        store,
+		revoked:      revoked,
+		log:          log.With().Str("component", "auth").Logger(),
+		limiter:      newClientLimiter(cfg.RateLimit, cfg.RateBurst),
+		userFailures: newClientLimiter(cfg.UserFailureLimit, cfg.UserFailureBurst),
+		hashSem:      make(chan struct{}, cfg.MaxConcurrentHashes),
 	}
 	s.setKeys(cfg.SigningKeyID, cfg.Keys)
 	s.cfg.Keys = nil
@@ -151,7 +154,9 @@ func (s *Service) signingKey() (string, []byte) {
 func (s *Service) IssueToken(ctx context.Context, req TokenRequest, clientAddr string) (TokenResponse, error) {
 	client := clientKey(clientAddr)
 	if ok, wait := s.limiter.allow(client, s.cfg.Now()); !ok {
-		s.log.Warn().Str("client", client).Str("username", req.Username).Str("outcome", "rate_limited").Msg("token request refused")
+		// A refused "username" may be a password typed in the wrong
+		// field: only its digest is logged.
+		s.log.Warn().Str("client", client).Str("user_digest", UsernameDigest(req.Username)).Str("outcome", "rate_limited").Msg("token request refused")
 		return TokenResponse{}, &rateLimitError{retryAfter: wait}
 	}
 	if err := req.Validate(); err != nil {
@@ -164,6 +169,14 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest, clientAddr s
 }
 
 func (s *Service) passwordGrant(ctx context.Context, username, password, client string) (TokenResponse, error) {
+	// Per username too, whatever the address: a guesser spreading over
+	// many addresses is stopped after a few failures.
+	digest := UsernameDigest(username)
+	if locked, wait := s.userFailures.blocked(digest, s.cfg.Now()); locked {
+		s.log.Warn().Str("client", client).Str("user_digest", digest).Str("grant", GrantPassword).
+			Str("outcome", "user_locked_out").Msg("token request refused")
+		return TokenResponse{}, &rateLimitError{retryAfter: wait}
+	}
 	acct, found := s.users.lookup(username)
 	h := acct.hash
 	if !found {
@@ -179,6 +192,7 @@ func (s *Service) passwordGrant(ctx context.Context, username, password, client 
 	match := h.verify(password)
 	<-s.hashSem
 	if !found || !match {
+		s.userFailures.allow(digest, s.cfg.Now()) // count the failure
 		// A refused username may be a password typed in the wrong field:
 		// log only a known user's name (nothing derived from an unknown
 		// one, not even a digest a weak password could be guessed from).
