@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"flag"
 	"io"
 	"net"
@@ -43,6 +44,7 @@ type options struct {
 	embedded, demo, demoExit          bool
 	natsURL, natsListen, natsCreds    string
 	natsUser, natsPassword            string
+	natsTLSCert, natsTLSKey           string
 	replicas                          int
 	connections, manifest             string
 	usersFile, adminPassword, jwtKeys string
@@ -81,6 +83,8 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.demoHSMs, "demo-hsms", 1, "with --demo: number of emulated Managed HSM pools (as many keys each as a vault)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server URL(s); required unless --embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "", "with --embedded: also serve NATS clients on this host:port (needs --nats-user/--nats-password)")
+	fs.StringVar(&o.natsTLSCert, "nats-tls-cert", "", "with --nats-listen: TLS certificate file (PEM) of the embedded NATS server; required off loopback")
+	fs.StringVar(&o.natsTLSKey, "nats-tls-key", "", "with --nats-listen: TLS private key file (PEM) of the embedded NATS server")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file")
 	fs.StringVar(&o.natsUser, "nats-user", "", "NATS user name")
 	fs.StringVar(&o.natsPassword, "nats-password", "", "NATS password (prefer AKVSYNC_NATS_PASSWORD)")
@@ -127,6 +131,10 @@ func parse(args []string, usage io.Writer) (options, error) {
 		return o, errors.New("--nats-listen needs --embedded")
 	case o.natsListen != "" && (o.natsUser == "" || o.natsPassword == ""):
 		return o, errors.New("--nats-listen needs --nats-user and --nats-password: the embedded server never listens without credentials")
+	case (o.natsTLSCert == "") != (o.natsTLSKey == ""):
+		return o, errors.New("--nats-tls-cert and --nats-tls-key go together")
+	case o.natsTLSCert != "" && o.natsListen == "":
+		return o, errors.New("--nats-tls-cert needs --nats-listen")
 	case (o.tlsCert == "") != (o.tlsKey == ""):
 		return o, errors.New("--tls-cert and --tls-key go together")
 	case o.tlsCert != "" && o.tlsSelfSigned:
@@ -135,6 +143,13 @@ func parse(args []string, usage io.Writer) (options, error) {
 	tlsOn := o.tlsCert != "" || o.tlsSelfSigned
 	if err := tlsconfig.CheckListen(o.listen, tlsOn, o.insecureHTTP); err != nil {
 		return o, err
+	}
+	// The embedded NATS server carries connection secrets and the task
+	// stream: never in clear off loopback.
+	if o.natsListen != "" {
+		if err := tlsconfig.CheckListen(o.natsListen, o.natsTLSCert != "", false); err != nil {
+			return o, fmt.Errorf("--nats-listen %s is not a loopback address: give --nats-tls-cert and --nats-tls-key (%w)", o.natsListen, err)
+		}
 	}
 	return o, nil
 }
@@ -198,7 +213,13 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return app.ConnectNATS(ctx, o.natsURL, name, log, opts...)
 	}
 	if o.embedded {
-		ns, err = app.StartEmbeddedNATS(app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword})
+		ncfg := app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword}
+		if o.natsTLSCert != "" {
+			if ncfg.TLS, err = tlsconfig.ServerConfig(o.natsTLSCert, o.natsTLSKey); err != nil {
+				return err
+			}
+		}
+		ns, err = app.StartEmbeddedNATS(ncfg)
 		if err != nil {
 			return err
 		}
