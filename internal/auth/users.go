@@ -59,6 +59,15 @@ type UserStore struct {
 	fromFile  map[string]account
 	bootstrap *account
 	dummy     passwordHash
+	// digest is the SHA-256 of the users file as last loaded.
+	digest [32]byte
+}
+
+// loadedDigest is the SHA-256 of the users file as last loaded.
+func (s *UserStore) loadedDigest() [32]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.digest
 }
 
 // ParseUsers reads a users document (YAML or JSON) of the form
@@ -176,12 +185,11 @@ func (s *UserStore) reload() ([]string, error) {
 	if s.path == "" {
 		return nil, nil
 	}
-	f, err := os.Open(s.path)
+	data, err := os.ReadFile(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("open users file: %w", err)
 	}
-	defer f.Close()
-	users, err := ParseUsers(f)
+	users, err := ParseUsers(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.path, err)
 	}
@@ -192,6 +200,7 @@ func (s *UserStore) reload() ([]string, error) {
 	s.mu.Lock()
 	old := s.fromFile
 	s.fromFile = accts
+	s.digest = sha256.Sum256(data)
 	var changed []string
 	for name, a := range old {
 		if s.bootstrap != nil && s.bootstrap.user.Username == name {

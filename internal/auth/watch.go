@@ -31,7 +31,9 @@ func (s *Service) WatchUsersFile(ctx context.Context, interval time.Duration) {
 		}
 		return sha256.Sum256(b), true
 	}
-	last, _ := digest()
+	// Compared with what was last loaded, so a change made before the
+	// watch started is not missed.
+	last := s.users.loadedDigest()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -44,7 +46,7 @@ func (s *Service) WatchUsersFile(ctx context.Context, interval time.Duration) {
 		if !ok || d == last {
 			continue
 		}
-		last = d
+		last = d // an invalid file is not retried until it changes again
 		s.log.Info().Msg("users file changed; reloading")
 		_ = s.ReloadUsers(ctx) // logged; the previous users stay on error
 	}

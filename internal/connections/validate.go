@@ -48,11 +48,15 @@ var (
 )
 
 // validName reports whether name is an acceptable connection name:
-// ^[A-Za-z0-9._-]{1,64}$.
-func validName(name string) bool { return nameRE.MatchString(name) }
+// ^[A-Za-z0-9._-]{1,64}$ without "..", and not only dots (a name may end
+// up in a path or a subject).
+func validName(name string) bool {
+	return nameRE.MatchString(name) && !strings.Contains(name, "..") && strings.Trim(name, ".") != ""
+}
 
 // ValidName reports whether name is an acceptable connection name
-// (1 to 64 letters, digits, dots, underscores and hyphens).
+// (1 to 64 letters, digits, dots, underscores and hyphens; no "..", not
+// only dots).
 func ValidName(name string) bool { return validName(name) }
 
 // validate checks a connection's settings and secrets as they would be
@@ -64,7 +68,7 @@ func validate(s Settings, p plainSecrets, pending bool) error {
 		return invalidf("name is required")
 	}
 	if !validName(s.Name) {
-		return invalidf("name %q must be 1 to 64 letters, digits, '.', '_' or '-'", s.Name)
+		return invalidf("name %q must be 1 to 64 letters, digits, '.', '_' or '-', without '..'", s.Name)
 	}
 	if len(s.Description) > MaxDescriptionLen || !utf8.ValidString(s.Description) {
 		return invalidf("description must be valid UTF-8 of at most %d bytes", MaxDescriptionLen)
