@@ -248,10 +248,10 @@ func (e *Emulator) writeCAFile() error {
 	if e.caFile == "" {
 		e.caFile = filepath.Join(dir, "ca.pem")
 	}
-	if err := os.MkdirAll(filepath.Dir(e.caFile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(e.caFile), 0o750); err != nil {
 		return fmt.Errorf("create CA directory: %w", err)
 	}
-	if err := os.WriteFile(e.caFile, e.ca.caPEM, 0o644); err != nil {
+	if err := os.WriteFile(e.caFile, e.ca.caPEM, 0o644); err != nil { // #nosec G306 -- a CA certificate is public; clients read it
 		return fmt.Errorf("write CA file: %w", err)
 	}
 	return nil
