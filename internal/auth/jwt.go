@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -113,8 +114,8 @@ func verifyJWT(token string, keys func(kid string) ([]byte, bool), issuer string
 	if h.Typ != "" && h.Typ != "JWT" {
 		return claims{}, fmt.Errorf("%w: typ %q", ErrTokenMalformed, h.Typ)
 	}
-	if _, err := b64.DecodeString(parts[2]); err != nil {
-		return claims{}, fmt.Errorf("%w: signature is not base64url", ErrTokenMalformed)
+	if sig, err := b64.DecodeString(parts[2]); err != nil || len(sig) != sha256.Size {
+		return claims{}, fmt.Errorf("%w: signature is not a base64url HMAC-SHA256", ErrTokenMalformed)
 	}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwtAlg}),
