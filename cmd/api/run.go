@@ -60,6 +60,8 @@ type options struct {
 	residentLimitMiB                  int
 	vaultRate, subscriptionRate       float64
 	allowPrivateEndpoints             bool
+	oidcDiscovery, oidcIssuers        string
+	oidcAudience, oidcRoleMap         string
 }
 
 // endpointPolicy is the connections' endpoint policy: private addresses
@@ -92,6 +94,10 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.StringVar(&o.connections, "connections", "", "JSON file of Azure connections")
 	fs.StringVar(&o.manifest, "emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
 	fs.BoolVar(&o.allowPrivateEndpoints, "allow-private-endpoints", false, "let connections and vaults name loopback, link-local, private or metadata addresses (emulators, tests); implied by --demo and --emulator-manifest")
+	fs.StringVar(&o.oidcDiscovery, "oidc-discovery-url", "", "also accept Entra ID (OpenID Connect) access tokens: the provider's .well-known/openid-configuration URL")
+	fs.StringVar(&o.oidcIssuers, "oidc-issuers", "", "with --oidc-discovery-url: accepted iss values, comma-separated (default: the discovery document's issuer)")
+	fs.StringVar(&o.oidcAudience, "oidc-audience", "", "with --oidc-discovery-url: the aud the tokens must carry (the app's id URI)")
+	fs.StringVar(&o.oidcRoleMap, "oidc-role-map", "", "with --oidc-discovery-url: app role or group to akvsync role, e.g. \"akvsync.admin=admin,<group id>=viewer\"")
 	fs.StringVar(&o.usersFile, "users-file", "", "users file (YAML or JSON, password hashes); see docs/security.md")
 	fs.StringVar(&o.adminPassword, "admin-password", "", "bootstrap admin password (set AKVSYNC_ADMIN_PASSWORD instead of this flag)")
 	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
@@ -460,16 +466,44 @@ func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog
 	if err != nil {
 		return nil, "", nil, err
 	}
+	oidc, err := oidcVerifier(ctx, o)
+	if err != nil {
+		revoked.Close()
+		return nil, "", nil, err
+	}
 	svc, err := auth.NewService(auth.Config{
 		TokenLifetime: o.tokenLifetime, SigningKeyID: kid, Keys: keys, UsersFile: o.usersFile,
 		BootstrapAdminUsername: auth.DefaultBootstrapAdminUsername, BootstrapAdminPassword: adminPassword,
-		Revocations: revoked,
+		Revocations: revoked, OIDC: oidc,
 	}, auth.NewKVRefreshStore(kv), log)
 	if err != nil {
 		revoked.Close()
 		return nil, "", nil, err
 	}
 	return svc, generated, revoked.Close, nil
+}
+
+// oidcVerifier builds the Entra ID (OIDC) verifier the flags ask for, or
+// nil.
+func oidcVerifier(ctx context.Context, o options) (*auth.OIDCVerifier, error) {
+	if o.oidcDiscovery == "" {
+		return nil, nil
+	}
+	roles := map[string]auth.Role{}
+	for _, pair := range strings.Split(o.oidcRoleMap, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--oidc-role-map: %q is not <role or group>=<admin|operator|viewer>", pair)
+		}
+		roles[k] = auth.Role(v)
+	}
+	var issuers []string
+	for _, iss := range strings.Split(o.oidcIssuers, ",") {
+		if iss = strings.TrimSpace(iss); iss != "" {
+			issuers = append(issuers, iss)
+		}
+	}
+	return auth.NewOIDCVerifier(ctx, auth.OIDCConfig{DiscoveryURL: o.oidcDiscovery, Issuers: issuers, Audience: o.oidcAudience, RoleMap: roles})
 }
 
 // reloadUsersOn reloads the users of svc at each signal on sig until ctx

@@ -104,6 +104,10 @@ type Config struct {
 	// replicas share a [KVRevocations].
 	Revocations Revocations
 
+	// OIDC, when set, also accepts an OpenID Connect provider's access
+	// tokens (Entra ID), recognized by an algorithm other than HS256.
+	OIDC *OIDCVerifier
+
 	Now func() time.Time
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -307,6 +309,9 @@ func (s *Service) Verify(ctx context.Context, token string) (Principal, error) {
 	if err := ctx.Err(); err != nil {
 		return Principal{}, err
 	}
+	if s.cfg.OIDC != nil && headerAlg(token) != jwtAlg {
+		return s.cfg.OIDC.Verify(ctx, token)
+	}
 	c, err := verifyJWT(token, s.verificationKey, s.cfg.Issuer, s.cfg.Now(), s.cfg.ClockSkew)
 	if err != nil {
 		return Principal{}, err
@@ -392,6 +397,22 @@ func (s *Service) RevokeUser(ctx context.Context, username string) error {
 
 // TokenLifetime returns the configured access-token lifetime.
 func (s *Service) TokenLifetime() time.Duration { return s.cfg.TokenLifetime }
+
+// headerAlg returns the alg of a JWT's header, or "" when it has none.
+func headerAlg(token string) string {
+	head, _, _ := strings.Cut(token, ".")
+	b, err := b64.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return ""
+	}
+	return h.Alg
+}
 
 // newID returns a random (version 4) UUID: a token id or session family.
 func newID() string { return uuid.NewString() }

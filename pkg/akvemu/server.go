@@ -140,6 +140,9 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
+	for _, aud := range cfg.Audiences {
+		e.tokens.addAudience(strings.TrimSuffix(aud, "/"))
+	}
 
 	errLog := log.New(zerologWriter{e.log}, "", 0)
 	e.vaultSrv = &http.Server{

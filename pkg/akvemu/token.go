@@ -56,6 +56,7 @@ type principalRec struct {
 	secret   string
 	oid      string
 	certs    map[string]*x509.Certificate // by x5t#S256 and x5t (standard base64)
+	roles    []string
 }
 
 // tokenInfo is what a vault needs from a verified access token.
@@ -84,6 +85,8 @@ type accessClaims struct {
 	Tid      string `json:"tid"`
 	Uti      string `json:"uti"`
 	Ver      string `json:"ver"`
+	// Roles are the principal's application roles (absent when none).
+	Roles []string `json:"roles,omitempty"`
 }
 
 // accessClaims are read by github.com/golang-jwt/jwt/v5 through these
@@ -171,6 +174,9 @@ func (ts *tokenService) addPrincipal(p Principal) error {
 	if p.ClientSecret != "" {
 		rec.secret = p.ClientSecret
 	}
+	if len(p.Roles) > 0 {
+		rec.roles = append([]string(nil), p.Roles...)
+	}
 	for _, c := range certs {
 		rec.addCert(c)
 	}
@@ -212,7 +218,8 @@ func (ts *tokenService) issue(rec *principalRec, aud string, acr string, lifetim
 		Aud: aud, Iss: ts.issuer(), Iat: now.Unix(), Nbf: now.Unix() - 300, Exp: now.Add(lifetime).Unix(),
 		Appid: rec.clientID, Appidacr: acr, Azp: rec.clientID, Idp: ts.issuer(), Idtyp: "app",
 		Oid: rec.oid, Sub: rec.oid, Tid: ts.tenant, Ver: "1.0",
-		Uti: base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(n, 36) + "akvemu")),
+		Uti:   base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(n, 36) + "akvemu")),
+		Roles: rec.roles,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = ts.kid
