@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
@@ -42,10 +44,11 @@ type options struct {
 	embedded, demo, demoExit          bool
 	natsURL, natsListen, natsCreds    string
 	natsUser, natsPassword            string
+	natsTLSCert, natsTLSKey           string
 	replicas                          int
 	connections, manifest             string
 	usersFile, adminPassword, jwtKeys string
-	tokenLifetime                     time.Duration
+	tokenLifetime, usersPoll          time.Duration
 	sseMaxDuration                    time.Duration
 	masterKeys, masterKeyFile         string
 	tlsCert, tlsKey                   string
@@ -58,6 +61,17 @@ type options struct {
 	residentLimitMiB                  int
 	vaultRate, subscriptionRate       float64
 	metricsTokenFile, azurePrices     string
+	allowPrivateEndpoints             bool
+	oidcDiscovery, oidcIssuers        string
+	oidcAudience, oidcRoleMap         string
+}
+
+// endpointPolicy is the connections' endpoint policy: private addresses
+// (loopback, link-local, metadata) only when the operator allows them
+// with --allow-private-endpoints, or runs an emulator (--demo,
+// --emulator-manifest), which listens on loopback.
+func (o options) endpointPolicy() azure.EndpointPolicy {
+	return azure.EndpointPolicy{AllowPrivate: o.allowPrivateEndpoints || o.demo || o.manifest != ""}
 }
 
 func parse(args []string, usage io.Writer) (options, error) {
@@ -73,17 +87,25 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.demoHSMs, "demo-hsms", 1, "with --demo: number of emulated Managed HSM pools (as many keys each as a vault)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server URL(s); required unless --embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "", "with --embedded: also serve NATS clients on this host:port (needs --nats-user/--nats-password)")
+	fs.StringVar(&o.natsTLSCert, "nats-tls-cert", "", "with --nats-listen: TLS certificate file (PEM) of the embedded NATS server; required off loopback")
+	fs.StringVar(&o.natsTLSKey, "nats-tls-key", "", "with --nats-listen: TLS private key file (PEM) of the embedded NATS server")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file")
 	fs.StringVar(&o.natsUser, "nats-user", "", "NATS user name")
 	fs.StringVar(&o.natsPassword, "nats-password", "", "NATS password (prefer AKVSYNC_NATS_PASSWORD)")
 	fs.IntVar(&o.replicas, "replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
 	fs.StringVar(&o.connections, "connections", "", "JSON file of Azure connections")
 	fs.StringVar(&o.manifest, "emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
+	fs.BoolVar(&o.allowPrivateEndpoints, "allow-private-endpoints", false, "let connections and vaults name loopback, link-local, private or metadata addresses (emulators, tests); implied by --demo and --emulator-manifest")
+	fs.StringVar(&o.oidcDiscovery, "oidc-discovery-url", "", "also accept Entra ID (OpenID Connect) access tokens: the provider's .well-known/openid-configuration URL")
+	fs.StringVar(&o.oidcIssuers, "oidc-issuers", "", "with --oidc-discovery-url: accepted iss values, comma-separated (default: the discovery document's issuer)")
+	fs.StringVar(&o.oidcAudience, "oidc-audience", "", "with --oidc-discovery-url: the aud the tokens must carry (the app's id URI)")
+	fs.StringVar(&o.oidcRoleMap, "oidc-role-map", "", "with --oidc-discovery-url: app role or group to akvsync role, e.g. \"akvsync.admin=admin,<group id>=viewer\"")
 	fs.StringVar(&o.usersFile, "users-file", "", "users file (YAML or JSON, password hashes); see docs/security.md")
 	fs.StringVar(&o.adminPassword, "admin-password", "", "bootstrap admin password (set AKVSYNC_ADMIN_PASSWORD instead of this flag)")
 	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
 	fs.StringVar(&o.masterKeys, "master-keys", "", "master key ring sealing connection secrets, \"kid:base64,…\" (first seals); set AKVSYNC_MASTER_KEYS instead of this flag; generated in --data-dir when embedded")
 	fs.StringVar(&o.masterKeyFile, "master-key-file", "", "file holding the master key ring")
+	fs.DurationVar(&o.usersPoll, "users-file-poll", auth.DefaultUsersFilePoll, "how often the users file is checked for changes (reloaded when its content changes; SIGHUP reloads at once)")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", auth.DefaultTokenLifetime, "access token lifetime")
 	fs.DurationVar(&o.sseMaxDuration, "sse-max-duration", 0, "end each event stream after this long (clients resume where they were, on any replica); 0: never")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
@@ -120,6 +142,10 @@ func parse(args []string, usage io.Writer) (options, error) {
 		return o, errors.New("--nats-listen needs --embedded")
 	case o.natsListen != "" && (o.natsUser == "" || o.natsPassword == ""):
 		return o, errors.New("--nats-listen needs --nats-user and --nats-password: the embedded server never listens without credentials")
+	case (o.natsTLSCert == "") != (o.natsTLSKey == ""):
+		return o, errors.New("--nats-tls-cert and --nats-tls-key go together")
+	case o.natsTLSCert != "" && o.natsListen == "":
+		return o, errors.New("--nats-tls-cert needs --nats-listen")
 	case (o.tlsCert == "") != (o.tlsKey == ""):
 		return o, errors.New("--tls-cert and --tls-key go together")
 	case o.tlsCert != "" && o.tlsSelfSigned:
@@ -128,6 +154,13 @@ func parse(args []string, usage io.Writer) (options, error) {
 	tlsOn := o.tlsCert != "" || o.tlsSelfSigned
 	if err := tlsconfig.CheckListen(o.listen, tlsOn, o.insecureHTTP); err != nil {
 		return o, err
+	}
+	// The embedded NATS server carries connection secrets and the task
+	// stream: never in clear off loopback.
+	if o.natsListen != "" {
+		if err := tlsconfig.CheckListen(o.natsListen, o.natsTLSCert != "", false); err != nil {
+			return o, fmt.Errorf("--nats-listen %s is not a loopback address: give --nats-tls-cert and --nats-tls-key (%w)", o.natsListen, err)
+		}
 	}
 	return o, nil
 }
@@ -201,7 +234,13 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return app.ConnectNATS(ctx, o.natsURL, name, log, opts...)
 	}
 	if o.embedded {
-		ns, err = app.StartEmbeddedNATS(app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword})
+		ncfg := app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword}
+		if o.natsTLSCert != "" {
+			if ncfg.TLS, err = tlsconfig.ServerConfig(o.natsTLSCert, o.natsTLSKey); err != nil {
+				return err
+			}
+		}
+		ns, err = app.StartEmbeddedNATS(ncfg)
 		if err != nil {
 			return err
 		}
@@ -247,7 +286,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer sealer.Close()
-	connReg, err := connections.New(ctx, js, sealer, connections.Config{Logger: log})
+	connReg, err := connections.New(ctx, js, sealer, connections.Config{Logger: log, Endpoints: o.endpointPolicy()})
 	if err != nil {
 		return err
 	}
@@ -314,15 +353,24 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	// Control plane, auth, HTTP.
 	host, _ := os.Hostname()
 	plane, err := control.New(ctx, nc, js, control.Config{LookupConnection: control.RegistryLookup(connReg), Source: "akvsync/api/" + host,
+		Endpoints: o.endpointPolicy(),
 		// A job's record must fit one NATS message of this server's size.
 		MaxJobVaults: 0})
 	if err != nil {
 		return err
 	}
-	authSvc, adminPassword, err := newAuth(ctx, o, js, log)
+	authSvc, adminPassword, closeAuth, err := newAuth(ctx, o, js, log)
 	if err != nil {
 		return err
 	}
+	defer closeAuth()
+	// Users: SIGHUP and a change of the users file reload them, ending
+	// the sessions of removed, disabled or changed users.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadUsersOn(ctx, hup, authSvc)
+	go authSvc.WatchUsersFile(ctx, o.usersPoll)
 	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
 	deps.Connections = connReg
 	deps.MetricsToken = metricsToken
@@ -407,7 +455,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 // embedded process without them generates a key ring once and keeps it in
 // the data directory. In demo mode without any user, an admin password is
 // generated and returned so it can be printed once.
-func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog.Logger) (*auth.Service, string, error) {
+func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog.Logger) (*auth.Service, string, func(), error) {
 	var kid string
 	var keys map[string][]byte
 	var err error
@@ -422,31 +470,83 @@ func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog
 		err = errors.New("give --jwt-keys (or AKVSYNC_JWT_KEYS): every API process must share the signing keys")
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	adminPassword := o.adminPassword
 	generated := ""
 	if adminPassword == "" && o.usersFile == "" {
 		if !o.demo {
-			return nil, "", errors.New("no users: give --users-file or set AKVSYNC_ADMIN_PASSWORD")
+			return nil, "", nil, errors.New("no users: give --users-file or set AKVSYNC_ADMIN_PASSWORD")
 		}
 		if adminPassword, err = auth.GeneratePassword(); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		generated = adminPassword
 	}
 	kv, err := events.Bucket(ctx, js, events.BucketRefreshTokens)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
+	}
+	// The access-token denylist every API replica watches.
+	dkv, err := events.Bucket(ctx, js, events.BucketRevokedTokens)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	revoked, err := auth.NewKVRevocations(ctx, dkv, nil, log)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	oidc, err := oidcVerifier(ctx, o)
+	if err != nil {
+		revoked.Close()
+		return nil, "", nil, err
 	}
 	svc, err := auth.NewService(auth.Config{
 		TokenLifetime: o.tokenLifetime, SigningKeyID: kid, Keys: keys, UsersFile: o.usersFile,
 		BootstrapAdminUsername: auth.DefaultBootstrapAdminUsername, BootstrapAdminPassword: adminPassword,
+		Revocations: revoked, OIDC: oidc,
 	}, auth.NewKVRefreshStore(kv), log)
 	if err != nil {
-		return nil, "", err
+		revoked.Close()
+		return nil, "", nil, err
 	}
-	return svc, generated, nil
+	return svc, generated, revoked.Close, nil
+}
+
+// oidcVerifier builds the Entra ID (OIDC) verifier the flags ask for, or
+// nil.
+func oidcVerifier(ctx context.Context, o options) (*auth.OIDCVerifier, error) {
+	if o.oidcDiscovery == "" {
+		return nil, nil
+	}
+	roles := map[string]auth.Role{}
+	for _, pair := range strings.Split(o.oidcRoleMap, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--oidc-role-map: %q is not <role or group>=<admin|operator|viewer>", pair)
+		}
+		roles[k] = auth.Role(v)
+	}
+	var issuers []string
+	for _, iss := range strings.Split(o.oidcIssuers, ",") {
+		if iss = strings.TrimSpace(iss); iss != "" {
+			issuers = append(issuers, iss)
+		}
+	}
+	return auth.NewOIDCVerifier(ctx, auth.OIDCConfig{DiscoveryURL: o.oidcDiscovery, Issuers: issuers, Audience: o.oidcAudience, RoleMap: roles})
+}
+
+// reloadUsersOn reloads the users of svc at each signal on sig until ctx
+// ends.
+func reloadUsersOn(ctx context.Context, sig <-chan os.Signal, svc *auth.Service) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			_ = svc.ReloadUsers(ctx) // logged; the previous users stay on error
+		}
+	}
 }
 
 // embeddedKeyRing loads the key ring kept at path, creating it (0600) on

@@ -68,6 +68,10 @@ var ErrBodyTooLarge = fmt.Errorf("%w: request body too large", ErrBadRequest)
 // exists for a refresh-token id.
 var ErrRefreshNotFound = errors.New("refresh token not found")
 
+// ErrRefreshReused is returned by [RefreshStore.Use] for a refresh token
+// that was already exchanged: a replay, which revokes its family.
+var ErrRefreshReused = errors.New("refresh token reused")
+
 // ErrInvalidConfig is returned (wrapped with the detail) by [Config.Validate]
 // and by loaders of users files and key rings.
 var ErrInvalidConfig = errors.New("invalid auth configuration")

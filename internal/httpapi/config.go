@@ -21,6 +21,10 @@ const (
 	DefaultIdleTimeout = 120 * time.Second
 	// DefaultMaxHeaderBytes bounds the request headers.
 	DefaultMaxHeaderBytes = 64 << 10
+	// HeaderHardLimitFactor multiplies MaxHeaderBytes into the
+	// http.Server's limit, above which the server itself refuses the
+	// request (before the API can answer in CCKM's shape).
+	HeaderHardLimitFactor = 4
 	// DefaultReadyTimeout bounds the readiness check of /readyz.
 	DefaultReadyTimeout = 2 * time.Second
 	// MaxRequestIDLen bounds an incoming X-Request-Id that is reused.
@@ -42,8 +46,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout: see ReadHeaderTimeout.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes is the http.Server's header limit. Default
-	// [DefaultMaxHeaderBytes].
+	// MaxHeaderBytes bounds the request line and headers: the API answers
+	// a larger request 431 in CCKM's error shape. The http.Server's own
+	// limit ([HeaderHardLimitFactor] times it) answers Go's plain 431
+	// beyond that. Default [DefaultMaxHeaderBytes].
 	MaxHeaderBytes int
 	// ReadyTimeout bounds the check behind /readyz. Default
 	// [DefaultReadyTimeout].
@@ -109,6 +115,6 @@ func NewServer(cfg Config, handler http.Handler) *http.Server {
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		MaxHeaderBytes:    HeaderHardLimitFactor * cfg.MaxHeaderBytes,
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
@@ -172,7 +173,7 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 	if err := (events.Topology{Storage: jetstream.MemoryStorage}).EnsureStreams(ctx, js); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
-	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{rolesConn}})
+	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{rolesConn}, Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatalf("control: %v", err)
 	}
@@ -212,7 +213,7 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sealer.Close() })
-	conns, err := connections.New(ctx, js, sealer, connections.Config{})
+	conns, err := connections.New(ctx, js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/jsonbody"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -156,7 +157,41 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 			a.mux.Handle(rt.method+" "+rt.path+"/{$}", h)
 		}
 	}
-	return a.instrument(http.HandlerFunc(a.dispatch)), nil
+	return a.instrument(a.limits(http.HandlerFunc(a.dispatch))), nil
+}
+
+// limits answers in CCKM's error shape what the http.Server would answer
+// in plain text, or not check: headers over Config.MaxHeaderBytes (431),
+// and a body whose Content-Type is not JSON (415). A body without a
+// Content-Type is taken as JSON (curl -d sends form encoding only when
+// told nothing, so clients are asked to send the header).
+func (a *api) limits(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerBytes(r) > a.cfg.MaxHeaderBytes {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("the request line and headers exceed %d bytes", a.cfg.MaxHeaderBytes))
+			return
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut {
+			if err := jsonbody.CheckContentType(r.Header.Get("Content-Type")); err != nil {
+				writeError(w, http.StatusUnsupportedMediaType, err.Error())
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes is about the size of the request line and headers as sent.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // routes lists every endpoint.
@@ -215,7 +250,9 @@ func (a *api) routes() []route {
 func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 	h, pattern := a.mux.Handler(r)
 	if pattern != "" {
-		a.mux.ServeHTTP(w, r)
+		// The mux redirects unclean paths itself (with a pattern): in
+		// CCKM's shape instead of its HTML.
+		a.mux.ServeHTTP(&redirectShaper{ResponseWriter: w}, r)
 		return
 	}
 	// The mux's own 404/405 handler: learn which, keep its Allow header.
@@ -227,14 +264,40 @@ func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if probe.status >= 300 && probe.status < 400 { // a path-cleaning redirect
-		for k, v := range probe.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(probe.status)
+		loc := probe.header.Get("Location")
+		w.Header().Set("Location", loc)
+		writeError(w, probe.status, "the resource is at "+loc)
 		return
 	}
 	writeError(w, http.StatusNotFound, "Resource not found")
 }
+
+// redirectShaper answers a 3xx the mux writes (path cleaning) with a CCKM
+// error body, dropping the mux's HTML. No handler of the API redirects.
+type redirectShaper struct {
+	http.ResponseWriter
+	redirected bool
+}
+
+func (s *redirectShaper) WriteHeader(status int) {
+	if status >= 300 && status < 400 && !s.redirected {
+		s.redirected = true
+		s.ResponseWriter.Header().Del("Content-Type")
+		writeError(s.ResponseWriter, status, "the resource is at "+s.ResponseWriter.Header().Get("Location"))
+		return
+	}
+	s.ResponseWriter.WriteHeader(status)
+}
+
+func (s *redirectShaper) Write(b []byte) (int, error) {
+	if s.redirected {
+		return len(b), nil
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (streaming).
+func (s *redirectShaper) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // statusProbe is a ResponseWriter that only records the status and headers.
 type statusProbe struct {

@@ -111,7 +111,7 @@ func setup(t testing.TB, o envOptions) *env {
 		ActiveDirectoryEndpoint: m.AuthorityHost, ExtraCAPEM: m.CACertPEM, DisableChallengeResourceVerification: true,
 	}
 	// "ghost" is a connection the API accepts but no worker knows.
-	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator", "ghost"},
+	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{"emulator", "ghost"}, Endpoints: azure.EndpointPolicy{AllowPrivate: true},
 		MaxJobVaults: 0})
 	if err != nil {
 		t.Fatal(err)

@@ -118,7 +118,7 @@ func (r Role) access() access {
 	switch r {
 	case RoleAPI:
 		return access{
-			kvWrite:         []string{BucketJobs, BucketVaults, BucketConnections, BucketLocks, BucketRefreshTokens, BucketSubscriptions, BucketTickets},
+			kvWrite:         []string{BucketJobs, BucketVaults, BucketConnections, BucketLocks, BucketRefreshTokens, BucketSubscriptions, BucketTickets, BucketRevokedTokens},
 			kvPurgeSubjects: []string{BucketJobs},
 			// Server-sent events.
 			readers: []string{StreamEvents},

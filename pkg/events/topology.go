@@ -46,6 +46,12 @@ const (
 	// a hash of the ticket), so any API replica redeems a ticket another
 	// issued; records expire with the bucket's TTL (Topology.TicketTTL).
 	BucketTickets = "akvsync-tickets"
+	// BucketRevokedTokens is the API's access-token denylist, written and
+	// watched by every API process: "jti.<jti>" (one revoked token, valued
+	// with its expiry) and "sub.<digest of a username>" (every token of
+	// the user issued up to a moment). Its TTL (Topology.RevokedTokenTTL)
+	// outlives any access token.
+	BucketRevokedTokens = "akvsync-revoked-tokens"
 )
 
 // Defaults of [Topology].
@@ -66,6 +72,9 @@ const (
 	// DefaultTicketTTL is the TTL of the tickets bucket: at least an
 	// event-stream ticket's lifetime (30 s in the API).
 	DefaultTicketTTL = time.Minute
+	// DefaultRevokedTokenTTL outlives the longest access token the API
+	// issues (24h) plus its clock-skew leeway.
+	DefaultRevokedTokenTTL = 25 * time.Hour
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -97,6 +106,9 @@ type Topology struct {
 	// TicketTTL is how long an event-stream ticket record stays in its
 	// bucket; it must be at least the API's ticket lifetime.
 	TicketTTL time.Duration
+	// RevokedTokenTTL is how long an access-token revocation is kept: at
+	// least the access-token lifetime plus clock skew.
+	RevokedTokenTTL time.Duration
 }
 
 // WithDefaults returns t with zero fields replaced by defaults.
@@ -127,6 +139,9 @@ func (t Topology) WithDefaults() Topology {
 	}
 	if t.TicketTTL == 0 {
 		t.TicketTTL = DefaultTicketTTL
+	}
+	if t.RevokedTokenTTL == 0 {
+		t.RevokedTokenTTL = DefaultRevokedTokenTTL
 	}
 	return t
 }
@@ -214,6 +229,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketSubscriptions, "akvsync: Azure subscriptions seen by discovery", 0),
 		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
 		kv(BucketTickets, "akvsync: API event-stream tickets (hashed, single use)", t.TicketTTL),
+		kv(BucketRevokedTokens, "akvsync: revoked API access tokens (jti.<jti>, sub.<user digest>)", t.RevokedTokenTTL),
 	}
 }
 

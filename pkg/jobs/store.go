@@ -217,7 +217,7 @@ func casRev[T any](ctx context.Context, kv jetstream.KeyValue, key string, retri
 			return v, false, fmt.Errorf("%w: %s", ErrContended, key)
 		}
 		// Back off a little, with jitter, so racing writers spread out.
-		t := time.NewTimer(time.Duration(rand.Int64N(int64(casBackoff) * int64(min(attempt+1, 8)))))
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(casBackoff) * int64(min(attempt+1, 8))))) // #nosec G404 -- backoff jitter, not a secret
 		select {
 		case <-ctx.Done():
 			t.Stop()
