@@ -15,7 +15,8 @@
 # 6222-6224, API https://127.0.0.1:8443 (self-signed; its certificate is
 # $AKVSYNC_LOCAL_DIR/api/tls-cert.pem). Override the base ports with
 # AKVSYNC_LOCAL_NATS_PORT, AKVSYNC_LOCAL_HTTP_PORT, AKVSYNC_LOCAL_ROUTE_PORT
-# and AKVSYNC_LOCAL_API_PORT.
+# and AKVSYNC_LOCAL_API_PORT. The workers serve /metrics, /healthz and
+# /readyz on http://127.0.0.1:9091 and :9092 (AKVSYNC_LOCAL_METRICS_PORT).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,6 +26,7 @@ NATS_PORT=${AKVSYNC_LOCAL_NATS_PORT:-4222}
 HTTP_PORT=${AKVSYNC_LOCAL_HTTP_PORT:-8222}
 ROUTE_PORT=${AKVSYNC_LOCAL_ROUTE_PORT:-6222}
 API_PORT=${AKVSYNC_LOCAL_API_PORT:-8443}
+METRICS_PORT=${AKVSYNC_LOCAL_METRICS_PORT:-9091}
 VAULTS=${AKVSYNC_LOCAL_VAULTS:-6}
 KEYS=${AKVSYNC_LOCAL_KEYS:-100}
 API=https://127.0.0.1:$API_PORT
@@ -137,9 +139,12 @@ start() {
   for w in 1 2; do
     spawn "worker-$w" AKVSYNC_NATS_PASSWORD="$AKVSYNC_NATS_WORKER_PASSWORD" -- \
       "$BIN/worker" --nats-url "$NATS_URL" --nats-user akvsync-worker --replicas 3 \
-      --store "$DIR/worker-$w.db"
+      --store "$DIR/worker-$w.db" --metrics-listen "127.0.0.1:$((METRICS_PORT + w - 1))"
   done
   wait_for "API ready" 120 curl -sf --cacert "$DIR/api/tls-cert.pem" "$API/readyz"
+  for w in 1 2; do
+    wait_for "worker-$w ready" 120 curl -sf "http://127.0.0.1:$((METRICS_PORT + w - 1))/readyz"
+  done
   log "API ready: $API (certificate $DIR/api/tls-cert.pem, admin password in $DIR/secrets.env)"
 }
 
@@ -167,6 +172,12 @@ stop() {
 call() {
   curl -sf --cacert "$DIR/api/tls-cert.pem" -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/json' -X "$1" "$API$2" ${3:+-d "$3"}
+}
+
+# metric PORT SERIES: the value of one series of a worker's /metrics, as
+# an integer (0 when absent).
+metric() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { printf "%d", $2; found = 1 } END { if (!found) print 0 }'
 }
 
 smoke() {
@@ -197,6 +208,18 @@ smoke() {
   total=$(call GET '/api/v1/cckm/azure/keys?limit=1' | jq -r .total)
   log "job $status; the API lists $total keys (want $((VAULTS * KEYS)))"
   [[ $total == $((VAULTS * KEYS)) ]] || die "wrong key count"
+  # The workers' own accounting, scraped as Prometheus would: together
+  # they synced every key once and completed every vault.
+  local synced=0 completed=0 n
+  for w in 1 2; do
+    n=$(metric "$((METRICS_PORT + w - 1))" 'akvsync_keys_synced_total{outcome="new"}')
+    synced=$((synced + n))
+    n=$(metric "$((METRICS_PORT + w - 1))" 'akvsync_vault_syncs_total{status="completed"}')
+    completed=$((completed + n))
+  done
+  log "worker metrics: $synced new keys synced, $completed vault syncs completed"
+  [[ $synced == $((VAULTS * KEYS)) ]] || die "the workers' metrics count $synced new keys, want $((VAULTS * KEYS))"
+  [[ $completed == "$VAULTS" ]] || die "the workers' metrics count $completed completed vault syncs, want $VAULTS"
   if grep -l "Violation" "$DIR"/logs/nats-*.log >/dev/null 2>&1; then
     die "nats-server refused a service request: $(grep -h Violation "$DIR"/logs/nats-*.log | head -3)"
   fi

@@ -223,12 +223,16 @@ func (r Role) Permissions() Permissions {
 			"$JS.ACK."+s+"."+c+".>", "$JS.ACK.*.*."+s+"."+c+".>")
 	}
 	for _, s := range a.readers {
-		// Named creates only: with or without a filter subject.
+		// Named creates only: with or without a filter subject. An
+		// ordered consumer deletes itself when it resets or stops.
 		add("$JS.API.CONSUMER.CREATE."+s+".*", "$JS.API.CONSUMER.CREATE."+s+".*.>",
-			"$JS.API.CONSUMER.MSG.NEXT."+s+".*", "$JS.API.CONSUMER.INFO."+s+".*")
-		// Never the stream's durable consumers: the create and pull forms
-		// above end in the consumer name, so denying it names them all.
+			"$JS.API.CONSUMER.MSG.NEXT."+s+".*", "$JS.API.CONSUMER.INFO."+s+".*",
+			"$JS.API.CONSUMER.DELETE."+s+".*")
+		// Never the stream's durable consumers: the create, pull and
+		// delete forms above end in the consumer name, so denying it
+		// names them all.
 		for _, d := range durablesOf(s) {
+			deny = append(deny, "$JS.API.CONSUMER.DELETE."+s+"."+d)
 			if a.durables[s] == d {
 				continue
 			}
