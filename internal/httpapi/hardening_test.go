@@ -63,12 +63,14 @@ func TestHardening(t *testing.T) {
 	validJob := `{"key_vaults":["vault-a"]}`
 
 	t.Run("a client sending headers slower than ReadHeaderTimeout is disconnected", func(t *testing.T) {
+		// Timed from before the dial: the server's header deadline starts
+		// when it accepts, which is after the dial began.
+		start := time.Now()
 		conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		start := time.Now()
 		// The writer trickles a header that never ends, one byte every
 		// 20 ms, until the server hangs up (a write fails) or we stop it.
 		stop := make(chan struct{})
