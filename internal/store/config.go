@@ -15,7 +15,7 @@ const (
 	// DefaultResidentRelease is how often, at most, the store checks whether
 	// to hand the pages of the memory-mapped file back to the page cache
 	// (see Config.ResidentRelease).
-	DefaultResidentRelease = 10 * time.Millisecond
+	DefaultResidentRelease = 2 * time.Millisecond
 	// DefaultResidentLimit is the process's file-backed resident memory
 	// above which the store releases the map's pages (see
 	// Config.ResidentLimit).
