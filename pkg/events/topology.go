@@ -15,6 +15,10 @@ const (
 	StreamTasks    = "AKVSYNC_TASKS"
 	StreamEvents   = "AKVSYNC_EVENTS"
 	StreamKeys     = "AKVSYNC_KEYS"
+	// StreamSchedules holds one schedule message per enabled scheduler
+	// job config (the server fires it at each cron tick) and the fire
+	// messages the server publishes from them.
+	StreamSchedules = "AKVSYNC_SCHEDULES"
 )
 
 // Durable consumer names. Every worker process binds to the same durable,
@@ -23,6 +27,8 @@ const (
 	ConsumerPlanner     = "planner"
 	ConsumerVaultSyncer = "vault-syncer"
 	ConsumerJobTracker  = "job-tracker"
+	// ConsumerScheduleFirer turns schedule fire messages into sync jobs.
+	ConsumerScheduleFirer = "schedule-firer"
 )
 
 // Key-value bucket names.
@@ -42,6 +48,10 @@ const (
 	// Azure requests in the subscription at the budget divided by the
 	// live leases (pkg/sync.Budget).
 	BucketBudget = "akvsync-budget"
+	// BucketJobConfigs holds the scheduler's job configs ("config.<id>"),
+	// their unique names ("name.<hex of the lower-cased name>" -> id) and
+	// their firing state ("state.<id>": last tick, last job, claim).
+	BucketJobConfigs = "akvsync-job-configs"
 )
 
 // Defaults of [Topology].
@@ -59,6 +69,9 @@ const (
 	// back soon; a tracker that needs longer (finishing a job) extends it.
 	DefaultTrackerAckWait = 10 * time.Second
 	DefaultBudgetLeaseTTL = 10 * time.Second
+	// DefaultScheduleAckWait is how long a schedule fire may go without
+	// an ack or a heartbeat before another replica takes it over.
+	DefaultScheduleAckWait = 30 * time.Second
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -87,6 +100,9 @@ type Topology struct {
 	// BudgetLeaseTTL is how long a worker's subscription-budget lease
 	// lives unrenewed: a worker that died stops counting after it.
 	BudgetLeaseTTL time.Duration
+	// ScheduleAckWait is how long a schedule fire may go unacked (no
+	// heartbeat) before it is redelivered to another replica.
+	ScheduleAckWait time.Duration
 }
 
 // WithDefaults returns t with zero fields replaced by defaults.
@@ -115,6 +131,9 @@ func (t Topology) WithDefaults() Topology {
 	if t.BudgetLeaseTTL == 0 {
 		t.BudgetLeaseTTL = DefaultBudgetLeaseTTL
 	}
+	if t.ScheduleAckWait == 0 {
+		t.ScheduleAckWait = DefaultScheduleAckWait
+	}
 	return t
 }
 
@@ -133,6 +152,8 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("%w: task max deliver must be at least 1, got %d", ErrTopology, t.TaskMaxDeliver)
 	case t.BudgetLeaseTTL < time.Second:
 		return fmt.Errorf("%w: budget lease TTL must be at least 1s, got %s", ErrTopology, t.BudgetLeaseTTL)
+	case t.ScheduleAckWait < time.Second:
+		return fmt.Errorf("%w: schedule ack wait must be at least 1s, got %s", ErrTopology, t.ScheduleAckWait)
 	}
 	return nil
 }
@@ -163,7 +184,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		{
 			Name:        StreamEvents,
 			Description: "akvsync: job and vault events (CloudEvents 1.0 JSON)",
-			Subjects:    []string{subjEventJob + ".*.*", subjEventVault + ".*.*.*"},
+			Subjects:    []string{subjEventJob + ".*.*", subjEventVault + ".*.*.*", subjEventSchedule + ".*.*"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      t.EventsMaxAge,
 			Storage:     t.Storage,
@@ -175,6 +196,16 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Subjects:          []string{subjKey + ".*.*"},
 			Retention:         jetstream.LimitsPolicy,
 			MaxMsgsPerSubject: 1,
+			Storage:           t.Storage,
+			Replicas:          t.Replicas,
+		},
+		{
+			Name:              StreamSchedules,
+			Description:       "akvsync: scheduler job config schedules and their fires",
+			Subjects:          []string{subjScheduleArm + ".*", subjScheduleFire + ".*"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1,
+			AllowMsgSchedules: true,
 			Storage:           t.Storage,
 			Replicas:          t.Replicas,
 		},
@@ -198,6 +229,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketRefreshTokens, "akvsync: API refresh tokens (hashed)", t.RefreshTokenTTL),
 		kv(BucketSubscriptions, "akvsync: Azure subscriptions seen by discovery", 0),
 		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
+		kv(BucketJobConfigs, "akvsync: scheduler job configs, names and firing state", 0),
 	}
 }
 
@@ -229,6 +261,15 @@ func (t Topology) Consumers() map[string]jetstream.ConsumerConfig {
 			MaxDeliver:     -1,
 			FilterSubjects: TrackerFilters(),
 			MaxAckPending:  DefaultMaxAckPending,
+		},
+		StreamSchedules: {
+			Durable:       ConsumerScheduleFirer,
+			Description:   "akvsync: starts the sync job of each schedule tick",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       t.ScheduleAckWait,
+			MaxDeliver:    -1,
+			FilterSubject: subjScheduleFire + ".*",
+			MaxAckPending: DefaultMaxAckPending,
 		},
 	}
 }
