@@ -189,13 +189,16 @@ func (s *Scheduler) fire(ctx context.Context, id string, tick time.Time, catchUp
 			return nil // handled already
 		}
 		now := s.cfg.Now().UTC()
-		if st.ClaimTick.Equal(tick) && st.ClaimJobID != "" {
+		if st.ClaimJobID != "" {
 			if now.Sub(st.ClaimAt) < s.cfg.ClaimLease {
 				return errClaimed
 			}
 			// Take over a dead replica's claim: its job may exist.
 			if _, err := s.jobs.Header(ctx, st.ClaimJobID); err == nil {
-				return s.record(ctx, &r.JobConfig, tick, st.ClaimJobID, catchUp)
+				if err := s.record(ctx, &r.JobConfig, st.ClaimTick, st.ClaimJobID, catchUp); err != nil || st.ClaimTick.Equal(tick) {
+					return err
+				}
+				continue // an older tick's job: recorded; now this tick
 			} else if !errors.Is(err, control.ErrNotFound) {
 				return err
 			}
