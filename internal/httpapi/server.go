@@ -70,6 +70,9 @@ type Deps struct {
 	// Azure Resource Manager and keeps the stored subscriptions; without
 	// it the discovery routes answer 503.
 	Discovery DiscoveryService
+	// Scheduler stores CCKM scheduler job configs; without it the
+	// job-config routes answer 503.
+	Scheduler ScheduleService
 	// Log receives one line per request and the errors behind 5xx answers.
 	Log zerolog.Logger
 	// Registry, when set (and Metrics is not), gets the HTTP metrics
@@ -169,6 +172,11 @@ func (a *api) routes() []route {
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},
 		{"GET", EventsPath, auth.PermJobsRead, a.streamEvents},
 
+		{"POST", JobConfigsPath, auth.PermSchedulesWrite, a.createJobConfig},
+		{"GET", JobConfigsPath, auth.PermSchedulesRead, a.listJobConfigs},
+		{"GET", JobConfigsPath + "/{id}", auth.PermSchedulesRead, a.getJobConfig},
+		{"PATCH", JobConfigsPath + "/{id}", auth.PermSchedulesWrite, a.patchJobConfig},
+		{"DELETE", JobConfigsPath + "/{id}", auth.PermSchedulesWrite, a.deleteJobConfig},
 		{"POST", ConnectionsPath, auth.PermConnectionsWrite, a.createConnection},
 		{"GET", ConnectionsPath, auth.PermConnectionsRead, a.listConnections},
 		{"GET", ConnectionsPath + "/{id}", auth.PermConnectionsRead, a.getConnection},
