@@ -41,7 +41,9 @@ func (s *Scheduler) Run(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	defer it.Stop()
 	go func() { <-ctx.Done(); it.Stop() }()
-	go s.catchUpLoop(ctx)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.catchUpLoop(cctx)
 	for {
 		msg, err := it.Next()
 		if err != nil {
