@@ -21,6 +21,7 @@ import (
 	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/schedule"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/akvemu"
@@ -134,6 +135,9 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	logs := &syncBuffer{}
 	deps := httpapi.DepsFromPlane(plane, authSvc, zerolog.New(logs), prometheus.NewRegistry())
 	deps.Connections = connReg
+	if deps.Scheduler, err = schedule.New(ctx, js, plane.Jobs, schedule.Config{}); err != nil {
+		t.Fatalf("schedule: %v", err)
+	}
 	if o.discovery {
 		dcfg := discovery.Config{Logger: zerolog.New(logs)}
 		if o.disco != nil {
