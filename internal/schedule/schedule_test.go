@@ -3,6 +3,7 @@ package schedule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -43,9 +44,15 @@ func testCtx(t *testing.T) context.Context {
 func setup(t *testing.T) *env {
 	t.Helper()
 	srv := natstest.RunServer(t, natstest.Options{})
-	nc, js := natstest.Connect(t, srv)
+	return setupOn(t, srv.ClientURL(), 1)
+}
+
+// setupOn is setup on the servers at url, with replicas of everything.
+func setupOn(t *testing.T, url string, replicas int) *env {
+	t.Helper()
+	nc, js := natstest.ConnectURL(t, url)
 	ctx := testCtx(t)
-	topo := events.Topology{Storage: jetstream.MemoryStorage, ScheduleAckWait: time.Second}
+	topo := events.Topology{Replicas: replicas, Storage: jetstream.MemoryStorage, ScheduleAckWait: time.Second}
 	if err := topo.EnsureStreams(ctx, js); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
@@ -72,7 +79,13 @@ func setup(t *testing.T) *env {
 // run_at's.
 func (e *env) scheduler(pattern string) *Scheduler {
 	e.t.Helper()
-	s, err := New(testCtx(e.t), e.js, e.plane.Jobs, Config{
+	return e.schedulerOn(e.js, e.plane.Jobs, pattern)
+}
+
+// schedulerOn is scheduler over its own connection and control plane.
+func (e *env) schedulerOn(js jetstream.JetStream, jobs *control.Jobs, pattern string) *Scheduler {
+	e.t.Helper()
+	s, err := New(testCtx(e.t), js, jobs, Config{
 		ClaimLease: time.Second, CatchUpEvery: time.Hour,
 		Pattern: func(string) string { return pattern },
 	})
@@ -86,7 +99,7 @@ func (e *env) scheduler(pattern string) *Scheduler {
 func (e *env) run(s *Scheduler) context.CancelFunc {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(testCtx(e.t))
-	cons, err := e.topo.EnsureConsumer(ctx, e.js, events.StreamSchedules)
+	cons, err := e.topo.EnsureConsumer(ctx, s.js, events.StreamSchedules)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -437,4 +450,78 @@ func TestCatchUpOnce(t *testing.T) {
 	if f := w.fired[0]; !f.CatchUp || f.JobConfigID != c.ID || !f.Tick.Equal(now().Truncate(time.Minute)) {
 		t.Fatalf("fired %+v", f)
 	}
+}
+
+// TestClusterNodeDies: three replicas, each on its own node of a three-node
+// cluster, share an every-second schedule. The node leading the schedules
+// stream (the one whose server fires) is killed with the replica on it;
+// the schedule keeps firing from the new leader, and each tick fired has
+// exactly one job.
+func TestClusterNodeDies(t *testing.T) {
+	t.Parallel()
+	servers := natstest.RunCluster(t, 3)
+	e := setupOn(t, natstest.ClusterURLs(servers), 3)
+	ctx := testCtx(t)
+	cancels := make([]context.CancelFunc, 3)
+	var reps []*Scheduler
+	for i, srv := range servers {
+		nc, js := natstest.ConnectURL(t, srv.ClientURL())
+		plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{testConn}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, e.schedulerOn(js, plane.Jobs, everySecond))
+		cancels[i] = e.run(reps[i])
+	}
+	w := e.watch(func(d events.ScheduleEvent) { e.finish(d.JobID) })
+	c := e.create(reps[0])
+	firedAtLeast := func(n int) {
+		t.Helper()
+		natstest.CheckFor(t, 45*time.Second, 50*time.Millisecond, func() error {
+			if f, _ := w.counts(); f < n {
+				return errors.New("too few ticks fired")
+			}
+			return nil
+		})
+	}
+	firedAtLeast(3)
+	st, err := e.js.Stream(ctx, events.StreamSchedules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("schedules stream info: %+v %v", info, err)
+	}
+	killed := -1
+	for i, srv := range servers {
+		if srv.Name() == info.Cluster.Leader {
+			killed = i
+		}
+	}
+	if killed < 0 {
+		t.Fatalf("leader %q is no server", info.Cluster.Leader)
+	}
+	cancels[killed]()
+	servers[killed].Shutdown()
+	f, _ := w.counts()
+	firedAtLeast(f + 3)
+	if err := reps[(killed+1)%3].Delete(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		ticks := map[time.Time]string{}
+		for _, f := range w.fired {
+			if other, dup := ticks[f.Tick]; dup && other != f.JobID {
+				t.Fatalf("tick %s fired jobs %s and %s", f.Tick, other, f.JobID)
+			}
+			ticks[f.Tick] = f.JobID
+		}
+		if n := e.jobsCreated(); n != uint64(len(ticks)) {
+			return fmt.Errorf("%d jobs created for %d ticks fired", n, len(ticks))
+		}
+		return nil
+	})
 }
