@@ -175,7 +175,6 @@ type Page struct {
 type Scheduler struct {
 	kv     jetstream.KeyValue
 	js     jetstream.JetStream
-	stream jetstream.Stream
 	jobs   *control.Jobs
 	cfg    Config
 	parser cron.Parser
@@ -196,12 +195,11 @@ func New(ctx context.Context, js jetstream.JetStream, jobs *control.Jobs, cfg Co
 	if err != nil {
 		return nil, fmt.Errorf("schedule: %w", err)
 	}
-	stream, err := js.Stream(ctx, events.StreamSchedules)
-	if err != nil {
+	if _, err := js.Stream(ctx, events.StreamSchedules); err != nil {
 		return nil, fmt.Errorf("schedule: stream %s: %w", events.StreamSchedules, err)
 	}
 	return &Scheduler{
-		kv: kv, js: js, stream: stream, jobs: jobs, cfg: cfg.WithDefaults(),
+		kv: kv, js: js, jobs: jobs, cfg: cfg.WithDefaults(),
 		parser: cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow),
 	}, nil
 }
@@ -528,12 +526,22 @@ func (s *Scheduler) arm(ctx context.Context, c *JobConfig) error {
 	return nil
 }
 
-// disarm removes a config's schedule message and any fire not yet taken.
+// DisarmMarkerTTL is how long the marker that disarms a schedule stays.
+const DisarmMarkerTTL = time.Minute
+
+// disarm stops a config's schedule: a plain message on its arm subject
+// replaces the schedule message (the stream keeps one per subject, and the
+// server drops the schedule of a subject whose last message has none);
+// the marker itself expires after DisarmMarkerTTL. No stream purge, which
+// the API's NATS user may not do. A fire already published is dropped by
+// the firing replica (the config is disabled or gone).
 func (s *Scheduler) disarm(ctx context.Context, id string) error {
-	for _, subj := range []string{events.ScheduleArmSubject(id), events.ScheduleFireSubject(id)} {
-		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-			return unavailable("disarm schedule", err)
-		}
+	body, err := json.Marshal(map[string]any{"job_config_id": id, "disarmed": true})
+	if err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+	if _, err := s.js.Publish(ctx, events.ScheduleArmSubject(id), body, jetstream.WithMsgTTL(DisarmMarkerTTL)); err != nil {
+		return unavailable("disarm schedule", err)
 	}
 	return nil
 }

@@ -402,6 +402,41 @@ func TestDisabledAndEndDate(t *testing.T) {
 		}
 		return errors.New("re-enabled config has not fired")
 	})
+	// Disabling disarms the server's schedule: no more fire messages
+	// while a second config ticks three times.
+	if _, err := s.Update(testCtx(t), c.ID, Request{Disabled: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.js.Stream(testCtx(t), events.StreamSchedules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastFire := func() uint64 {
+		m, err := st.GetLastMsgForSubject(testCtx(t), events.ScheduleFireSubject(c.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Sequence
+	}
+	before := lastFire()
+	marker2 := e.create(s, func(r *Request) { r.Params = &SyncParams{SynchronizeAll: true} })
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		n := 0
+		for _, ev := range append(w.fired, w.skipped...) {
+			if ev.JobConfigID == marker2.ID {
+				n++
+			}
+		}
+		if n < 3 {
+			return errors.New("second marker has not ticked thrice")
+		}
+		return nil
+	})
+	if after := lastFire(); after != before {
+		t.Fatalf("a disabled config's schedule still fires (fire seq %d -> %d)", before, after)
+	}
 }
 
 // TestCatchUpOnce: while nothing ran, many ticks passed; catch-up fires

@@ -206,6 +206,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Retention:         jetstream.LimitsPolicy,
 			MaxMsgsPerSubject: 1,
 			AllowMsgSchedules: true,
+			AllowMsgTTL:       true, // disarm markers expire
 			Storage:           t.Storage,
 			Replicas:          t.Replicas,
 		},
