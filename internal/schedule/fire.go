@@ -120,8 +120,15 @@ func (s *Scheduler) CatchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	st, err := s.js.Stream(ctx, events.StreamSchedules)
+	if err != nil {
+		return unavailable("read schedules stream", err)
+	}
 	var errs []error
 	for _, r := range rs {
+		if err := s.reconcile(ctx, st, &r.JobConfig); err != nil {
+			errs = append(errs, err)
+		}
 		if r.Disabled {
 			continue
 		}
@@ -138,6 +145,30 @@ func (s *Scheduler) CatchUp(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reconcile re-arms (or disarms) a config whose schedule message is not
+// what the config says: an update whose arming failed after the config was
+// stored, or a schedule lost with a stream.
+func (s *Scheduler) reconcile(ctx context.Context, st jetstream.Stream, c *JobConfig) error {
+	want := ""
+	if !c.Disabled && (c.EndDate == nil || !c.EndDate.Before(s.cfg.Now())) {
+		want = s.cfg.Pattern(c.RunAt)
+	}
+	have := ""
+	m, err := st.GetLastMsgForSubject(ctx, events.ScheduleArmSubject(c.ID))
+	switch {
+	case err == nil:
+		have = m.Header.Get(jetstream.ScheduleHeader)
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		return unavailable("read schedule", err)
+	}
+	if have == want {
+		return nil
+	}
+	s.cfg.Log.Info().Str("job_config_id", c.ID).Str("want", want).Str("have", have).Msg("re-arming a schedule that differs from its config")
+	return s.arm(ctx, c)
 }
 
 // fireAt fires the tick of a fire message published at ts. A fire that is
@@ -160,6 +191,11 @@ func (s *Scheduler) fireAt(ctx context.Context, id string, ts time.Time, catchUp
 		tick, catchUp = latest, true
 	}
 	if tick.IsZero() {
+		return nil
+	}
+	if r.EndDate != nil && tick.After(*r.EndDate) {
+		// Past its end: stop the server firing it (best effort).
+		_ = s.disarm(ctx, id)
 		return nil
 	}
 	return s.fire(ctx, id, tick, catchUp)

@@ -560,3 +560,41 @@ func TestClusterNodeDies(t *testing.T) {
 		return nil
 	})
 }
+
+// TestReconcileRearms: a config whose schedule message was lost (here:
+// replaced by a disarm marker behind its back) is re-armed by the next
+// catch-up, and a disabled one stays disarmed.
+func TestReconcileRearms(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s := e.scheduler(everySecond)
+	ctx := testCtx(t)
+	c := e.create(s)
+	off := e.create(s, func(r *Request) { r.Disabled = ptr(true) })
+	if err := s.disarm(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.js.Stream(ctx, events.StreamSchedules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern := func(id string) string {
+		m, err := st.GetLastMsgForSubject(ctx, events.ScheduleArmSubject(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Header.Get(jetstream.ScheduleHeader)
+	}
+	if p := pattern(c.ID); p != "" {
+		t.Fatalf("disarmed pattern %q", p)
+	}
+	if err := s.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := pattern(c.ID); p != everySecond {
+		t.Fatalf("re-armed pattern %q, want %q", p, everySecond)
+	}
+	if p := pattern(off.ID); p != "" {
+		t.Fatalf("disabled config armed: %q", p)
+	}
+}
