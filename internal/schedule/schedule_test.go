@@ -598,3 +598,20 @@ func TestReconcileRearms(t *testing.T) {
 		t.Fatalf("disabled config armed: %q", p)
 	}
 }
+
+// TestRunAtForms: the cron forms run_at accepts are armed as they are
+// by nats-server's own scheduler (the default pattern, seconds 0).
+func TestRunAtForms(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	s, err := New(testCtx(t), e.js, e.plane.Jobs, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, runAt := range []string{"0 9 * * sat", "*/15 * * * *", "0 0 1 jan *", "0 9 ? * mon-fri", "5,10 1-3 * * 0", "0  9 * * SUN"} {
+		c := e.create(s, func(r *Request) { r.RunAt = ptr(runAt) })
+		if c.RunAt == "" || len(c.RunAt) > len(runAt) {
+			t.Errorf("run_at %q stored as %q", runAt, c.RunAt)
+		}
+	}
+}
