@@ -137,11 +137,26 @@ func RunCluster(t testing.TB, n int) []*server.Server {
 			t.Fatal("natstest: cluster server not ready in 10s")
 		}
 	}
+	// Ready when some server leads the meta group and sees every peer
+	// current: before that, placing an R3 asset fails ("peer offline").
 	CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for _, s := range servers {
-			if s.JetStreamIsLeader() {
-				return nil
+			if !s.JetStreamIsLeader() {
+				continue
 			}
+			jsz, err := s.Jsz(&server.JSzOptions{})
+			if err != nil || jsz.Meta == nil {
+				return fmt.Errorf("meta info: %v", err)
+			}
+			if len(jsz.Meta.Replicas) != n-1 {
+				return fmt.Errorf("meta leader sees %d of %d peers", len(jsz.Meta.Replicas), n-1)
+			}
+			for _, p := range jsz.Meta.Replicas {
+				if !p.Current || p.Offline {
+					return fmt.Errorf("peer %s not current", p.Name)
+				}
+			}
+			return nil
 		}
 		return errors.New("no JetStream meta leader yet")
 	})

@@ -258,8 +258,10 @@ func (s *Scheduler) fire(ctx context.Context, id string, tick time.Time, catchUp
 			continue
 		}
 		s.stage("claimed")
+		stopRenew := s.renewClaim(ctx, id, claim.ClaimJobID)
 		req := control.CreateJobRequest{KeyVaults: r.Params.KeyVaults, SynchronizeAll: r.Params.SynchronizeAll}
 		_, err = s.jobs.CreateScheduled(ctx, req, id, claim.ClaimJobID)
+		stopRenew()
 		switch {
 		case err == nil:
 			s.stage("created")
@@ -276,6 +278,33 @@ func (s *Scheduler) fire(ctx context.Context, id string, tick time.Time, catchUp
 		}
 	}
 	return fmt.Errorf("schedule: config %s: state contended", id)
+}
+
+// renewClaim keeps a claim fresh while its job is being created, so no
+// replica takes over a live claimant's tick (only a dead one's stops being
+// renewed). The returned stop waits for the renewer to end.
+func (s *Scheduler) renewClaim(ctx context.Context, id, jobID string) (stop func()) {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(s.cfg.ClaimLease/4, 50*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			st, rev, err := s.state(rctx, id)
+			if err != nil || st.ClaimJobID != jobID {
+				continue
+			}
+			st.ClaimAt = s.cfg.Now().UTC()
+			_, _ = s.putState(rctx, id, st, rev)
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // record marks tick handled by jobID and publishes the fired event.
