@@ -614,4 +614,20 @@ func TestRunAtForms(t *testing.T) {
 			t.Errorf("run_at %q stored as %q", runAt, c.RunAt)
 		}
 	}
+	// A new run_at re-arms the server's schedule with it.
+	c := e.create(s)
+	if _, err := s.Update(testCtx(t), c.ID, Request{RunAt: ptr("30 4 * * mon")}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.js.Stream(testCtx(t), events.StreamSchedules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(testCtx(t), events.ScheduleArmSubject(c.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := m.Header.Get(jetstream.ScheduleHeader); p != "0 30 4 * * mon" {
+		t.Fatalf("armed pattern %q after patching run_at", p)
+	}
 }
