@@ -425,6 +425,54 @@ func TestDistributedSyncAll(t *testing.T) {
 		}
 	})
 
+	t.Run("SchedulerUnderTheAPIUser", func(t *testing.T) {
+		// A job config created through the API fires (armed here every
+		// second, as the API user may) into one job the API process
+		// creates, acks and announces under its NATS user's permissions.
+		var cfg struct {
+			ID string `json:"id"`
+		}
+		if code := cl.c.do("POST", "/api/v1/scheduler/job-configs", map[string]any{
+			"name": "e2e-every-minute", "run_at": "* * * * *",
+			"cckm_synchronization_params": map[string]any{"synchronize_all": true},
+		}, &cfg); code != http.StatusCreated {
+			t.Fatalf("create job config: %d", code)
+		}
+		nc, err := nats.Connect(cl.natsURL, nats.UserInfo("akvsync-api", apiPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		if _, err := js.Publish(cl.ctx, events.ScheduleArmSubject(cfg.ID), []byte(`{}`),
+			jetstream.WithScheduleCron("* * * * * *"), jetstream.WithScheduleTarget(events.ScheduleFireSubject(cfg.ID))); err != nil {
+			t.Fatalf("arm every second as the API user: %v", err)
+		}
+		evs, err := js.Stream(cl.ctx, events.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var jobs struct {
+			Total     int       `json:"total"`
+			Resources []jobJSON `json:"resources"`
+		}
+		natstest.CheckFor(t, time.Minute, 100*time.Millisecond, func() error {
+			if _, err := evs.GetLastMsgForSubject(cl.ctx, events.ScheduleEventSubject(cfg.ID, events.KindScheduleFired)); err != nil {
+				return fmt.Errorf("no schedule fired event: %w", err)
+			}
+			if code := cl.c.do("GET", "/api/v1/cckm/azure/synchronization-jobs?job_config_id="+cfg.ID, nil, &jobs); code != http.StatusOK || jobs.Total == 0 {
+				return fmt.Errorf("no job of the config listed (%d)", code)
+			}
+			return nil
+		})
+		if code := cl.c.do("DELETE", "/api/v1/scheduler/job-configs/"+cfg.ID, nil, nil); code != http.StatusNoContent {
+			t.Fatalf("delete job config: %d", code)
+		}
+		if job := cl.waitJob(t, jobs.Resources[0].ID); job.OverallStatus != "completed" {
+			t.Fatalf("scheduled job ended %s", job.OverallStatus)
+		}
+	})
+
 	// Stop the workers so their bbolt files can be opened, then compare.
 	want := cl.emulatorKeys()
 	for name, p := range cl.workers {
