@@ -125,6 +125,29 @@ func (e *env) startDistributed(ctx context.Context, name string, em *emulator, w
 		d.stop()
 		return nil, err
 	}
+	// The init step creates the topology (the services only bind to it),
+	// with the workers' task ack wait.
+	initArgs := []string{"--init-topology", "--nats-url", d.natsURL, "--log-level", "warn"}
+	for i, a := range workerArgs {
+		if a == "--task-ack-wait" && i+1 < len(workerArgs) {
+			initArgs = append(initArgs, a, workerArgs[i+1])
+		}
+	}
+	initProc, err := e.start(dir, "init", "worker", nil, initArgs...)
+	if err != nil {
+		d.stop()
+		return nil, err
+	}
+	select {
+	case <-initProc.done:
+		if initProc.err != nil {
+			d.stop()
+			return nil, fmt.Errorf("init step: %w; log %s:\n%s", initProc.err, initProc.logPath, tailFile(initProc.logPath, 2000))
+		}
+	case <-ctx.Done():
+		d.stop()
+		return nil, ctx.Err()
+	}
 	// Workers first, as in deploy/local: the API's first query needs one.
 	for i := range workers {
 		if err := d.startWorker(e, em, i+1, workerArgs...); err != nil {

@@ -437,12 +437,14 @@ func boltUsage(path string) (boltStats, error) {
 // and the API process serving the limit=-1 export.
 func (e *env) figP6(ctx context.Context, f *figureResult) error {
 	sizes(f, "vaults", e.o.p6Vaults, "keys_per_vault", e.o.p6Keys, "latency", 0, "throttling", "off")
-	fx, err := e.ensureSynced(ctx, e.o.p6Vaults, e.o.p6Keys)
-	if err != nil {
-		return err
+	if e.o.p6Embedded {
+		fx, err := e.ensureSynced(ctx, e.o.p6Vaults, e.o.p6Keys)
+		if err != nil {
+			return err
+		}
+		f.add(row{Metric: fmt.Sprintf("embedded process RSS syncing %d keys", fx.sync.Keys), Value: float64(max(fx.peakRSS, fx.hwm)) / mb, Unit: "MB",
+			Note: fmt.Sprintf("peak sampled VmRSS %.0f MB, VmHWM %.0f MB", float64(fx.peakRSS)/mb, float64(fx.hwm)/mb)})
 	}
-	f.add(row{Metric: fmt.Sprintf("embedded process RSS syncing %d keys", fx.sync.Keys), Value: float64(max(fx.peakRSS, fx.hwm)) / mb, Unit: "MB",
-		Note: fmt.Sprintf("peak sampled VmRSS %.0f MB, VmHWM %.0f MB", float64(fx.peakRSS)/mb, float64(fx.hwm)/mb)})
 	if e.live != nil {
 		e.live.stop()
 		e.live = nil

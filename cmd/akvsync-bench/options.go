@@ -93,6 +93,7 @@ type options struct {
 	p4LLatency       time.Duration
 	p5Repeat         int
 	p6Vaults, p6Keys int
+	p6Embedded       bool
 	fanVaults        int
 	fanKeys          int
 	fanHostRouting   bool
@@ -143,6 +144,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.p5Repeat, "p5.repeat", defaultP5Repeat, "P5: requests per query (the p50 is over these)")
 	fs.IntVar(&o.p6Vaults, "p6.vaults", defaultP6Vaults, "P6: vaults")
 	fs.IntVar(&o.p6Keys, "p6.keys", defaultP6Keys, "P6: keys per vault")
+	fs.BoolVar(&o.p6Embedded, "p6.embedded", true, "P6: also report the embedded process's RSS (syncs the same inventory embedded first; false measures the worker and the API alone)")
 	fs.IntVar(&o.fanVaults, "fanout.vaults", defaultFanVaults, "fan-out: vaults")
 	fs.IntVar(&o.fanKeys, "fanout.keys", defaultFanKeys, "fan-out: keys per vault")
 	fs.BoolVar(&o.fanHostRouting, "fanout.host-routing", true, "fan-out: emulator in host-routing mode, vaults registered as https://<vault>.vault.localhost:PORT")

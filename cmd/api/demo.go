@@ -154,6 +154,7 @@ func (d *demoRun) run(ctx context.Context, out io.Writer, plane *control.Plane, 
 	fmt.Fprintf(out, `
 akvsync demo — %d emulated vaults and %d Managed HSM %s × %d keys, embedded NATS, one worker
   API       %s
+  dashboard %s/ui/   (sign in with the user and password below)
   user      %s
   password  %s   (shown once; also in %s, mode 0600)
 
@@ -166,7 +167,7 @@ Try it (a token lives %s; get a new one with the first command):
   curl -s%s -H "Authorization: Bearer $TOKEN" %s/api/v1/cckm/azure/synchronization-jobs?limit=1
   curl -s%s -H "Authorization: Bearer $TOKEN" '%s/api/v1/cckm/azure/keys?limit=2&key_size=2048'
 
-`, d.o.demoVaults, d.o.demoHSMs, plural(d.o.demoHSMs, "pool", "pools"), d.o.demoKeys, apiURL, facts.Username, orDash(password), filepath.Join(d.o.dataDir, demoMarker),
+`, d.o.demoVaults, d.o.demoHSMs, plural(d.o.demoHSMs, "pool", "pools"), d.o.demoKeys, apiURL, apiURL, facts.Username, orDash(password), filepath.Join(d.o.dataDir, demoMarker),
 		authSvc.TokenLifetime(), k, apiURL, facts.Username, password, k, apiURL, k, apiURL, k, apiURL, k, apiURL)
 
 	start := time.Now()

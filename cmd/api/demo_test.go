@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -78,6 +79,22 @@ func TestDemoCompletesASyncAll(t *testing.T) {
 	})
 }
 
+func TestNATSListenNeedsTLSOffLoopback(t *testing.T) {
+	base := []string{"--embedded", "--nats-user", "u", "--nats-password", "p"}
+	if _, err := parse(append(base, "--nats-listen", "0.0.0.0:4222"), io.Discard); err == nil || !strings.Contains(err.Error(), "--nats-tls-cert") {
+		t.Fatalf("err = %v, want the TLS flags named", err)
+	}
+	for _, args := range [][]string{
+		{"--nats-listen", "127.0.0.1:4222"},
+		{"--nats-listen", "[::1]:4222"},
+		{"--nats-listen", "0.0.0.0:4222", "--nats-tls-cert", "c.pem", "--nats-tls-key", "k.pem"},
+	} {
+		if _, err := parse(append(slices.Clone(base), args...), io.Discard); err != nil {
+			t.Errorf("parse(%v): %v", args, err)
+		}
+	}
+}
+
 func TestFlagsRefuseUnsafeCombinations(t *testing.T) {
 	cases := map[string][]string{
 		"NoNATS":                    {},
@@ -85,6 +102,10 @@ func TestFlagsRefuseUnsafeCombinations(t *testing.T) {
 		"NATSListenWithoutPassword": {"--embedded", "--nats-listen", "127.0.0.1:4222"},
 		"PlainHTTPOffLoopback":      {"--embedded", "--listen", "0.0.0.0:8080"},
 		"HalfTLS":                   {"--embedded", "--tls-cert", "c.pem"},
+		// Issue 12, finding 4: embedded NATS in clear off loopback.
+		"NATSListenOffLoopbackWithoutTLS": {"--embedded", "--nats-listen", "0.0.0.0:4222", "--nats-user", "u", "--nats-password", "p"},
+		"NATSListenAnyAddressWithoutTLS":  {"--embedded", "--nats-listen", ":4222", "--nats-user", "u", "--nats-password", "p"},
+		"HalfNATSTLS":                     {"--embedded", "--nats-listen", "0.0.0.0:4222", "--nats-user", "u", "--nats-password", "p", "--nats-tls-cert", "c.pem"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
@@ -43,10 +45,12 @@ type options struct {
 	embedded, demo, demoExit          bool
 	natsURL, natsListen, natsCreds    string
 	natsUser, natsPassword            string
+	natsTLSCert, natsTLSKey           string
 	replicas                          int
 	connections, manifest             string
 	usersFile, adminPassword, jwtKeys string
-	tokenLifetime                     time.Duration
+	tokenLifetime, usersPoll          time.Duration
+	sseMaxDuration                    time.Duration
 	masterKeys, masterKeyFile         string
 	tlsCert, tlsKey                   string
 	tlsSelfSigned, insecureHTTP       bool
@@ -57,6 +61,18 @@ type options struct {
 	jobsKept                          int
 	residentLimitMiB                  int
 	vaultRate, subscriptionRate       float64
+	metricsTokenFile, azurePrices     string
+	allowPrivateEndpoints             bool
+	oidcDiscovery, oidcIssuers        string
+	oidcAudience, oidcRoleMap         string
+}
+
+// endpointPolicy is the connections' endpoint policy: private addresses
+// (loopback, link-local, metadata) only when the operator allows them
+// with --allow-private-endpoints, or runs an emulator (--demo,
+// --emulator-manifest), which listens on loopback.
+func (o options) endpointPolicy() azure.EndpointPolicy {
+	return azure.EndpointPolicy{AllowPrivate: o.allowPrivateEndpoints || o.demo || o.manifest != ""}
 }
 
 func parse(args []string, usage io.Writer) (options, error) {
@@ -72,18 +88,27 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.demoHSMs, "demo-hsms", 1, "with --demo: number of emulated Managed HSM pools (as many keys each as a vault)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS server URL(s); required unless --embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "", "with --embedded: also serve NATS clients on this host:port (needs --nats-user/--nats-password)")
+	fs.StringVar(&o.natsTLSCert, "nats-tls-cert", "", "with --nats-listen: TLS certificate file (PEM) of the embedded NATS server; required off loopback")
+	fs.StringVar(&o.natsTLSKey, "nats-tls-key", "", "with --nats-listen: TLS private key file (PEM) of the embedded NATS server")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file")
 	fs.StringVar(&o.natsUser, "nats-user", "", "NATS user name")
 	fs.StringVar(&o.natsPassword, "nats-password", "", "NATS password (prefer AKVSYNC_NATS_PASSWORD)")
 	fs.IntVar(&o.replicas, "replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
 	fs.StringVar(&o.connections, "connections", "", "JSON file of Azure connections")
 	fs.StringVar(&o.manifest, "emulator-manifest", "", "akv-emulator manifest: adds a connection named \"emulator\"")
+	fs.BoolVar(&o.allowPrivateEndpoints, "allow-private-endpoints", false, "let connections and vaults name loopback, link-local, private or metadata addresses (emulators, tests); implied by --demo and --emulator-manifest")
+	fs.StringVar(&o.oidcDiscovery, "oidc-discovery-url", "", "also accept Entra ID (OpenID Connect) access tokens: the provider's .well-known/openid-configuration URL")
+	fs.StringVar(&o.oidcIssuers, "oidc-issuers", "", "with --oidc-discovery-url: accepted iss values, comma-separated (default: the discovery document's issuer)")
+	fs.StringVar(&o.oidcAudience, "oidc-audience", "", "with --oidc-discovery-url: the aud the tokens must carry (the app's id URI)")
+	fs.StringVar(&o.oidcRoleMap, "oidc-role-map", "", "with --oidc-discovery-url: app role or group to akvsync role, e.g. \"akvsync.admin=admin,<group id>=viewer\"")
 	fs.StringVar(&o.usersFile, "users-file", "", "users file (YAML or JSON, password hashes); see docs/security.md")
 	fs.StringVar(&o.adminPassword, "admin-password", "", "bootstrap admin password (set AKVSYNC_ADMIN_PASSWORD instead of this flag)")
 	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
 	fs.StringVar(&o.masterKeys, "master-keys", "", "master key ring sealing connection secrets, \"kid:base64,…\" (first seals); set AKVSYNC_MASTER_KEYS instead of this flag; generated in --data-dir when embedded")
 	fs.StringVar(&o.masterKeyFile, "master-key-file", "", "file holding the master key ring")
+	fs.DurationVar(&o.usersPoll, "users-file-poll", auth.DefaultUsersFilePoll, "how often the users file is checked for changes (reloaded when its content changes; SIGHUP reloads at once)")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", auth.DefaultTokenLifetime, "access token lifetime")
+	fs.DurationVar(&o.sseMaxDuration, "sse-max-duration", 0, "end each event stream after this long (clients resume where they were, on any replica); 0: never")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a generated self-signed certificate (written to <data-dir>/tls-cert.pem)")
@@ -96,6 +121,8 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.residentLimitMiB, "store-resident-limit-mib", store.DefaultResidentLimit>>20, "embedded worker: file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
 	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
 	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
+	fs.StringVar(&o.metricsTokenFile, "metrics-token-file", "", "file holding a static bearer token that may read /metrics (for Prometheus; a JWT works too)")
+	fs.StringVar(&o.azurePrices, "azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations for the jobs' cost estimate (see docs/operations.md)")
 	if err := app.ParseFlags(fs, args, usage); err != nil {
 		return o, err
 	}
@@ -116,6 +143,10 @@ func parse(args []string, usage io.Writer) (options, error) {
 		return o, errors.New("--nats-listen needs --embedded")
 	case o.natsListen != "" && (o.natsUser == "" || o.natsPassword == ""):
 		return o, errors.New("--nats-listen needs --nats-user and --nats-password: the embedded server never listens without credentials")
+	case (o.natsTLSCert == "") != (o.natsTLSKey == ""):
+		return o, errors.New("--nats-tls-cert and --nats-tls-key go together")
+	case o.natsTLSCert != "" && o.natsListen == "":
+		return o, errors.New("--nats-tls-cert needs --nats-listen")
 	case (o.tlsCert == "") != (o.tlsKey == ""):
 		return o, errors.New("--tls-cert and --tls-key go together")
 	case o.tlsCert != "" && o.tlsSelfSigned:
@@ -124,6 +155,13 @@ func parse(args []string, usage io.Writer) (options, error) {
 	tlsOn := o.tlsCert != "" || o.tlsSelfSigned
 	if err := tlsconfig.CheckListen(o.listen, tlsOn, o.insecureHTTP); err != nil {
 		return o, err
+	}
+	// The embedded NATS server carries connection secrets and the task
+	// stream: never in clear off loopback.
+	if o.natsListen != "" {
+		if err := tlsconfig.CheckListen(o.natsListen, o.natsTLSCert != "", false); err != nil {
+			return o, fmt.Errorf("--nats-listen %s is not a loopback address: give --nats-tls-cert and --nats-tls-key (%w)", o.natsListen, err)
+		}
 	}
 	return o, nil
 }
@@ -140,6 +178,14 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log, err := app.NewLogger(os.Stderr, o.logLevel, false, "akvsync-api")
+	if err != nil {
+		return err
+	}
+	prices, err := app.LoadPrices(o.azurePrices)
+	if err != nil {
+		return err
+	}
+	metricsToken, err := app.LoadMetricsToken(o.metricsTokenFile)
 	if err != nil {
 		return err
 	}
@@ -168,15 +214,17 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 
 	// NATS: embedded or external.
 	var ns *server.Server
-	connect := func(name string) (*nats.Conn, error) {
+	connect := func(name string, role events.Role) (*nats.Conn, error) {
+		// Each service reads only its own inboxes (docs/security.md).
+		inbox := nats.CustomInboxPrefix(role.InboxPrefix())
 		if ns != nil {
-			var opts []nats.Option
+			opts := []nats.Option{inbox}
 			if o.natsUser != "" {
 				opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
 			}
 			return app.ConnectInProcess(ns, name, opts...)
 		}
-		var opts []nats.Option
+		opts := []nats.Option{inbox}
 		switch {
 		case o.natsCreds != "":
 			opts = append(opts, nats.UserCredentials(o.natsCreds))
@@ -187,13 +235,19 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return app.ConnectNATS(ctx, o.natsURL, name, log, opts...)
 	}
 	if o.embedded {
-		ns, err = app.StartEmbeddedNATS(app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword})
+		ncfg := app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword}
+		if o.natsTLSCert != "" {
+			if ncfg.TLS, err = tlsconfig.ServerConfig(o.natsTLSCert, o.natsTLSKey); err != nil {
+				return err
+			}
+		}
+		ns, err = app.StartEmbeddedNATS(ncfg)
 		if err != nil {
 			return err
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	}
-	nc, err := connect("akvsync-api")
+	nc, err := connect("akvsync-api", events.RoleAPI)
 	if err != nil {
 		return err
 	}
@@ -206,8 +260,15 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	if err := topo.Validate(); err != nil {
 		return err
 	}
-	// A cluster still forming answers with errors for a while: wait for it.
-	if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }); err != nil {
+	// A cluster still forming answers with errors for a while: wait for
+	// it. The embedded server's in-process connection creates the
+	// topology; an external NATS's API user may only bind to it, so the
+	// API waits for the init step (worker --init-topology as the admin).
+	ensure := func(ctx context.Context) error { return events.Require(ctx, js, events.RoleAPI) }
+	if o.embedded {
+		ensure = func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }
+	}
+	if err := worker.WaitForTopology(ctx, log, ensure); err != nil {
 		return err
 	}
 
@@ -226,7 +287,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer sealer.Close()
-	connReg, err := connections.New(ctx, js, sealer, connections.Config{Logger: log})
+	connReg, err := connections.New(ctx, js, sealer, connections.Config{Logger: log, Endpoints: o.endpointPolicy()})
 	if err != nil {
 		return err
 	}
@@ -262,11 +323,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	var w *worker.Worker
 	workerFailed := make(<-chan struct{}) // never closed without a worker
 	if o.embedded {
-		metrics, err := sync.NewMetrics(reg)
-		if err != nil {
-			return err
-		}
-		wnc, err := connect("akvsync-worker")
+		wnc, err := connect("akvsync-worker", events.RoleWorker)
 		if err != nil {
 			return err
 		}
@@ -277,10 +334,11 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 			StorePath:          filepath.Join(o.dataDir, "inventory.db"),
 			StoreResidentLimit: int64(o.residentLimitMiB) << 20,
 			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
-				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Metrics: metrics},
+				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Prices: prices},
 			Janitor:     sync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
 			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,
+			Registry:    reg,
 		})
 		if err != nil {
 			return err
@@ -296,15 +354,24 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	// Control plane, auth, HTTP.
 	host, _ := os.Hostname()
 	plane, err := control.New(ctx, nc, js, control.Config{LookupConnection: control.RegistryLookup(connReg), Source: "akvsync/api/" + host,
+		Endpoints: o.endpointPolicy(),
 		// A job's record must fit one NATS message of this server's size.
 		MaxJobVaults: 0})
 	if err != nil {
 		return err
 	}
-	authSvc, adminPassword, err := newAuth(ctx, o, js, log)
+	authSvc, adminPassword, closeAuth, err := newAuth(ctx, o, js, log)
 	if err != nil {
 		return err
 	}
+	defer closeAuth()
+	// Users: SIGHUP and a change of the users file reload them, ending
+	// the sessions of removed, disabled or changed users.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadUsersOn(ctx, hup, authSvc)
+	go authSvc.WatchUsersFile(ctx, o.usersPoll)
 	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
 	deps.Connections = connReg
 	// The scheduler: every API process serves the job-config routes and
@@ -316,8 +383,17 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	deps.Scheduler = sched
-	schedCons, err := topo.EnsureConsumer(ctx, js, events.StreamSchedules)
-	if err != nil {
+	// The init step creates the fires' durable consumer; the embedded
+	// server's in-process connection creates it here.
+	bindSchedules := topo.BindConsumer
+	if o.embedded {
+		bindSchedules = topo.EnsureConsumer
+	}
+	var schedCons jetstream.Consumer
+	if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) (err error) {
+		schedCons, err = bindSchedules(ctx, js, events.StreamSchedules)
+		return err
+	}); err != nil {
 		return err
 	}
 	go func() {
@@ -331,6 +407,8 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 	}()
+	deps.MetricsToken = metricsToken
+	deps.Prices = prices
 	// Discovery (get-subscriptions, get-vaults, get-managed-hsms) reads the
 	// registry's connections and calls Azure Resource Manager.
 	disco, err := discovery.New(ctx, js, connReg, discovery.Config{Logger: log})
@@ -338,11 +416,20 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	deps.Discovery = disco
-	handler, err := httpapi.New(httpapi.Config{}, deps)
+	// The dashboard's event-stream tickets, shared by every API replica.
+	ticketKV, err := events.Bucket(ctx, js, events.BucketTickets)
 	if err != nil {
 		return err
 	}
-	srv := httpapi.NewServer(httpapi.Config{}, handler)
+	if deps.Tickets, err = auth.NewTicketStore(ticketKV, auth.DefaultTicketTTL, nil); err != nil {
+		return err
+	}
+	hcfg := httpapi.Config{SSEMaxDuration: o.sseMaxDuration}
+	handler, err := httpapi.New(hcfg, deps)
+	if err != nil {
+		return err
+	}
+	srv := httpapi.NewServer(hcfg, handler)
 	scheme := "http"
 	var certFile string
 	switch {
@@ -402,7 +489,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 // embedded process without them generates a key ring once and keeps it in
 // the data directory. In demo mode without any user, an admin password is
 // generated and returned so it can be printed once.
-func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog.Logger) (*auth.Service, string, error) {
+func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog.Logger) (*auth.Service, string, func(), error) {
 	var kid string
 	var keys map[string][]byte
 	var err error
@@ -417,31 +504,83 @@ func newAuth(ctx context.Context, o options, js jetstream.JetStream, log zerolog
 		err = errors.New("give --jwt-keys (or AKVSYNC_JWT_KEYS): every API process must share the signing keys")
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	adminPassword := o.adminPassword
 	generated := ""
 	if adminPassword == "" && o.usersFile == "" {
 		if !o.demo {
-			return nil, "", errors.New("no users: give --users-file or set AKVSYNC_ADMIN_PASSWORD")
+			return nil, "", nil, errors.New("no users: give --users-file or set AKVSYNC_ADMIN_PASSWORD")
 		}
 		if adminPassword, err = auth.GeneratePassword(); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		generated = adminPassword
 	}
 	kv, err := events.Bucket(ctx, js, events.BucketRefreshTokens)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
+	}
+	// The access-token denylist every API replica watches.
+	dkv, err := events.Bucket(ctx, js, events.BucketRevokedTokens)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	revoked, err := auth.NewKVRevocations(ctx, dkv, nil, log)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	oidc, err := oidcVerifier(ctx, o)
+	if err != nil {
+		revoked.Close()
+		return nil, "", nil, err
 	}
 	svc, err := auth.NewService(auth.Config{
 		TokenLifetime: o.tokenLifetime, SigningKeyID: kid, Keys: keys, UsersFile: o.usersFile,
 		BootstrapAdminUsername: auth.DefaultBootstrapAdminUsername, BootstrapAdminPassword: adminPassword,
+		Revocations: revoked, OIDC: oidc,
 	}, auth.NewKVRefreshStore(kv), log)
 	if err != nil {
-		return nil, "", err
+		revoked.Close()
+		return nil, "", nil, err
 	}
-	return svc, generated, nil
+	return svc, generated, revoked.Close, nil
+}
+
+// oidcVerifier builds the Entra ID (OIDC) verifier the flags ask for, or
+// nil.
+func oidcVerifier(ctx context.Context, o options) (*auth.OIDCVerifier, error) {
+	if o.oidcDiscovery == "" {
+		return nil, nil
+	}
+	roles := map[string]auth.Role{}
+	for _, pair := range strings.Split(o.oidcRoleMap, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--oidc-role-map: %q is not <role or group>=<admin|operator|viewer>", pair)
+		}
+		roles[k] = auth.Role(v)
+	}
+	var issuers []string
+	for _, iss := range strings.Split(o.oidcIssuers, ",") {
+		if iss = strings.TrimSpace(iss); iss != "" {
+			issuers = append(issuers, iss)
+		}
+	}
+	return auth.NewOIDCVerifier(ctx, auth.OIDCConfig{DiscoveryURL: o.oidcDiscovery, Issuers: issuers, Audience: o.oidcAudience, RoleMap: roles})
+}
+
+// reloadUsersOn reloads the users of svc at each signal on sig until ctx
+// ends.
+func reloadUsersOn(ctx context.Context, sig <-chan os.Signal, svc *auth.Service) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			_ = svc.ReloadUsers(ctx) // logged; the previous users stay on error
+		}
+	}
 }
 
 // embeddedKeyRing loads the key ring kept at path, creating it (0600) on

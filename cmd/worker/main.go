@@ -16,16 +16,21 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/secrets"
+	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/sync"
@@ -41,6 +46,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// errStarting is /readyz's reason while the worker starts.
+var errStarting = errors.New("starting: waiting for NATS and the topology")
 
 // defaultMemoryLimitMiB is the worker's default soft limit of the Go heap.
 // A worker's own working set is small whatever the inventory's size: keys
@@ -95,6 +103,10 @@ func run(args []string) error {
 	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	residentLimit := fs.Int("store-resident-limit-mib", defaultStoreResidentLimitMiB, "file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
+	initTopo := fs.Bool("init-topology", false, "the init step: create or update the streams, buckets and durable consumers (with --replicas and --task-ack-wait), then exit; connect as the admin NATS user (akvsync-admin)")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics, /healthz and /readyz on this host:port (plain HTTP, no authentication; empty: off)")
+	metricsPublic := fs.Bool("metrics-public", false, "allow a non-loopback --metrics-listen address")
+	azurePrices := fs.String("azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations, for the cost estimate of job finished events (see docs/operations.md)")
 	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft limit of the Go heap in MiB (debug.SetMemoryLimit); 0 for none; the GOMEMLIMIT environment variable, when set, wins")
 	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {
 		return err
@@ -105,6 +117,19 @@ func run(args []string) error {
 	}
 	if err := setMemoryLimit(*memLimit); err != nil {
 		return err
+	}
+	natsOpts := func(role events.Role) []nats.Option {
+		opts := []nats.Option{nats.CustomInboxPrefix(role.InboxPrefix())}
+		switch {
+		case *natsCreds != "":
+			opts = append(opts, nats.UserCredentials(*natsCreds))
+		case *natsUser != "":
+			opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
+		}
+		return opts
+	}
+	if *initTopo {
+		return initTopology(*natsURL, events.Topology{Replicas: *replicas, TaskAckWait: *ackWait}, log, natsOpts(events.RoleAdmin))
 	}
 	conns, err := app.ConfiguredConnections(*connFile, *manifest)
 	if err != nil {
@@ -117,15 +142,32 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var opts []nats.Option
-	switch {
-	case *natsCreds != "":
-		opts = append(opts, nats.UserCredentials(*natsCreds))
-	case *natsUser != "":
-		opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
+	prices, err := app.LoadPrices(*azurePrices)
+	if err != nil {
+		return err
+	}
+	// The metrics server starts first: /readyz answers 503 while the
+	// worker waits for NATS and its topology.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var running atomic.Pointer[worker.Worker]
+	if *metricsListen != "" {
+		ready := func(ctx context.Context) error {
+			w := running.Load()
+			if w == nil {
+				return errStarting
+			}
+			return w.Ready(ctx)
+		}
+		ms, err := telemetry.Listen(telemetry.Config{Listen: *metricsListen, Public: *metricsPublic},
+			telemetry.Handler(reg, ready, 0), log)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = ms.Close() }()
 	}
 	// Waits (and logs) while no NATS server answers yet.
-	nc, err := app.ConnectNATS(ctx, *natsURL, "akvsync-worker", log, opts...)
+	nc, err := app.ConnectNATS(ctx, *natsURL, "akvsync-worker", log, natsOpts(events.RoleWorker)...)
 	if err != nil {
 		return err
 	}
@@ -149,7 +191,8 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.EnsureStreams(ctx, js) }); err != nil {
+		// The init step creates the topology; wait for it.
+		if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return events.Require(ctx, js, events.RoleWorker) }); err != nil {
 			return err
 		}
 		if resolver.Registry, err = connections.New(ctx, js, sealer, connections.Config{Logger: log}); err != nil {
@@ -162,15 +205,18 @@ func run(args []string) error {
 		StorePath:          *storePath,
 		StoreResidentLimit: int64(*residentLimit) << 20,
 		Sync: sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
-			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log},
+			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log, Prices: prices},
 		Azure:       azure.Config{},
 		Janitor:     sync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
 		Connections: resolver,
 		Logger:      log,
+		BindOnly:    true,
+		Registry:    reg,
 	})
 	if err != nil {
 		return err
 	}
+	running.Store(w)
 	select {
 	case <-ctx.Done():
 	case <-w.Failed():
@@ -187,4 +233,30 @@ func run(args []string) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("did not stop within 30s")
 	}
+}
+
+// initTopology is the init step: it creates or updates every stream,
+// bucket and durable consumer, waiting while the NATS cluster forms, and
+// returns. The services' own users may not do it (docs/security.md).
+func initTopology(url string, topo events.Topology, log zerolog.Logger, opts []nats.Option) error {
+	if err := topo.Validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	nc, err := app.ConnectNATS(ctx, url, "akvsync-init", log, opts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) error { return topo.Init(ctx, js) }); err != nil {
+		return err
+	}
+	t := topo.WithDefaults()
+	log.Info().Int("replicas", t.Replicas).Dur("task_ack_wait", t.TaskAckWait).Msg("NATS topology created or updated")
+	return nil
 }

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"testing"
+
+	"github.com/akvsync/akvsync/internal/telemetry"
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
 func TestSetMemoryLimit(t *testing.T) {
@@ -43,5 +48,19 @@ func unsetenv(t *testing.T, name string) {
 	t.Helper()
 	if err := os.Unsetenv(name); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMetricsListenIsLoopbackUnlessPublic(t *testing.T) {
+	err := run([]string{"--master-keys", "k1:unused", "--memory-limit-mib", "0", "--metrics-listen", "0.0.0.0:0"})
+	if !errors.Is(err, telemetry.ErrNotLoopback) {
+		t.Fatalf("err = %v, want telemetry.ErrNotLoopback", err)
+	}
+	prices := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(prices, []byte(`{"standard_per_10k": -1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"--master-keys", "k1:unused", "--memory-limit-mib", "0", "--azure-prices", prices}); !errors.Is(err, events.ErrInvalidPrices) {
+		t.Fatalf("err = %v, want events.ErrInvalidPrices", err)
 	}
 }

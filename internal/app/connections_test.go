@@ -127,7 +127,7 @@ func TestImportConnectionAndChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sealer.Close()
-	reg, err := connections.New(ctx, js, sealer, connections.Config{})
+	reg, err := connections.New(ctx, js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestImportConnectionAndChain(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer wrong.Close()
-		reg2, err := connections.New(ctx, js, wrong, connections.Config{})
+		reg2, err := connections.New(ctx, js, wrong, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -27,6 +28,9 @@ type EmbeddedNATSConfig struct {
 	Listen string
 	// User and Password, when set, are required of network clients.
 	User, Password string
+	// TLS, when set, is required of network clients (cmd/ refuses a
+	// non-loopback Listen without it).
+	TLS *tls.Config
 }
 
 // StartEmbeddedNATS starts an in-process NATS server with JetStream.
@@ -57,6 +61,9 @@ func StartEmbeddedNATS(cfg EmbeddedNATSConfig) (*server.Server, error) {
 			p = server.RANDOM_PORT // as net.Listen does with port 0
 		}
 		opts.Host, opts.Port = host, p
+		if cfg.TLS != nil {
+			opts.TLSConfig, opts.TLS, opts.TLSTimeout = cfg.TLS, true, 5
+		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -25,6 +25,14 @@ const (
 	DefaultRateLimit rate.Limit = 5
 	// DefaultRateBurst is the burst of token requests allowed per client.
 	DefaultRateBurst = 10
+	// DefaultUserFailureLimit is the sustained rate of failed password
+	// attempts allowed per username, whatever the client address: after
+	// DefaultUserFailureBurst failures the username is locked out until
+	// the bucket refills (one attempt per 6 seconds).
+	DefaultUserFailureLimit = rate.Limit(1.0 / 6)
+	// DefaultUserFailureBurst is the burst of failed password attempts
+	// allowed per username.
+	DefaultUserFailureBurst = 10
 	// DefaultMaxConcurrentHashes bounds password checks running at once
 	// (each argon2id check uses 64 MiB by default).
 	DefaultMaxConcurrentHashes = 4
@@ -79,11 +87,27 @@ type Config struct {
 	RateLimit rate.Limit
 	// RateBurst: see RateLimit.
 	RateBurst int
+	// UserFailureLimit and UserFailureBurst limit failed password attempts
+	// per username (across every client address). Defaults
+	// [DefaultUserFailureLimit] and [DefaultUserFailureBurst]; rate.Inf
+	// disables the lockout.
+	UserFailureLimit rate.Limit
+	// UserFailureBurst: see UserFailureLimit.
+	UserFailureBurst int
 	// MaxConcurrentHashes bounds concurrent password checks. Default
 	// [DefaultMaxConcurrentHashes].
 	MaxConcurrentHashes int
 
 	// Now is the clock. Default time.Now. Tests inject a fake clock.
+	// Revocations is the access-token denylist; nil means an in-process
+	// one ([NewMemoryRevocations]), enough for a single API process. API
+	// replicas share a [KVRevocations].
+	Revocations Revocations
+
+	// OIDC, when set, also accepts an OpenID Connect provider's access
+	// tokens (Entra ID), recognized by an algorithm other than HS256.
+	OIDC *OIDCVerifier
+
 	Now func() time.Time
 }
 
@@ -111,6 +135,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RateBurst == 0 {
 		c.RateBurst = DefaultRateBurst
+	}
+	if c.UserFailureLimit == 0 {
+		c.UserFailureLimit = DefaultUserFailureLimit
+	}
+	if c.UserFailureBurst == 0 {
+		c.UserFailureBurst = DefaultUserFailureBurst
 	}
 	if c.MaxConcurrentHashes == 0 {
 		c.MaxConcurrentHashes = DefaultMaxConcurrentHashes
@@ -142,6 +172,8 @@ func (c Config) Validate() error {
 		return bad("clock skew %s exceeds %s", c.ClockSkew, MaxClockSkew)
 	case c.RateLimit < 0 || c.RateBurst < 1:
 		return bad("rate limit must be positive with a burst of at least 1")
+	case c.UserFailureLimit < 0 || c.UserFailureBurst < 1:
+		return bad("user failure limit must be positive with a burst of at least 1")
 	case c.MaxConcurrentHashes < 1:
 		return bad("max concurrent hashes must be at least 1")
 	case c.UsersFile == "" && c.BootstrapAdminPassword == "":

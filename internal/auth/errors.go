@@ -41,6 +41,9 @@ var (
 	// ErrTokenRevoked: the token's user no longer exists, or the refresh token
 	// was revoked, already used, or issued before a password change.
 	ErrTokenRevoked = fmt.Errorf("%w: token is revoked", ErrInvalidToken)
+	// ErrTicketInvalid: an event-stream ticket is unknown, already used or
+	// expired (see [TicketStore]).
+	ErrTicketInvalid = fmt.Errorf("%w: ticket is unknown, used or expired", ErrInvalidToken)
 )
 
 // ErrForbidden is returned (wrapped, naming the role and the permission) when
@@ -64,6 +67,10 @@ var ErrBodyTooLarge = fmt.Errorf("%w: request body too large", ErrBadRequest)
 // ErrRefreshNotFound is returned by a [RefreshStore] when no (live) record
 // exists for a refresh-token id.
 var ErrRefreshNotFound = errors.New("refresh token not found")
+
+// ErrRefreshReused is returned by [RefreshStore.Use] for a refresh token
+// that was already exchanged: a replay, which revokes its family.
+var ErrRefreshReused = errors.New("refresh token reused")
 
 // ErrInvalidConfig is returned (wrapped with the detail) by [Config.Validate]
 // and by loaders of users files and key rings.
@@ -135,6 +142,7 @@ func UnauthorizedMessage(err error) string {
 		{ErrTokenRevoked, "Bearer token malformed: Token is revoked"},
 		{ErrTokenMalformed, "Bearer token malformed: Token is malformed"},
 		{ErrInvalidCredentials, "Invalid username or password"},
+		{ErrTicketInvalid, "Ticket is unknown, used or expired"},
 	}
 	for _, r := range reasons {
 		if errors.Is(err, r.err) {

@@ -2,15 +2,15 @@ package auth
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // jwtAlg is the only algorithm we sign with and accept.
@@ -38,24 +38,51 @@ type claims struct {
 	Jti  string `json:"jti"`
 }
 
-// signJWT returns the compact serialization of c signed with key under kid.
-func signJWT(kid string, key []byte, c claims) (string, error) {
-	h, err := json.Marshal(jwtHeader{Alg: jwtAlg, Typ: "JWT", Kid: kid})
-	if err != nil {
-		return "", fmt.Errorf("encode jwt header: %w", err)
+// The claims are read by github.com/golang-jwt/jwt/v5 through these
+// methods (jwt.Claims).
+
+// GetExpirationTime implements jwt.Claims.
+func (c claims) GetExpirationTime() (*jwt.NumericDate, error) { return numericDate(c.Exp), nil }
+
+// GetIssuedAt implements jwt.Claims.
+func (c claims) GetIssuedAt() (*jwt.NumericDate, error) { return numericDate(c.Iat), nil }
+
+// GetNotBefore implements jwt.Claims.
+func (c claims) GetNotBefore() (*jwt.NumericDate, error) { return numericDate(c.Nbf), nil }
+
+// GetIssuer implements jwt.Claims.
+func (c claims) GetIssuer() (string, error) { return c.Iss, nil }
+
+// GetSubject implements jwt.Claims.
+func (c claims) GetSubject() (string, error) { return c.Sub, nil }
+
+// GetAudience implements jwt.Claims (akvsync's tokens have none).
+func (c claims) GetAudience() (jwt.ClaimStrings, error) { return nil, nil }
+
+func numericDate(sec int64) *jwt.NumericDate {
+	if sec == 0 {
+		return nil
 	}
-	p, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("encode jwt claims: %w", err)
-	}
-	signingInput := b64.EncodeToString(h) + "." + b64.EncodeToString(p)
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(signingInput))
-	return signingInput + "." + b64.EncodeToString(mac.Sum(nil)), nil
+	return jwt.NewNumericDate(time.Unix(sec, 0))
 }
 
-// verifyJWT checks the token's form, algorithm, key and signature, then its
-// time and issuer claims, and returns the claims. keys maps kid → secret.
+// signJWT returns the compact serialization of c signed with key under kid
+// (HS256, by github.com/golang-jwt/jwt/v5).
+func signJWT(kid string, key []byte, c claims) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	t.Header["kid"] = kid
+	s, err := t.SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("sign jwt: %w", err)
+	}
+	return s, nil
+}
+
+// verifyJWT checks the token's form (one spelling: length, alphabet, three
+// parts, a header of exactly alg, typ and kid) and algorithm before any
+// key is touched; github.com/golang-jwt/jwt/v5 then checks the key and
+// signature, and the time and issuer claims; last, the authenticated
+// payload is decoded strictly. keys maps kid → secret.
 func verifyJWT(token string, keys func(kid string) ([]byte, bool), issuer string, now time.Time, skew time.Duration) (claims, error) {
 	if len(token) > maxTokenLen {
 		return claims{}, fmt.Errorf("%w: token too long", ErrTokenMalformed)
@@ -87,43 +114,66 @@ func verifyJWT(token string, keys func(kid string) ([]byte, bool), issuer string
 	if h.Typ != "" && h.Typ != "JWT" {
 		return claims{}, fmt.Errorf("%w: typ %q", ErrTokenMalformed, h.Typ)
 	}
-	key, ok := keys(h.Kid)
-	if !ok {
-		return claims{}, ErrTokenUnknownKey
-	}
-	sig, err := b64.DecodeString(parts[2])
-	if err != nil || len(sig) != sha256.Size {
+	if sig, err := b64.DecodeString(parts[2]); err != nil || len(sig) != sha256.Size {
 		return claims{}, fmt.Errorf("%w: signature is not a base64url HMAC-SHA256", ErrTokenMalformed)
 	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(token[:len(parts[0])+1+len(parts[1])]))
-	if !hmac.Equal(mac.Sum(nil), sig) {
-		return claims{}, ErrTokenSignature
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwtAlg}),
+		jwt.WithIssuer(issuer),
+		jwt.WithLeeway(skew),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithIssuedAt(),
+		jwt.WithExpirationRequired(),
+		jwt.WithStrictDecoding(),
+	)
+	var c claims
+	_, err = parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) {
+		key, ok := keys(h.Kid)
+		if !ok {
+			return nil, ErrTokenUnknownKey
+		}
+		return key, nil
+	})
+	if err != nil {
+		return claims{}, jwtError(err)
 	}
-	// Only now, authenticated, is the payload parsed.
+	// Authenticated: now the payload must be exactly our claims.
 	pb, err := b64.DecodeString(parts[1])
 	if err != nil {
 		return claims{}, fmt.Errorf("%w: payload is not base64url", ErrTokenMalformed)
 	}
-	var c claims
-	if err := strictJSON(pb, &c); err != nil {
+	var strict claims
+	if err := strictJSON(pb, &strict); err != nil {
 		return claims{}, fmt.Errorf("%w: claims: %w", ErrTokenMalformed, err)
 	}
-	if c.Sub == "" || c.Jti == "" || c.Exp == 0 || c.Iat == 0 || !c.Role.Valid() {
+	if strict.Sub == "" || strict.Jti == "" || strict.Exp == 0 || strict.Iat == 0 || !strict.Role.Valid() {
 		return claims{}, fmt.Errorf("%w: missing or invalid claims", ErrTokenMalformed)
 	}
-	if subtle.ConstantTimeCompare([]byte(c.Iss), []byte(issuer)) != 1 {
-		return claims{}, ErrTokenIssuer
+	return strict, nil
+}
+
+// jwtError maps a golang-jwt error to this package's reasons.
+func jwtError(err error) error {
+	for _, own := range []error{ErrTokenUnknownKey, ErrTokenAlgorithm, ErrTokenMalformed} {
+		if errors.Is(err, own) {
+			return own
+		}
 	}
-	t := now.Unix()
-	s := int64(skew / time.Second)
-	if t > c.Exp+s {
-		return claims{}, ErrTokenExpired
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return fmt.Errorf("%w: %w", ErrTokenMalformed, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ErrTokenSignature
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ErrTokenIssuer
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrTokenExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ErrTokenNotYetValid
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return fmt.Errorf("%w: %w", ErrTokenMalformed, err)
 	}
-	if t+s < c.Nbf || t+s < c.Iat {
-		return claims{}, ErrTokenNotYetValid
-	}
-	return c, nil
+	return fmt.Errorf("%w: %w", ErrTokenMalformed, err)
 }
 
 // strictJSON decodes exactly one JSON object into v, rejecting unknown

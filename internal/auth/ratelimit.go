@@ -75,6 +75,27 @@ func (c *clientLimiter) allow(client string, now time.Time) (bool, time.Duration
 	return false, d
 }
 
+// blocked reports, without taking a token, whether key has none left at
+// now, and the wait until it will.
+func (c *clientLimiter) blocked(key string, now time.Time) (bool, time.Duration) {
+	if c.limit == rate.Inf {
+		return false, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.clients[key]
+	if !ok || e.lim.TokensAt(now) >= 1 {
+		return false, 0
+	}
+	r := e.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return true, time.Minute
+	}
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return true, d
+}
+
 // sweep drops entries idle for limiterIdle (their bucket is full again by
 // then for any sane limit).
 func (c *clientLimiter) sweep(now time.Time) {

@@ -28,6 +28,17 @@ type RefreshRecord struct {
 	IssuedAt time.Time `json:"issued_at"`
 	// ExpiresAt: see IssuedAt.
 	ExpiresAt time.Time `json:"expires_at"`
+	// Family is the id of the login session: every refresh token rotated
+	// from one password grant shares it, so logout and a replay revoke
+	// the whole session.
+	Family string `json:"family,omitempty"`
+	// Used is set when the token has been exchanged: the record stays, so
+	// that presenting it again is recognized as a replay.
+	Used bool `json:"used,omitempty"`
+	// AccessJTI and AccessExpiresAt name the access token issued with this
+	// refresh token, denied when the family is revoked.
+	AccessJTI       string    `json:"access_jti,omitempty"`
+	AccessExpiresAt time.Time `json:"access_expires_at,omitzero"`
 }
 
 // RefreshStore persists refresh-token records. Implementations must be safe
@@ -44,6 +55,14 @@ type RefreshStore interface {
 	Revoke(ctx context.Context, id string) error
 	// RevokeAllForUser deletes every record of username.
 	RevokeAllForUser(ctx context.Context, username string) error
+	// Use marks id used and returns its record. It returns
+	// [ErrRefreshNotFound] for an unknown id, and the record with
+	// [ErrRefreshReused] when id was used before (a replay); of several
+	// concurrent callers exactly one succeeds, the others get
+	// [ErrRefreshNotFound].
+	Use(ctx context.Context, id string) (RefreshRecord, error)
+	// RevokeFamily deletes every record of the family and returns them.
+	RevokeFamily(ctx context.Context, family string) ([]RefreshRecord, error)
 }
 
 // RefreshTokenID is the store key of a refresh token: the hex SHA-256 of the
@@ -133,6 +152,36 @@ func (m *MemoryRefreshStore) RevokeAllForUser(_ context.Context, username string
 		}
 	}
 	return nil
+}
+
+// Use implements [RefreshStore].
+func (m *MemoryRefreshStore) Use(_ context.Context, id string) (RefreshRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[id]
+	if !ok {
+		return RefreshRecord{}, ErrRefreshNotFound
+	}
+	if r.Used {
+		return r, ErrRefreshReused
+	}
+	r.Used = true
+	m.records[id] = r
+	return r, nil
+}
+
+// RevokeFamily implements [RefreshStore].
+func (m *MemoryRefreshStore) RevokeFamily(_ context.Context, family string) ([]RefreshRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []RefreshRecord
+	for k, r := range m.records {
+		if family != "" && r.Family == family {
+			out = append(out, r)
+			delete(m.records, k)
+		}
+	}
+	return out, nil
 }
 
 // Len returns the number of stored records (expired ones included until

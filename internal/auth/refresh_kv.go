@@ -78,24 +78,66 @@ func (s *KVRefreshStore) Revoke(ctx context.Context, id string) error {
 	return nil
 }
 
+// Use implements [RefreshStore]: it marks the record used with a
+// compare-and-set on the revision read, so of concurrent callers exactly
+// one wins.
+func (s *KVRefreshStore) Use(ctx context.Context, id string) (RefreshRecord, error) {
+	rec, rev, err := s.get(ctx, id)
+	if err != nil {
+		return RefreshRecord{}, err
+	}
+	if rec.Used {
+		return rec, ErrRefreshReused
+	}
+	rec.Used = true
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return RefreshRecord{}, fmt.Errorf("refresh store: encode: %w", err)
+	}
+	_, err = s.kv.Update(ctx, kvRefreshPrefix+id, b, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return RefreshRecord{}, ErrRefreshNotFound
+	}
+	if err != nil {
+		return RefreshRecord{}, fmt.Errorf("refresh store: use: %w", err)
+	}
+	return rec, nil
+}
+
+// RevokeFamily implements [RefreshStore]; it scans the records like
+// [KVRefreshStore.RevokeAllForUser].
+func (s *KVRefreshStore) RevokeFamily(ctx context.Context, family string) ([]RefreshRecord, error) {
+	if family == "" {
+		return nil, nil
+	}
+	return s.revokeWhere(ctx, func(r RefreshRecord) bool { return r.Family == family })
+}
+
 // RevokeAllForUser implements [RefreshStore]. It scans the bucket's refresh
 // records (one per live session), which is fine for the expected size.
 func (s *KVRefreshStore) RevokeAllForUser(ctx context.Context, username string) error {
+	_, err := s.revokeWhere(ctx, func(r RefreshRecord) bool { return r.Username == username })
+	return err
+}
+
+// revokeWhere purges the records match selects and returns them.
+func (s *KVRefreshStore) revokeWhere(ctx context.Context, match func(RefreshRecord) bool) ([]RefreshRecord, error) {
 	lister, err := s.kv.ListKeysFiltered(ctx, kvRefreshPrefix+">")
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("refresh store: list: %w", err)
+		return nil, fmt.Errorf("refresh store: list: %w", err)
 	}
 	var ids []string
 	for k := range lister.Keys() {
 		ids = append(ids, k[len(kvRefreshPrefix):])
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("refresh store: list: %w", err)
+		return nil, fmt.Errorf("refresh store: list: %w", err)
 	}
 	var errs []error
+	var out []RefreshRecord
 	for _, id := range ids {
 		rec, err := s.Get(ctx, id)
 		if errors.Is(err, ErrRefreshNotFound) {
@@ -105,12 +147,14 @@ func (s *KVRefreshStore) RevokeAllForUser(ctx context.Context, username string) 
 			errs = append(errs, err)
 			continue
 		}
-		if rec.Username != username {
+		if !match(rec) {
 			continue
 		}
-		if err := s.Revoke(ctx, id); err != nil && !errors.Is(err, ErrRefreshNotFound) {
-			errs = append(errs, err)
+		if err := s.kv.Purge(ctx, kvRefreshPrefix+id); err != nil {
+			errs = append(errs, fmt.Errorf("refresh store: revoke: %w", err))
+			continue
 		}
+		out = append(out, rec)
 	}
-	return errors.Join(errs...)
+	return out, errors.Join(errs...)
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/akvsync/akvsync/internal/jsonbody"
 )
 
 // Grant types of the token endpoint.
@@ -84,6 +86,9 @@ func ParseTokenRequest(r io.Reader, maxBytes int64) (TokenRequest, error) {
 	var req TokenRequest
 	if err := strictJSON(body, &req); err != nil {
 		return TokenRequest{}, fmt.Errorf("%w: %s", ErrBadRequest, describeJSONError(err))
+	}
+	if err := jsonbody.CheckDuplicates(body); err != nil {
+		return TokenRequest{}, fmt.Errorf("%w: %s", ErrBadRequest, err.Error())
 	}
 	if err := req.Validate(); err != nil {
 		return TokenRequest{}, err

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 )
 
@@ -19,9 +22,12 @@ type Service struct {
 	cfg     Config
 	users   *UserStore
 	store   RefreshStore
+	revoked Revocations
 	log     zerolog.Logger
 	limiter *clientLimiter
-	hashSem chan struct{}
+	// userFailures limits failed password attempts per username digest.
+	userFailures *clientLimiter
+	hashSem      chan struct{}
 
 	keyMu      sync.RWMutex
 	signingKID string
@@ -53,13 +59,19 @@ func NewService(cfg Config, store RefreshStore, log zerolog.Logger) (*Service, e
 	if users.Len() == 0 {
 		return nil, fmt.Errorf("%w: the users file has no users and no bootstrap admin is set", ErrInvalidConfig)
 	}
+	revoked := cfg.Revocations
+	if revoked == nil {
+		revoked = NewMemoryRevocations(cfg.Now)
+	}
 	s := &Service{
-		cfg:     cfg,
-		users:   users,
-		store:   store,
-		log:     log.With().Str("component", "auth").Logger(),
-		limiter: newClientLimiter(cfg.RateLimit, cfg.RateBurst),
-		hashSem: make(chan struct{}, cfg.MaxConcurrentHashes),
+		cfg:          cfg,
+		users:        users,
+		store:        store,
+		revoked:      revoked,
+		log:          log.With().Str("component", "auth").Logger(),
+		limiter:      newClientLimiter(cfg.RateLimit, cfg.RateBurst),
+		userFailures: newClientLimiter(cfg.UserFailureLimit, cfg.UserFailureBurst),
+		hashSem:      make(chan struct{}, cfg.MaxConcurrentHashes),
 	}
 	s.setKeys(cfg.SigningKeyID, cfg.Keys)
 	s.cfg.Keys = nil
@@ -70,17 +82,28 @@ func NewService(cfg Config, store RefreshStore, log zerolog.Logger) (*Service, e
 // or for lookups by an admin endpoint).
 func (s *Service) Users() *UserStore { return s.users }
 
-// ReloadUsers re-reads the users file; see [UserStore.Reload].
+// ReloadUsers re-reads the users file (on SIGHUP, or when the file
+// changes; see [Service.WatchUsersFile]); see [UserStore.Reload]. The
+// sessions of users removed, disabled, or whose password or role changed
+// end: their refresh tokens are revoked and their access tokens denied on
+// every replica.
 func (s *Service) ReloadUsers(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.users.Reload(); err != nil {
+	changed, err := s.users.reload()
+	if err != nil {
 		s.log.Error().Err(err).Msg("users file reload failed; keeping the previous users")
 		return err
 	}
-	s.log.Info().Int("users", s.users.Len()).Msg("users reloaded")
-	return nil
+	var errs []error
+	for _, u := range changed {
+		if err := s.RevokeUser(ctx, u); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.log.Info().Int("users", s.users.Len()).Int("sessions_ended_for", len(changed)).Msg("users reloaded")
+	return errors.Join(errs...)
 }
 
 // RotateKeys replaces the key ring at run time: new tokens are signed with
@@ -133,7 +156,9 @@ func (s *Service) signingKey() (string, []byte) {
 func (s *Service) IssueToken(ctx context.Context, req TokenRequest, clientAddr string) (TokenResponse, error) {
 	client := clientKey(clientAddr)
 	if ok, wait := s.limiter.allow(client, s.cfg.Now()); !ok {
-		s.log.Warn().Str("client", client).Str("username", req.Username).Str("outcome", "rate_limited").Msg("token request refused")
+		// A refused "username" may be a password typed in the wrong
+		// field: only its digest is logged.
+		s.log.Warn().Str("client", client).Str("user_digest", UsernameDigest(req.Username)).Str("outcome", "rate_limited").Msg("token request refused")
 		return TokenResponse{}, &rateLimitError{retryAfter: wait}
 	}
 	if err := req.Validate(); err != nil {
@@ -146,6 +171,14 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest, clientAddr s
 }
 
 func (s *Service) passwordGrant(ctx context.Context, username, password, client string) (TokenResponse, error) {
+	// Per username too, whatever the address: a guesser spreading over
+	// many addresses is stopped after a few failures.
+	digest := UsernameDigest(username)
+	if locked, wait := s.userFailures.blocked(digest, s.cfg.Now()); locked {
+		s.log.Warn().Str("client", client).Str("user_digest", digest).Str("grant", GrantPassword).
+			Str("outcome", "user_locked_out").Msg("token request refused")
+		return TokenResponse{}, &rateLimitError{retryAfter: wait}
+	}
 	acct, found := s.users.lookup(username)
 	h := acct.hash
 	if !found {
@@ -161,6 +194,7 @@ func (s *Service) passwordGrant(ctx context.Context, username, password, client 
 	match := h.verify(password)
 	<-s.hashSem
 	if !found || !match {
+		s.userFailures.allow(digest, s.cfg.Now()) // count the failure
 		// A refused username may be a password typed in the wrong field:
 		// log only a known user's name (nothing derived from an unknown
 		// one, not even a digest a weak password could be guessed from).
@@ -172,31 +206,32 @@ func (s *Service) passwordGrant(ctx context.Context, username, password, client 
 			Str("outcome", "invalid_credentials").Msg("token request refused")
 		return TokenResponse{}, ErrInvalidCredentials
 	}
-	return s.issue(ctx, acct, GrantPassword, client)
+	return s.issue(ctx, acct, GrantPassword, client, "")
 }
 
 func (s *Service) refreshGrant(ctx context.Context, refreshToken, client string) (TokenResponse, error) {
 	id := RefreshTokenID(refreshToken)
-	refuse := func(err error, username, outcome string) (TokenResponse, error) {
-		s.log.Warn().Str("client", client).Str("username", username).Str("grant", GrantRefreshToken).
+	refuse := func(err error, userDigest, outcome string) (TokenResponse, error) {
+		s.log.Warn().Str("client", client).Str("user_digest", userDigest).Str("grant", GrantRefreshToken).
 			Str("outcome", outcome).Msg("token request refused")
 		return TokenResponse{}, err
 	}
-	rec, err := s.store.Get(ctx, id)
-	if errors.Is(err, ErrRefreshNotFound) {
+	// Single use: whoever marks it used first proceeds.
+	rec, err := s.store.Use(ctx, id)
+	switch {
+	case errors.Is(err, ErrRefreshReused):
+		// A replay: the token was stolen, or the client is confused;
+		// either way the session (every token rotated from its login)
+		// ends.
+		s.revokeFamily(ctx, rec.Family)
+		return refuse(fmt.Errorf("%w: refresh token was already used; the session is revoked", ErrTokenRevoked), UsernameDigest(rec.Username), "refresh_replayed")
+	case errors.Is(err, ErrRefreshNotFound):
 		return refuse(fmt.Errorf("%w: refresh token is unknown, used or revoked", ErrTokenRevoked), "", "refresh_unknown")
-	}
-	if err != nil {
-		return TokenResponse{}, fmt.Errorf("refresh grant: %w", err)
-	}
-	// Single use: whoever revokes it first proceeds.
-	if err := s.store.Revoke(ctx, id); errors.Is(err, ErrRefreshNotFound) {
-		return refuse(fmt.Errorf("%w: refresh token was already used", ErrTokenRevoked), rec.Username, "refresh_reused")
-	} else if err != nil {
+	case err != nil:
 		return TokenResponse{}, fmt.Errorf("refresh grant: %w", err)
 	}
 	if s.cfg.Now().After(rec.ExpiresAt) {
-		return refuse(fmt.Errorf("%w: refresh token expired", ErrTokenExpired), rec.Username, "refresh_expired")
+		return refuse(fmt.Errorf("%w: refresh token expired", ErrTokenExpired), UsernameDigest(rec.Username), "refresh_expired")
 	}
 	acct, found := s.users.lookup(rec.Username)
 	if !found || acct.credID != rec.CredID {
@@ -205,24 +240,31 @@ func (s *Service) refreshGrant(ctx context.Context, refreshToken, client string)
 		if err := s.store.RevokeAllForUser(ctx, rec.Username); err != nil {
 			s.log.Error().Err(err).Str("username", rec.Username).Msg("revoking refresh tokens failed")
 		}
-		return refuse(fmt.Errorf("%w: user removed or credentials changed; log in again", ErrTokenRevoked), rec.Username, "refresh_user_changed")
+		return refuse(fmt.Errorf("%w: user removed or credentials changed; log in again", ErrTokenRevoked), UsernameDigest(rec.Username), "refresh_user_changed")
 	}
-	return s.issue(ctx, acct, GrantRefreshToken, client)
+	return s.issue(ctx, acct, GrantRefreshToken, client, rec.Family)
 }
 
-// issue mints an access token and a refresh token for acct.
-func (s *Service) issue(ctx context.Context, acct account, grant, client string) (TokenResponse, error) {
+// issue mints an access token and a refresh token for acct, the refresh
+// token in family (a new one when empty: a login).
+func (s *Service) issue(ctx context.Context, acct account, grant, client, family string) (TokenResponse, error) {
 	now := s.cfg.Now()
-	jti, err := randomHex(16)
-	if err != nil {
-		return TokenResponse{}, err
+	jti := newID()
+	if family == "" {
+		family = newID()
+	}
+	iat := now.Unix()
+	// The user's sessions were ended this very second: a token issued
+	// after that must not fall under the denial (iat <= at).
+	if at, ok := s.revoked.SubjectRevokedAt(acct.user.Username); ok && iat <= at {
+		iat = at + 1
 	}
 	kid, key := s.signingKey()
 	c := claims{
 		Sub:  acct.user.Username,
 		Role: acct.user.Role,
 		Iss:  s.cfg.Issuer,
-		Iat:  now.Unix(),
+		Iat:  iat,
 		Nbf:  now.Unix(),
 		Exp:  now.Add(s.cfg.TokenLifetime).Unix(),
 		Jti:  jti,
@@ -241,6 +283,8 @@ func (s *Service) issue(ctx context.Context, acct account, grant, client string)
 		CredID:    acct.credID,
 		IssuedAt:  now.UTC(),
 		ExpiresAt: now.Add(s.cfg.RefreshLifetime).UTC(),
+		Family:    family,
+		AccessJTI: jti, AccessExpiresAt: time.Unix(c.Exp, 0).UTC(),
 	}
 	if err := s.store.Put(ctx, RefreshTokenID(rt), rec); err != nil {
 		return TokenResponse{}, fmt.Errorf("store refresh token: %w", err)
@@ -265,9 +309,15 @@ func (s *Service) Verify(ctx context.Context, token string) (Principal, error) {
 	if err := ctx.Err(); err != nil {
 		return Principal{}, err
 	}
+	if s.cfg.OIDC != nil && headerAlg(token) != jwtAlg {
+		return s.cfg.OIDC.Verify(ctx, token)
+	}
 	c, err := verifyJWT(token, s.verificationKey, s.cfg.Issuer, s.cfg.Now(), s.cfg.ClockSkew)
 	if err != nil {
 		return Principal{}, err
+	}
+	if s.revoked.Revoked(c.Jti, c.Sub, c.Iat) {
+		return Principal{}, fmt.Errorf("%w: access token revoked", ErrTokenRevoked)
 	}
 	acct, found := s.users.lookup(c.Sub)
 	if !found {
@@ -279,30 +329,93 @@ func (s *Service) Verify(ctx context.Context, token string) (Principal, error) {
 	return Principal{Username: c.Sub, Role: c.Role}, nil
 }
 
-// Revoke invalidates a refresh token (logout). Revoking an unknown or
-// already revoked token is not an error.
+// Revoke ends the session of a refresh token (logout): every refresh
+// token of its family, and the access tokens issued with them, are
+// revoked. Revoking an unknown or already revoked token is not an error.
 func (s *Service) Revoke(ctx context.Context, refreshToken string) error {
-	err := s.store.Revoke(ctx, RefreshTokenID(refreshToken))
-	if err != nil && !errors.Is(err, ErrRefreshNotFound) {
+	rec, err := s.store.Get(ctx, RefreshTokenID(refreshToken))
+	if errors.Is(err, ErrRefreshNotFound) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("revoke refresh token: %w", err)
 	}
-	s.log.Info().Str("outcome", "refresh_revoked").Msg("refresh token revoked")
+	if rec.Family == "" { // a record from before families
+		if err := s.store.Revoke(ctx, RefreshTokenID(refreshToken)); err != nil && !errors.Is(err, ErrRefreshNotFound) {
+			return fmt.Errorf("revoke refresh token: %w", err)
+		}
+		rec.Family = "-"
+	}
+	if err := s.revokeFamily(ctx, rec.Family); err != nil {
+		return err
+	}
+	if rec.AccessJTI != "" {
+		if err := s.revoked.RevokeAccess(ctx, rec.AccessJTI, rec.AccessExpiresAt); err != nil {
+			return fmt.Errorf("revoke access token: %w", err)
+		}
+	}
+	s.log.Info().Str("outcome", "session_revoked").Msg("refresh token family revoked")
 	return nil
 }
 
-// RevokeUser invalidates every refresh token of username. Access tokens
-// already issued stay valid until they expire (at most TokenLifetime) unless
-// the user is also removed or their role changed.
+// revokeFamily revokes every refresh token of family and denies the
+// access tokens issued with them.
+func (s *Service) revokeFamily(ctx context.Context, family string) error {
+	recs, err := s.store.RevokeFamily(ctx, family)
+	var errs []error
+	if err != nil {
+		errs = append(errs, fmt.Errorf("revoke refresh family: %w", err))
+	}
+	for _, r := range recs {
+		if r.AccessJTI == "" {
+			continue
+		}
+		if err := s.revoked.RevokeAccess(ctx, r.AccessJTI, r.AccessExpiresAt); err != nil {
+			errs = append(errs, fmt.Errorf("revoke access token: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.Error().Err(err).Msg("revoking a session failed")
+		return err
+	}
+	return nil
+}
+
+// RevokeUser ends every session of username: its refresh tokens are
+// revoked and the access tokens issued to it so far are denied.
 func (s *Service) RevokeUser(ctx context.Context, username string) error {
 	if err := s.store.RevokeAllForUser(ctx, username); err != nil {
-		return fmt.Errorf("revoke refresh tokens of %q: %w", username, err)
+		return fmt.Errorf("revoke refresh tokens of a user: %w", err)
 	}
-	s.log.Info().Str("username", username).Str("outcome", "user_sessions_revoked").Msg("refresh tokens revoked")
+	now := s.cfg.Now()
+	if err := s.revoked.RevokeSubject(ctx, username, now, now.Add(s.cfg.TokenLifetime+s.cfg.ClockSkew)); err != nil {
+		return fmt.Errorf("revoke access tokens of a user: %w", err)
+	}
+	s.log.Info().Str("user_digest", UsernameDigest(username)).Str("outcome", "user_sessions_revoked").Msg("sessions revoked")
 	return nil
 }
 
 // TokenLifetime returns the configured access-token lifetime.
 func (s *Service) TokenLifetime() time.Duration { return s.cfg.TokenLifetime }
+
+// headerAlg returns the alg of a JWT's header, or "" when it has none.
+func headerAlg(token string) string {
+	head, _, _ := strings.Cut(token, ".")
+	b, err := b64.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return ""
+	}
+	return h.Alg
+}
+
+// newID returns a random (version 4) UUID: a token id or session family.
+func newID() string { return uuid.NewString() }
 
 func randomHex(n int) (string, error) {
 	b := make([]byte, n)

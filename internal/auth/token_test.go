@@ -94,7 +94,7 @@ func TestJWTClaims(t *testing.T) {
 			t.Errorf("claim %s = %v, want %v", k, c[k], v)
 		}
 	}
-	if s, _ := c["jti"].(string); len(s) != 32 {
+	if s, _ := c["jti"].(string); len(s) != 36 {
 		t.Errorf("jti = %v", c["jti"])
 	}
 }
@@ -234,11 +234,50 @@ func TestRefreshGrant(t *testing.T) {
 		if err != nil || p != (Principal{Username: "oscar", Role: RoleOperator}) {
 			t.Fatalf("Verify = %+v, %v", p, err)
 		}
+		third, err := refresh(env, second.RefreshToken)
+		if err != nil {
+			t.Fatalf("rotated refresh token refused: %v", err)
+		}
+		// Issue 12, finding 3: a replay revokes the whole family, and
+		// the access tokens issued with it.
 		if _, err := refresh(env, first.RefreshToken); !errors.Is(err, ErrTokenRevoked) {
 			t.Fatalf("reuse of a rotated refresh token: %v", err)
 		}
-		if _, err := refresh(env, second.RefreshToken); err != nil {
-			t.Fatalf("rotated refresh token refused: %v", err)
+		if _, err := refresh(env, third.RefreshToken); !errors.Is(err, ErrTokenRevoked) {
+			t.Fatalf("the family's live refresh token after a replay: %v", err)
+		}
+		if _, err := env.svc.Verify(ctx, third.JWT); !errors.Is(err, ErrTokenRevoked) {
+			t.Fatalf("the family's access token after a replay: %v", err)
+		}
+		if !strings.Contains(env.logs.String(), "refresh_replayed") {
+			t.Error("a replay is not logged")
+		}
+	})
+
+	t.Run("logout revokes the whole family and its access tokens", func(t *testing.T) {
+		env := newTestEnv(t, nil)
+		first := env.login(t, "oscar", "oscar-password-1")
+		other := env.login(t, "oscar", "oscar-password-1") // another session
+		second, err := refresh(env, first.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.svc.Revoke(ctx, second.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		for _, jwt := range []string{first.JWT, second.JWT} {
+			if _, err := env.svc.Verify(ctx, jwt); !errors.Is(err, ErrTokenRevoked) {
+				t.Fatalf("access token of the logged-out session: %v", err)
+			}
+		}
+		if _, err := refresh(env, second.RefreshToken); !errors.Is(err, ErrTokenRevoked) {
+			t.Fatalf("refresh after logout: %v", err)
+		}
+		if _, err := env.svc.Verify(ctx, other.JWT); err != nil {
+			t.Fatalf("another session of the user ended: %v", err)
+		}
+		if _, err := refresh(env, other.RefreshToken); err != nil {
+			t.Fatalf("another session of the user ended: %v", err)
 		}
 	})
 
@@ -347,7 +386,7 @@ func TestUserChanges(t *testing.T) {
 			users: changed(defaultTestUsers, "oscar", func(*testUser) bool { return false }),
 		},
 		{
-			name:     "password change ends refresh tokens",
+			name:     "password change ends refresh and access tokens",
 			users:    changed(defaultTestUsers, "oscar", func(u *testUser) bool { u.password = "new-password-2"; return true }),
 			newRole:  RoleOperator,
 			password: "new-password-2",
@@ -365,12 +404,8 @@ func TestUserChanges(t *testing.T) {
 			if !errors.Is(err, ErrTokenRevoked) {
 				t.Fatalf("refresh after change: %v", err)
 			}
-			_, verr := env.svc.Verify(ctx, resp.JWT)
-			passwordOnly := tt.newRole == RoleOperator
-			if passwordOnly && verr != nil {
-				t.Fatalf("access token after password change: %v", verr)
-			}
-			if !passwordOnly && !errors.Is(verr, ErrTokenRevoked) {
+			// Issue 12, finding 3: every change ends the access tokens too.
+			if _, verr := env.svc.Verify(ctx, resp.JWT); !errors.Is(verr, ErrTokenRevoked) {
 				t.Fatalf("access token after change: %v", verr)
 			}
 			if tt.newRole == "" {

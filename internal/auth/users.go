@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -29,6 +30,9 @@ type User struct {
 	PasswordHash string `yaml:"password_hash" json:"password_hash"`
 	// Role is admin, operator or viewer.
 	Role Role `yaml:"role" json:"role"`
+	// Disabled users cannot log in, refresh or use access tokens; disabling
+	// one (and reloading) ends their sessions.
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 }
 
 // usersFile is the on-disk format: YAML, or JSON (which YAML parses).
@@ -55,6 +59,15 @@ type UserStore struct {
 	fromFile  map[string]account
 	bootstrap *account
 	dummy     passwordHash
+	// digest is the SHA-256 of the users file as last loaded.
+	digest [32]byte
+}
+
+// loadedDigest is the SHA-256 of the users file as last loaded.
+func (s *UserStore) loadedDigest() [32]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.digest
 }
 
 // ParseUsers reads a users document (YAML or JSON) of the form
@@ -162,26 +175,45 @@ func LoadUsers(path string) (*UserStore, error) {
 // Users removed from the file can no longer log in, refresh, or use access
 // tokens; a changed role applies to their next request.
 func (s *UserStore) Reload() error {
+	_, err := s.reload()
+	return err
+}
+
+// reload is Reload, returning the usernames whose sessions must end:
+// removed, disabled, or with another password or role.
+func (s *UserStore) reload() ([]string, error) {
 	if s.path == "" {
-		return nil
+		return nil, nil
 	}
-	f, err := os.Open(s.path)
+	data, err := os.ReadFile(s.path)
 	if err != nil {
-		return fmt.Errorf("open users file: %w", err)
+		return nil, fmt.Errorf("open users file: %w", err)
 	}
-	defer f.Close()
-	users, err := ParseUsers(f)
+	users, err := ParseUsers(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.path, err)
+		return nil, fmt.Errorf("%s: %w", s.path, err)
 	}
 	accts, err := buildAccounts(users)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.path, err)
+		return nil, fmt.Errorf("%s: %w", s.path, err)
 	}
 	s.mu.Lock()
+	old := s.fromFile
 	s.fromFile = accts
+	s.digest = sha256.Sum256(data)
+	var changed []string
+	for name, a := range old {
+		if s.bootstrap != nil && s.bootstrap.user.Username == name {
+			continue // the bootstrap admin shadows the file's entry
+		}
+		n, ok := accts[name]
+		if !ok || n.credID != a.credID || (n.user.Disabled && !a.user.Disabled) {
+			changed = append(changed, name)
+		}
+	}
 	s.mu.Unlock()
-	return s.refreshDummy()
+	slices.Sort(changed)
+	return changed, s.refreshDummy()
 }
 
 // SetBootstrapAdmin adds (or replaces) an admin with the given username and
@@ -236,6 +268,9 @@ func (s *UserStore) lookup(username string) (account, bool) {
 		return *s.bootstrap, true
 	}
 	a, ok := s.fromFile[username]
+	if a.user.Disabled {
+		return account{}, false
+	}
 	return a, ok
 }
 

@@ -215,6 +215,7 @@ func (f *Factory) KeysClient(conn Connection, vaultURI string, throttle Throttle
 	}
 	opts.PerCallPolicies = append(opts.PerCallPolicies, apiVersionPolicy{})
 	if throttle != nil {
+		opts.PerCallPolicies = append(opts.PerCallPolicies, attemptPolicy{})
 		opts.PerRetryPolicies = append(opts.PerRetryPolicies, throttlePolicy{throttle})
 	}
 	c, err := azkeys.NewClient(vaultURI, st.cred, opts)

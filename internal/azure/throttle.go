@@ -22,10 +22,24 @@ type RetryAfterObserver interface {
 type throttlePolicy struct{ t Throttle }
 
 func (p throttlePolicy) Do(req *policy.Request) (*http.Response, error) {
+	start := time.Now()
 	if err := p.t.Wait(req.Raw().Context()); err != nil {
 		return nil, err
 	}
+	sent := time.Now()
 	resp, err := req.Next()
+	if ao, ok := p.t.(AttemptObserver); ok {
+		a := Attempt{Operation: OperationOf(req.Raw().Method, req.Raw().URL.Path), Wait: sent.Sub(start), Duration: time.Since(sent)}
+		if resp != nil {
+			a.Status = resp.StatusCode
+		}
+		var st *attemptState
+		if req.OperationValue(&st) && st != nil {
+			a.Retry = st.retryNext
+			st.retryNext = retryable(a.Status, err)
+		}
+		ao.ObserveAttempt(a)
+	}
 	if resp != nil {
 		p.t.Observe(resp.StatusCode)
 		if ro, ok := p.t.(RetryAfterObserver); ok && resp.StatusCode == http.StatusTooManyRequests {

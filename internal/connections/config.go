@@ -37,6 +37,9 @@ type Config struct {
 	// Azure tunes the clients [Registry.Test] builds; zero fields take
 	// one retry with short delays, so a test answers quickly.
 	Azure azure.Config
+	// Endpoints decides which hosts a connection's endpoints and test
+	// vaults may name (its cloud's; private addresses only when allowed).
+	Endpoints azure.EndpointPolicy
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives one line per change (ids and names, never secrets).

@@ -96,6 +96,9 @@ func (r *Registry) Test(ctx context.Context, ref string, req TestRequest) (TestR
 	if err := azure.CheckVaultURI(uri); err != nil {
 		return TestResult{}, invalidf("vault_uri must be an https URL with no path")
 	}
+	if err := r.cfg.Endpoints.CheckURL("vault_uri", azure.EndpointVault, uri, rec.CloudName, rec.KeyVaultDNSSuffix, rec.AzureStackConnectionType); err != nil {
+		return TestResult{}, invalidf("%s", endpointProblem(err))
+	}
 	conn, err := r.decrypt(rec, rev)
 	if err != nil {
 		return TestResult{}, err

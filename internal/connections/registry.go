@@ -98,6 +98,9 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest) (c Connection,
 	if err := validate(req.Settings, req.secrets(), generate); err != nil {
 		return Connection{}, err
 	}
+	if err := r.checkEndpoints(req.Settings); err != nil {
+		return Connection{}, err
+	}
 	now := r.now()
 	sec := req.secrets()
 	if generate {
@@ -322,6 +325,12 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 			return Connection{}, err
 		}
 		if err := validate(settings, sec, false); err != nil {
+			return Connection{}, err
+		}
+		if err := r.checkEndpoints(settings); err != nil {
+			return Connection{}, err
+		}
+		if err := needsCredentialAgain(req, rec.Settings, settings, cur, sec); err != nil {
 			return Connection{}, err
 		}
 		next := rec

@@ -99,7 +99,7 @@ func setup(t *testing.T) *env {
 // server with the given sealer.
 func (e *env) newRegistry(t *testing.T, s *secrets.Sealer) *connections.Registry {
 	t.Helper()
-	reg, err := connections.New(e.ctx, e.js, s, connections.Config{})
+	reg, err := connections.New(e.ctx, e.js, s, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatalf("connections.New: %v", err)
 	}

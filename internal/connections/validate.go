@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -47,11 +48,15 @@ var (
 )
 
 // validName reports whether name is an acceptable connection name:
-// ^[A-Za-z0-9._-]{1,64}$.
-func validName(name string) bool { return nameRE.MatchString(name) }
+// ^[A-Za-z0-9._-]{1,64}$ without "..", and not only dots (a name may end
+// up in a path or a subject).
+func validName(name string) bool {
+	return nameRE.MatchString(name) && !strings.Contains(name, "..") && strings.Trim(name, ".") != ""
+}
 
 // ValidName reports whether name is an acceptable connection name
-// (1 to 64 letters, digits, dots, underscores and hyphens).
+// (1 to 64 letters, digits, dots, underscores and hyphens; no "..", not
+// only dots).
 func ValidName(name string) bool { return validName(name) }
 
 // validate checks a connection's settings and secrets as they would be
@@ -63,7 +68,7 @@ func validate(s Settings, p plainSecrets, pending bool) error {
 		return invalidf("name is required")
 	}
 	if !validName(s.Name) {
-		return invalidf("name %q must be 1 to 64 letters, digits, '.', '_' or '-'", s.Name)
+		return invalidf("name %q must be 1 to 64 letters, digits, '.', '_' or '-', without '..'", s.Name)
 	}
 	if len(s.Description) > MaxDescriptionLen || !utf8.ValidString(s.Description) {
 		return invalidf("description must be valid UTF-8 of at most %d bytes", MaxDescriptionLen)
@@ -304,4 +309,82 @@ func validateURL(field, s string) error {
 		return invalidf("%s must be an absolute https URL without credentials, query or fragment", field)
 	}
 	return nil
+}
+
+// checkEndpoints checks the hosts of a connection's endpoints against the
+// registry's endpoint policy: its cloud's hosts, and private addresses
+// only when the operator allows them.
+func (r *Registry) checkEndpoints(s Settings) error {
+	pol := r.cfg.Endpoints
+	if err := pol.CheckVaultSuffix("key_vault_dns_suffix", s.KeyVaultDNSSuffix, s.CloudName); err != nil {
+		return invalidf("%s", endpointProblem(err))
+	}
+	for _, f := range []struct{ name, kind, v string }{
+		{"active_directory_endpoint", azure.EndpointAuthority, s.ActiveDirectoryEndpoint},
+		{"resource_manager_url", azure.EndpointManagement, s.ResourceManagerURL},
+		{"management_url", azure.EndpointAudience, s.ManagementURL},
+		{"vault_resource_url", azure.EndpointVaultResource, s.VaultResourceURL},
+	} {
+		if err := pol.CheckURL(f.name, f.kind, f.v, s.CloudName, s.KeyVaultDNSSuffix, s.AzureStackConnectionType); err != nil {
+			return invalidf("%s", endpointProblem(err))
+		}
+	}
+	return nil
+}
+
+// endpointProblem is an endpoint policy error without its sentinel prefix.
+func endpointProblem(err error) string {
+	return strings.TrimPrefix(err.Error(), azure.ErrEndpointRefused.Error()+": ")
+}
+
+// boundFields are the settings that decide where a connection's secret,
+// and the tokens issued for it, are sent (endpoints, the CA trusted for
+// them, the challenge check): changing one needs the secret again, so a
+// stored secret never follows an edit to a host the editor controls.
+func boundFields(s Settings) []struct{ name, v string } {
+	return []struct{ name, v string }{
+		{"cloud_name", s.CloudName},
+		{"active_directory_endpoint", s.ActiveDirectoryEndpoint},
+		{"key_vault_dns_suffix", s.KeyVaultDNSSuffix},
+		{"vault_resource_url", s.VaultResourceURL},
+		{"management_url", s.ManagementURL},
+		{"resource_manager_url", s.ResourceManagerURL},
+		{"azure_stack_server_cert", s.AzureStackServerCert},
+		{"azure_stack_connection_type", s.AzureStackConnectionType},
+		{"disable_challenge_resource_verification", fmt.Sprint(s.DisableChallengeResourceVerification)},
+	}
+}
+
+// needsCredentialAgain refuses a patch that changes a bound field (see
+// [boundFields]) of a connection with a stored secret (cur) unless the
+// patch gives the credential anew (next differs from cur because the
+// request set it, or the server generated a new certificate).
+func needsCredentialAgain(req PatchRequest, old, next Settings, cur, sec plainSecrets) error {
+	if cur.ClientSecret == "" && len(cur.Certificate) == 0 {
+		return nil // nothing stored to exfiltrate
+	}
+	if sec.ClientSecret == "" && len(sec.Certificate) == 0 {
+		return nil // the patched connection keeps no secret (managed identity)
+	}
+	fresh := req.ClientSecret != nil || req.Certificate != nil ||
+		(len(sec.Certificate) > 0 && !bytes.Equal(sec.Certificate, cur.Certificate))
+	if fresh {
+		return nil
+	}
+	a, b := boundFields(old), boundFields(next)
+	var changed []string
+	for i := range a {
+		if a[i].v != b[i].v {
+			changed = append(changed, a[i].name)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	what := "client_secret"
+	if len(sec.Certificate) > 0 {
+		what = "certificate"
+	}
+	return invalidf("changing %s requires the connection's credential again: give %s in the same request (the stored one is never sent to changed endpoints)",
+		strings.Join(changed, ", "), what)
 }

@@ -43,7 +43,14 @@ func TestValidation(t *testing.T) {
 		}), ""},
 		{"azure stack", stack, ""},
 		{"china", with(func(r *connections.CreateRequest) { r.CloudName = azure.CloudChina }), ""},
-		{"dotted name", with(func(r *connections.CreateRequest) { r.Name = "a..b." }), ""},
+		{"dotted name", with(func(r *connections.CreateRequest) { r.Name = "a.b." }), ""},
+		// Issue 12, finding 4: no "..", not only dots, no slashes or
+		// control characters.
+		{"name with ..", with(func(r *connections.CreateRequest) { r.Name = "a..b" }), "without '..'"},
+		{"name ..", with(func(r *connections.CreateRequest) { r.Name = ".." }), "without '..'"},
+		{"name .", with(func(r *connections.CreateRequest) { r.Name = "." }), "must be 1 to 64"},
+		{"name with a slash", with(func(r *connections.CreateRequest) { r.Name = "a/b" }), "must be 1 to 64"},
+		{"name with a control character", with(func(r *connections.CreateRequest) { r.Name = "a\x00b" }), "must be 1 to 64"},
 		{"no name", with(func(r *connections.CreateRequest) { r.Name = "" }), "name is required"},
 		{"bad name", with(func(r *connections.CreateRequest) { r.Name = "a b" }), "name \"a b\" must be"},
 		{"long name", with(func(r *connections.CreateRequest) { r.Name = strings.Repeat("a", 65) }), "must be 1 to 64"},

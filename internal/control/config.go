@@ -3,7 +3,10 @@ package control
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/akvsync/akvsync/internal/azure"
 )
 
 // Defaults of [Config].
@@ -44,6 +47,10 @@ type Config struct {
 	LookupConnection ConnectionLookup
 	// Cloud is the cloud name of new vaults and jobs. Default [DefaultCloud].
 	Cloud string
+	// Endpoints decides which vault URIs a vault of a connection may have:
+	// hosts of the connection's cloud; private addresses only when the
+	// operator allows them.
+	Endpoints azure.EndpointPolicy
 	// Source is the CloudEvents source of published events, e.g.
 	// "akvsync/api/<hostname>". Default [DefaultSource].
 	Source string
@@ -128,6 +135,19 @@ type ConnectionInfo struct {
 	// Cloud is its cloud name (AzureCloud, AzureChinaCloud, …); "" means
 	// [Config.Cloud].
 	Cloud string
+	// KeyVaultDNSSuffix and StackType are its key_vault_dns_suffix and
+	// azure_stack_connection_type (AzureStack vault hosts are under the
+	// suffix).
+	KeyVaultDNSSuffix, StackType string
+}
+
+// checkVaultURI checks a vault URI against the endpoint policy for the
+// connection c.
+func (c Config) checkVaultURI(field, uri string, conn ConnectionInfo) error {
+	if err := c.Endpoints.CheckURL(field, azure.EndpointVault, uri, conn.Cloud, conn.KeyVaultDNSSuffix, conn.StackType); err != nil {
+		return invalidf("%s", strings.TrimPrefix(err.Error(), azure.ErrEndpointRefused.Error()+": "))
+	}
+	return nil
 }
 
 // ConnectionLookup resolves a connection name (or id); found is false for

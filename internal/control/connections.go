@@ -20,6 +20,6 @@ func RegistryLookup(reg *connections.Registry) ConnectionLookup {
 		case err != nil:
 			return ConnectionInfo{}, false, err
 		}
-		return ConnectionInfo{Name: c.Name, Cloud: c.CloudName}, true, nil
+		return ConnectionInfo{Name: c.Name, Cloud: c.CloudName, KeyVaultDNSSuffix: c.KeyVaultDNSSuffix, StackType: c.AzureStackConnectionType}, true, nil
 	}
 }

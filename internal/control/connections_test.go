@@ -7,6 +7,7 @@ import (
 	gosync "sync"
 	"testing"
 
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/secrets"
@@ -23,7 +24,7 @@ func TestRegistryLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sealer.Close() })
-	conns, err := connections.New(testCtx(t), base.js, sealer, connections.Config{})
+	conns, err := connections.New(testCtx(t), base.js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,12 @@ func TestRegistryLookup(t *testing.T) {
 	}
 	req := vaultReq(testSub, "vault-a")
 	req.Connection = created.ID // by id
+	// A vault of another cloud is refused: the connection's token would
+	// go to a host outside its cloud.
+	if _, err := plane.Vaults.AddVaults(testCtx(t), req); err == nil || !strings.Contains(err.Error(), "not a vault or Managed HSM pool of AzureChinaCloud") {
+		t.Fatalf("AddVaults of an azure.net vault on a China connection: %v", err)
+	}
+	req.Vaults[0].Properties.VaultURI = "https://vault-a.vault.azure.cn/"
 	vs, err := plane.Vaults.AddVaults(testCtx(t), req)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +84,7 @@ func TestDeletingAConnectionRacesAddingAVault(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sealer.Close() })
-	conns, err := connections.New(ctx, base.js, sealer, connections.Config{})
+	conns, err := connections.New(ctx, base.js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

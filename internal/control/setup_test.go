@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -38,7 +39,7 @@ func setup(t *testing.T, mods ...func(*control.Config)) *env {
 	if err := (events.Topology{Storage: jetstream.MemoryStorage}).EnsureStreams(ctx, js); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
-	cfg := control.Config{Connections: []string{testConn}}
+	cfg := control.Config{Connections: []string{testConn}, Endpoints: azure.EndpointPolicy{AllowPrivate: true}}
 	for _, m := range mods {
 		m(&cfg)
 	}

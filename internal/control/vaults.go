@@ -117,6 +117,11 @@ func (r *Registry) validate(ctx context.Context, req AddVaultsRequest, now time.
 	if conn.Cloud == "" {
 		conn.Cloud = r.cfg.Cloud
 	}
+	for i := range list {
+		if err := r.cfg.checkVaultURI(fmt.Sprintf("%s[%d] URI", listField, i), ok[i].uri, conn); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]events.Vault, 0, len(list))
 	for i, v := range list {
 		if len(v.Tags) == 0 {
@@ -500,6 +505,9 @@ func (r *Registry) Patch(ctx context.Context, id string, p VaultPatch) (events.V
 		}
 		prev := v
 		if p.Connection != nil {
+			if err := r.cfg.checkVaultURI("connection", v.VaultURI, conn); err != nil {
+				return events.Vault{}, err
+			}
 			v.Connection, v.Cloud = conn.Name, conn.Cloud
 		}
 		if p.CloudKeyBackupLimit != nil {

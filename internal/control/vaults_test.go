@@ -546,24 +546,39 @@ func TestPatchVault(t *testing.T) {
 				return control.ConnectionInfo{Name: testConn, Cloud: "AzureCloud"}, true, nil
 			case "china":
 				return control.ConnectionInfo{Name: "china", Cloud: "AzureChinaCloud"}, true, nil
+			case "public2":
+				return control.ConnectionInfo{Name: "public2", Cloud: "AzureCloud"}, true, nil
+			case "gov":
+				return control.ConnectionInfo{Name: "gov", Cloud: "AzureUSGovernment"}, true, nil
+			case "stack":
+				return control.ConnectionInfo{Name: "stack", Cloud: "AzureStack", KeyVaultDNSSuffix: "vault.local.azurestack.external"}, true, nil
 			}
 			return control.ConnectionInfo{}, false, nil
 		}
 	})
 	v := e.addVaults(t, testSub, "kv-patch")[0]
-	t.Run("moves the vault to another connection and its cloud", func(t *testing.T) {
-		got, err := e.plane.Vaults.Patch(testCtx(t), v.ID, control.VaultPatch{Connection: ptr("CHINA"), CloudKeyBackupLimit: ptr(7)})
-		if err != nil || got.Connection != "china" || got.Cloud != "AzureChinaCloud" || got.CloudKeyBackupLimit != 7 || !got.UpdatedAt.After(v.UpdatedAt) {
+	for _, other := range []string{"china", "gov", "stack"} {
+		t.Run("refuses a connection of a cloud the vault's host is not in: "+other, func(t *testing.T) {
+			_, err := e.plane.Vaults.Patch(testCtx(t), v.ID, control.VaultPatch{Connection: ptr(other)})
+			wantErr(t, err, control.ErrInvalid)
+			if !strings.Contains(err.Error(), "kv-patch.vault.azure.net is not a vault") {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	t.Run("moves the vault to another connection of its cloud", func(t *testing.T) {
+		got, err := e.plane.Vaults.Patch(testCtx(t), v.ID, control.VaultPatch{Connection: ptr("PUBLIC2"), CloudKeyBackupLimit: ptr(7)})
+		if err != nil || got.Connection != "public2" || got.Cloud != "AzureCloud" || got.CloudKeyBackupLimit != 7 || !got.UpdatedAt.After(v.UpdatedAt) {
 			t.Fatalf("Patch = %+v, %v", got, err)
 		}
 		stored, err := e.plane.Vaults.Get(testCtx(t), v.ID)
-		if err != nil || stored.Connection != "china" || stored.CloudKeyBackupLimit != 7 || stored.VaultURI != v.VaultURI || !stored.CreatedAt.Equal(v.CreatedAt) {
+		if err != nil || stored.Connection != "public2" || stored.CloudKeyBackupLimit != 7 || stored.VaultURI != v.VaultURI || !stored.CreatedAt.Equal(v.CreatedAt) {
 			t.Fatalf("stored %+v, %v", stored, err)
 		}
 	})
 	t.Run("0 removes the backup limit; the unchanged name may be sent", func(t *testing.T) {
 		got, err := e.plane.Vaults.Patch(testCtx(t), v.ID, control.VaultPatch{CloudKeyBackupLimit: ptr(0), Name: ptr("kv-patch::" + testSub)})
-		if err != nil || got.CloudKeyBackupLimit != 0 || got.Connection != "china" {
+		if err != nil || got.CloudKeyBackupLimit != 0 || got.Connection != "public2" {
 			t.Fatalf("Patch = %+v, %v", got, err)
 		}
 	})

@@ -74,7 +74,7 @@ func setup(t *testing.T, subs []akvemu.SubscriptionSpec) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sealer.Close() })
-	conns, err := connections.New(ctx, js, sealer, connections.Config{})
+	conns, err := connections.New(ctx, js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

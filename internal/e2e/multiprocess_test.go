@@ -31,11 +31,13 @@ const (
 	apiPassword    = "e2e-api-nats-password"
 	workerPassword = "e2e-worker-nats-password"
 	adminPassword  = "e2e-admin-password-123"
+	// adminNATSPassword is the NATS admin's, used by the init step only.
+	adminNATSPassword = "e2e-admin-nats-password"
 )
 
 // natsServer starts the nats-server binary with JetStream and akvsync's
 // users and permissions from deploy/nats/accounts.conf.
-func natsServer(t *testing.T, dir string) string {
+func natsServer(t *testing.T, dir string) (string, *proc) {
 	t.Helper()
 	port := freePort(t)
 	_, file, _, _ := runtime.Caller(0)
@@ -51,11 +53,7 @@ func natsServer(t *testing.T, dir string) string {
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start(t, "nats-server", []string{
-		"AKVSYNC_NATS_API_PASSWORD=" + apiPassword,
-		"AKVSYNC_NATS_WORKER_PASSWORD=" + workerPassword,
-		"AKVSYNC_NATS_DASHBOARD_PASSWORD=e2e-dashboard",
-	}, "-c", confFile)
+	p := start(t, "nats-server", natsEnv, "-c", confFile)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		nc, err := nats.Connect(url, nats.UserInfo("akvsync-api", apiPassword))
@@ -65,7 +63,7 @@ func natsServer(t *testing.T, dir string) string {
 		nc.Close()
 		return nil
 	})
-	return url
+	return url, p
 }
 
 type client struct {
@@ -118,6 +116,8 @@ type cluster struct {
 	api        *proc
 	workers    map[string]*proc
 	natsNodes  []*natsNode // a NATS cluster's nodes; empty with one server
+	natsProc   *proc       // the single nats-server (nil with a cluster)
+	init       *proc       // the init step (worker --init-topology as the NATS admin)
 	replicas   int
 	c          *client
 	tok        auth.TokenResponse
@@ -156,8 +156,20 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 		}
 		cl.natsURL = strings.Join(urls, ",")
 	} else {
-		cl.natsURL = natsServer(t, cl.dir)
+		cl.natsURL, cl.natsProc = natsServer(t, cl.dir)
 	}
+	// The init step creates the topology as the NATS admin; the services'
+	// own users may only bind to it, and wait for it.
+	initArgs := []string{"--init-topology", "--nats-url", cl.natsURL, "--nats-user", events.RoleAdmin.User(), "--log-level", "debug"}
+	if cl.replicas > 1 {
+		initArgs = append(initArgs, "--replicas", fmt.Sprint(cl.replicas))
+	}
+	for i, a := range o.workerArgs {
+		if a == "--task-ack-wait" && i+1 < len(o.workerArgs) {
+			initArgs = append(initArgs, a, o.workerArgs[i+1])
+		}
+	}
+	cl.init = start(t, "worker-init", []string{"AKVSYNC_NATS_PASSWORD=" + adminNATSPassword}, initArgs...)
 	emu, err := akvemu.Start(ctx, akvemu.Config{Seed: akvemu.SeedSpec{Vaults: o.vaults, KeysPerVault: o.keys, Seed: 42}, DataDir: filepath.Join(cl.dir, "emu")})
 	if err != nil {
 		t.Fatal(err)
@@ -206,6 +218,15 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 // emulator's vaults.
 func (cl *cluster) waitAPI(t *testing.T) {
 	t.Helper()
+	select {
+	case err := <-cl.init.done:
+		cl.init.done <- err
+		if err != nil {
+			t.Fatalf("the init step failed: %v\n%s", err, tail(cl.init.out.String(), 3000))
+		}
+	case <-cl.ctx.Done():
+		t.Fatal("the init step did not end")
+	}
 	certFile := filepath.Join(cl.dir, "api", "tls-cert.pem")
 	natstest.CheckFor(t, 2*time.Minute, 50*time.Millisecond, func() error {
 		if cl.c.http != nil {
@@ -359,6 +380,14 @@ func TestDistributedSyncAll(t *testing.T) {
 		t.Fatalf("API lists %d keys, want %d", page.Total, vaults*keys)
 	}
 
+	t.Run("NoPermissionViolation", func(t *testing.T) {
+		// The services ran a whole job as their least-privilege users:
+		// nats-server refused none of their requests.
+		if out := cl.natsProc.out.String(); strings.Contains(out, "Violation") {
+			t.Fatalf("nats-server refused a service request:\n%s", violations(out))
+		}
+	})
+
 	t.Run("NoSecretInLogsOrResponses", func(t *testing.T) {
 		secretsToHide := map[string]string{
 			"client secret": cl.emu.Manifest().ClientSecret, "admin password": adminPassword, "access token": cl.tok.JWT,
@@ -406,7 +435,7 @@ func TestDistributedSyncAll(t *testing.T) {
 	})
 
 	t.Run("APIUserCannotConsumeVaultTasks", func(t *testing.T) {
-		nc, err := nats.Connect(cl.natsURL, nats.UserInfo("akvsync-api", apiPassword))
+		nc, err := nats.Connect(cl.natsURL, nats.UserInfo("akvsync-api", apiPassword), nats.CustomInboxPrefix(events.RoleAPI.InboxPrefix()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,6 +446,14 @@ func TestDistributedSyncAll(t *testing.T) {
 		if _, err := js.CreateOrUpdateConsumer(cctx, events.StreamTasks, jetstream.ConsumerConfig{Durable: "thief"}); err == nil {
 			t.Fatal("the API user created a consumer on the tasks stream")
 		}
+		// nats-server logs the refusal: NoPermissionViolation's check
+		// can fail.
+		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			if !strings.Contains(cl.natsProc.out.String(), "Violation") {
+				return fmt.Errorf("nats-server logged no violation")
+			}
+			return nil
+		})
 		cons, err := js.Consumer(cctx, events.StreamTasks, events.ConsumerVaultSyncer)
 		if err == nil {
 			if _, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
@@ -548,4 +585,15 @@ func TestWorkerKilledMidSync(t *testing.T) {
 	}
 	cl.assertStoreHoldsEveryKeyOnce(t, "worker-1", want)
 	cl.assertStoreHoldsEveryKeyOnce(t, "worker-2", want)
+}
+
+// violations picks nats-server's permission violation lines.
+func violations(out string) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "Violation") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
 }

@@ -30,11 +30,15 @@ type natsNode struct {
 	p    *proc
 }
 
+// monitorPassword is the NATS monitoring user's.
+const monitorPassword = "e2e-monitor-nats-password"
+
 // natsEnv gives nats-server the passwords of akvsync's users.
 var natsEnv = []string{
 	"AKVSYNC_NATS_API_PASSWORD=" + apiPassword,
 	"AKVSYNC_NATS_WORKER_PASSWORD=" + workerPassword,
-	"AKVSYNC_NATS_DASHBOARD_PASSWORD=e2e-dashboard",
+	"AKVSYNC_NATS_MONITOR_PASSWORD=" + monitorPassword,
+	"AKVSYNC_NATS_ADMIN_PASSWORD=" + adminNATSPassword,
 }
 
 // natsCluster writes the configurations of an n-node JetStream cluster
@@ -98,7 +102,9 @@ func (n *natsNode) kill(t *testing.T) {
 // streamLeader names the node leading a stream's replicas.
 func (cl *cluster) streamLeader(t *testing.T, stream string) *natsNode {
 	t.Helper()
-	nc, err := nats.Connect(cl.natsURL, nats.UserInfo("akvsync-api", apiPassword))
+	// The monitoring user reads stream state, with its own inboxes.
+	nc, err := nats.Connect(cl.natsURL, nats.UserInfo(events.RoleMonitor.User(), monitorPassword),
+		nats.CustomInboxPrefix(events.RoleMonitor.InboxPrefix()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,10 @@ const (
 	DefaultIdleTimeout = 120 * time.Second
 	// DefaultMaxHeaderBytes bounds the request headers.
 	DefaultMaxHeaderBytes = 64 << 10
+	// HeaderHardLimitFactor multiplies MaxHeaderBytes into the
+	// http.Server's limit, above which the server itself refuses the
+	// request (before the API can answer in CCKM's shape).
+	HeaderHardLimitFactor = 4
 	// DefaultReadyTimeout bounds the readiness check of /readyz.
 	DefaultReadyTimeout = 2 * time.Second
 	// MaxRequestIDLen bounds an incoming X-Request-Id that is reused.
@@ -42,12 +46,19 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout: see ReadHeaderTimeout.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes is the http.Server's header limit. Default
-	// [DefaultMaxHeaderBytes].
+	// MaxHeaderBytes bounds the request line and headers: the API answers
+	// a larger request 431 in CCKM's error shape. The http.Server's own
+	// limit ([HeaderHardLimitFactor] times it) answers Go's plain 431
+	// beyond that. Default [DefaultMaxHeaderBytes].
 	MaxHeaderBytes int
 	// ReadyTimeout bounds the check behind /readyz. Default
 	// [DefaultReadyTimeout].
 	ReadyTimeout time.Duration
+	// SSEMaxDuration, when positive, ends each event stream after this
+	// long; clients reconnect and resume after their last event (to any
+	// replica, which spreads the streams again after a scale-out). 0 (the
+	// default) keeps a stream open as long as its client.
+	SSEMaxDuration time.Duration
 }
 
 // WithDefaults returns c with zero fields replaced by their defaults.
@@ -82,6 +93,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("httpapi: config: max body bytes %d must be at least 1024", c.MaxBodyBytes)
+	case c.SSEMaxDuration < 0 || c.SSEMaxDuration > 0 && c.SSEMaxDuration < time.Second:
+		return fmt.Errorf("httpapi: config: event stream max duration %s must be 0 or at least 1s", c.SSEMaxDuration)
 	case c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.ReadyTimeout < 0:
 		return fmt.Errorf("httpapi: config: timeouts must not be negative")
 	case c.ReadHeaderTimeout > c.ReadTimeout:
@@ -102,6 +115,6 @@ func NewServer(cfg Config, handler http.Handler) *http.Server {
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		MaxHeaderBytes:    HeaderHardLimitFactor * cfg.MaxHeaderBytes,
 	}
 }

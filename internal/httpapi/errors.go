@@ -38,18 +38,23 @@ type errorKind struct {
 // CipherTrust Manager uses; the others are akvsync's own (clients test the
 // codeDesc prefix).
 var errorKinds = map[int]errorKind{
-	http.StatusBadRequest:            {4, "NCERRInvalidParamValue: Invalid parameter value"},
-	http.StatusUnauthorized:          {2, "NCERRUnauthorized: Unauthorized"},
-	http.StatusForbidden:             {3, "NCERRForbidden: Forbidden"},
-	http.StatusNotFound:              {16, "NCERRResourceNotFound: Resource not found"},
-	http.StatusMethodNotAllowed:      {5, "NCERRMethodNotAllowed: Method not allowed"},
-	http.StatusConflict:              {7, "NCERRConflict: Conflict"},
-	http.StatusRequestEntityTooLarge: {8, "NCERRRequestTooLarge: Request body too large"},
-	http.StatusUnprocessableEntity:   {9, "NCERRUnprocessableEntity: Validation errors"},
-	http.StatusTooManyRequests:       {10, "NCERRTooManyRequests: Too many requests"},
-	http.StatusInternalServerError:   {14, "NCERRInternalServerError: unexpected error"},
-	http.StatusBadGateway:            {17, "NCERRBadGateway: Azure refused the request"},
-	http.StatusServiceUnavailable:    {15, "NCERRServiceUnavailable: Service unavailable"},
+	http.StatusMovedPermanently:            {18, "NCERRRedirect: Resource moved"},
+	http.StatusTemporaryRedirect:           {18, "NCERRRedirect: Resource moved"},
+	http.StatusPermanentRedirect:           {18, "NCERRRedirect: Resource moved"},
+	http.StatusUnsupportedMediaType:        {19, "NCERRUnsupportedMediaType: Unsupported media type"},
+	http.StatusRequestHeaderFieldsTooLarge: {20, "NCERRHeadersTooLarge: Request header fields too large"},
+	http.StatusBadRequest:                  {4, "NCERRInvalidParamValue: Invalid parameter value"},
+	http.StatusUnauthorized:                {2, "NCERRUnauthorized: Unauthorized"},
+	http.StatusForbidden:                   {3, "NCERRForbidden: Forbidden"},
+	http.StatusNotFound:                    {16, "NCERRResourceNotFound: Resource not found"},
+	http.StatusMethodNotAllowed:            {5, "NCERRMethodNotAllowed: Method not allowed"},
+	http.StatusConflict:                    {7, "NCERRConflict: Conflict"},
+	http.StatusRequestEntityTooLarge:       {8, "NCERRRequestTooLarge: Request body too large"},
+	http.StatusUnprocessableEntity:         {9, "NCERRUnprocessableEntity: Validation errors"},
+	http.StatusTooManyRequests:             {10, "NCERRTooManyRequests: Too many requests"},
+	http.StatusInternalServerError:         {14, "NCERRInternalServerError: unexpected error"},
+	http.StatusBadGateway:                  {17, "NCERRBadGateway: Azure refused the request"},
+	http.StatusServiceUnavailable:          {15, "NCERRServiceUnavailable: Service unavailable"},
 }
 
 // writeError writes a CCKM error body with the given status and message.

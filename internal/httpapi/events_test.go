@@ -15,11 +15,13 @@ import (
 
 // sseEvent is one Server-Sent Event.
 type sseEvent struct {
+	name string
 	id   string
 	data string
 }
 
-// openStream opens the event stream as user and returns a channel of its
+// openStream opens the event stream as user (none: "", for a ticket in
+// query) and returns a channel of its
 // events; the stream closes when the test ends.
 func openStream(t *testing.T, e *env, user, query string, lastID string) (int, <-chan sseEvent) {
 	t.Helper()
@@ -29,7 +31,9 @@ func openStream(t *testing.T, e *env, user, query string, lastID string) (int, <
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+e.tokens[user])
+	if user != "" {
+		req.Header.Set("Authorization", "Bearer "+e.tokens[user])
+	}
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
@@ -59,6 +63,8 @@ func openStream(t *testing.T, e *env, user, query string, lastID string) (int, <
 					out <- ev
 				}
 				ev = sseEvent{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "id: "):
 				ev.id = strings.TrimPrefix(line, "id: ")
 			case strings.HasPrefix(line, "data: "):
@@ -109,8 +115,8 @@ func TestEventStream(t *testing.T) {
 	e.as(t, "oscar", "POST", jobsPath+"/"+jobB.ID+"/cancel", "").wantStatus(t, http.StatusOK)
 	e.as(t, "oscar", "POST", jobsPath+"/"+jobA.ID+"/cancel", "").wantStatus(t, http.StatusOK)
 	first, ce := next(t, evs)
-	if ce.Type != "io.akvsync.job.abort_requested" || ce.Subject != jobA.ID || first.id == "" {
-		t.Fatalf("first event = %+v (id %q), want job A's abort_requested", ce, first.id)
+	if ce.Type != "io.akvsync.job.abort_requested" || ce.Subject != jobA.ID || first.id == "" || first.name != "job.abort_requested" {
+		t.Fatalf("first event = %+v (id %q, event %q), want job A's abort_requested", ce, first.id, first.name)
 	}
 
 	t.Run("AReconnectResumesAfterLastEventID", func(t *testing.T) {

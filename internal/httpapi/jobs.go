@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
 // createJob handles POST /cckm/azure/synchronization-jobs: 201 with the job.
@@ -18,7 +20,7 @@ func (a *api) createJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", strings.TrimSuffix(r.URL.Path, "/")+"/"+job.ID)
-	writeJSON(w, http.StatusCreated, RenderJob(job))
+	writeJSON(w, http.StatusCreated, a.renderJob(job))
 }
 
 // listJobs handles GET /cckm/azure/synchronization-jobs (from the workers'
@@ -36,7 +38,7 @@ func (a *api) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, Page[JobJSON]{
 		Skip: page.Skip, Limit: page.Limit, Total: page.Total,
-		Resources: renderAll(page.Resources, RenderJob),
+		Resources: renderAll(page.Resources, a.renderJob),
 	})
 }
 
@@ -48,7 +50,7 @@ func (a *api) getJob(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, RenderJob(job))
+	writeJSON(w, http.StatusOK, a.renderJob(job))
 }
 
 // cancelJob handles POST /cckm/azure/synchronization-jobs/{id}/cancel: 200
@@ -59,7 +61,7 @@ func (a *api) cancelJob(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, RenderJob(job))
+	writeJSON(w, http.StatusOK, a.renderJob(job))
 }
 
 // jobVaults handles GET /cckm/azure/synchronization-jobs/{id}/vaults: one
@@ -80,4 +82,9 @@ func (a *api) jobVaults(w http.ResponseWriter, r *http.Request) {
 		Skip: page.Skip, Limit: page.Limit, Total: page.Total,
 		Resources: renderAll(page.Resources, RenderJobVault),
 	})
+}
+
+// renderJob renders a job with its stats.
+func (a *api) renderJob(j events.JobDetail) JobJSON {
+	return RenderJobStats(j, a.d.Prices, a.d.Now())
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -80,4 +81,18 @@ func (noMetrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 // serveMetrics serves the metrics.
 func (a *api) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	a.d.Metrics.ServeHTTP(w, r)
+}
+
+// MetricsPath is the API's Prometheus endpoint.
+const MetricsPath = "/metrics"
+
+// metricsScraper is the caller's name in the request log of a scrape
+// authenticated by the static metrics token.
+const metricsScraper = "metrics-token"
+
+// metricsToken reports whether token is the configured static metrics
+// token (compared in constant time; false when none is configured).
+func (a *api) metricsToken(token string) bool {
+	want := a.d.MetricsToken
+	return len(want) > 0 && subtle.ConstantTimeCompare([]byte(token), want) == 1
 }

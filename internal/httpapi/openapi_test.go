@@ -80,6 +80,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 		APIPrefix + "/cckm/azure/synchronization-jobs": JobParams,
 		APIPrefix + "/cckm/azure/keys":                 KeyParams,
 		ConnectionsPath:                                ConnectionParams,
+		EventsPath:                                     EventParams,
 	} {
 		want = slices.Sorted(slices.Values(want))
 		if got := queryParams(path); !slices.Equal(got, want) {

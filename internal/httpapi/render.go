@@ -64,6 +64,9 @@ type JobJSON struct {
 	JobConfigID string `json:"job_config_id,omitempty"`
 	// Progress is absent when no worker answered (the header alone).
 	Progress *ProgressJSON `json:"progress,omitempty"`
+	// Stats is akvsync's extension: keys, vaults, rate, ETA, Azure
+	// requests and estimated cost. Absent with Progress.
+	Stats *events.JobStats `json:"stats,omitempty"`
 }
 
 // ProgressJSON counts a job's vaults by status and sums their keys.
@@ -77,6 +80,17 @@ type ProgressJSON struct {
 	Fetched    int64 `json:"keys_fetched"`
 	Unchanged  int64 `json:"keys_unchanged"`
 	Gone       int64 `json:"keys_gone"`
+}
+
+// RenderJobStats is RenderJob with the job's stats, priced with prices
+// at time now (absent when the detail is unavailable).
+func RenderJobStats(j events.JobDetail, prices events.Prices, now time.Time) JobJSON {
+	out := RenderJob(j)
+	if !j.DetailUnavailable {
+		st := events.NewJobStats(j.Job, j.Progress, prices, now.UTC())
+		out.Stats = &st
+	}
+	return out
 }
 
 // RenderJob converts a job to CCKM's shape.
@@ -116,23 +130,30 @@ func RenderJob(j events.JobDetail) JobJSON {
 
 // JobVaultJSON is one vault of a job (GET …/synchronization-jobs/{id}/vaults).
 type JobVaultJSON struct {
-	VaultID    string             `json:"vault_id"`
-	Name       string             `json:"name"`
-	Status     events.VaultStatus `json:"status"`
-	Error      string             `json:"error,omitempty"`
-	Listed     int                `json:"keys_listed"`
-	Fetched    int                `json:"keys_fetched"`
-	Unchanged  int                `json:"keys_unchanged"`
-	Gone       int                `json:"keys_gone"`
-	Attempt    int                `json:"attempt,omitempty"`
-	StartedAt  string             `json:"started_at,omitempty"`
-	FinishedAt string             `json:"finished_at,omitempty"`
+	VaultID   string             `json:"vault_id"`
+	Name      string             `json:"name"`
+	Status    events.VaultStatus `json:"status"`
+	Error     string             `json:"error,omitempty"`
+	Listed    int                `json:"keys_listed"`
+	Fetched   int                `json:"keys_fetched"`
+	Unchanged int                `json:"keys_unchanged"`
+	Gone      int                `json:"keys_gone"`
+	New       int                `json:"keys_new"`
+	Changed   int                `json:"keys_changed"`
+	// AzureRequests and AzureThrottled are the vault sync's Key Vault
+	// attempts and 429 answers.
+	AzureRequests  int64  `json:"azure_requests"`
+	AzureThrottled int64  `json:"azure_throttled"`
+	Attempt        int    `json:"attempt,omitempty"`
+	StartedAt      string `json:"started_at,omitempty"`
+	FinishedAt     string `json:"finished_at,omitempty"`
 }
 
 // RenderJobVault converts a job's vault record to its API shape.
 func RenderJobVault(v events.JobVault) JobVaultJSON {
 	out := JobVaultJSON{VaultID: v.VaultID, Name: v.QualifiedName(), Status: v.Status, Error: v.Error,
-		Listed: v.Listed, Fetched: v.Fetched, Unchanged: v.Unchanged, Gone: v.Gone, Attempt: v.Attempt}
+		Listed: v.Listed, Fetched: v.Fetched, Unchanged: v.Unchanged, Gone: v.Gone, New: v.New, Changed: v.Changed,
+		AzureRequests: v.Azure.Calls(), AzureThrottled: v.Azure.Throttled, Attempt: v.Attempt}
 	if v.StartedAt != nil {
 		out.StartedAt = formatTime(*v.StartedAt)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
@@ -82,6 +83,8 @@ var rolesPublic = map[string]bool{
 	"GET /readyz":                        true,
 	"POST " + APIPrefix + "/auth/tokens": true,
 	"POST " + APIPrefix + "/auth/revoke": true,
+	"GET " + OpenAPIPath:                 true,
+	"GET " + UIPath:                      true,
 }
 
 // rolesRow is the expectation for one route.
@@ -96,7 +99,9 @@ type rolesRow struct {
 func rolesTable() map[string]rolesRow {
 	const azure = APIPrefix + "/cckm/azure"
 	return map[string]rolesRow{
-		"GET /metrics": {perm: auth.PermJobsRead, does: "read the metrics"},
+		"GET /metrics":        {perm: auth.PermJobsRead, does: "read the metrics"},
+		"GET " + SelfPath:     {perm: auth.PermJobsRead, does: "ask who they are"},
+		"POST " + TicketsPath: {perm: auth.PermJobsRead, does: "get an event stream ticket"},
 		"POST " + azure + "/synchronization-jobs": {perm: auth.PermJobsWrite, does: "start a sync",
 			body: func(f *rolesFixtures) string { return `{"key_vaults":["vault-free"]}` }},
 		"GET " + azure + "/synchronization-jobs":              {perm: auth.PermJobsRead, does: "list syncs"},
@@ -180,7 +185,7 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 	if err := (events.Topology{Storage: jetstream.MemoryStorage}).EnsureStreams(ctx, js); err != nil {
 		t.Fatalf("topology: %v", err)
 	}
-	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{rolesConn}})
+	plane, err := control.New(ctx, nc, js, control.Config{Connections: []string{rolesConn}, Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatalf("control: %v", err)
 	}
@@ -220,7 +225,7 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sealer.Close() })
-	conns, err := connections.New(ctx, js, sealer, connections.Config{})
+	conns, err := connections.New(ctx, js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,6 +613,8 @@ func TestPublicRoutesNeedNoToken(t *testing.T) {
 		{"anyone can log in", "POST", APIPrefix + "/auth/tokens", `{"username":"victor","password":"victor-password-1"}`, http.StatusOK},
 		{"a wrong password is 401 from the handler, not the guard", "POST", APIPrefix + "/auth/tokens", `{"username":"victor","password":"nope"}`, http.StatusUnauthorized},
 		{"anyone holding a refresh token can revoke it", "POST", APIPrefix + "/auth/revoke", `{"refresh_token":"not-a-real-one"}`, http.StatusNoContent},
+		{"anyone can read the OpenAPI document", "GET", OpenAPIPath, "", http.StatusOK},
+		{"anyone can load the dashboard's page (it holds no data)", "GET", UIPath, "", http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

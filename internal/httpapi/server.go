@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/jsonbody"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -50,6 +52,13 @@ type Authenticator interface {
 	Revoke(ctx context.Context, refreshToken string) error
 }
 
+// TicketService issues and redeems the single-use tickets a browser opens
+// the event stream with; *auth.TicketStore implements it.
+type TicketService interface {
+	Issue(ctx context.Context, p auth.Principal) (auth.Ticket, error)
+	Redeem(ctx context.Context, ticket string) (auth.Principal, error)
+}
+
 // Deps are the services the API is built on. All are required but Log
 // (default: no logging) and the metrics (default: none; /metrics answers
 // 404).
@@ -73,6 +82,9 @@ type Deps struct {
 	// Scheduler stores CCKM scheduler job configs; without it the
 	// job-config routes answer 503.
 	Scheduler ScheduleService
+	// Tickets issues the event stream's tickets for browsers; without it
+	// the ticket route answers 503 and the stream takes bearer tokens only.
+	Tickets TicketService
 	// Log receives one line per request and the errors behind 5xx answers.
 	Log zerolog.Logger
 	// Registry, when set (and Metrics is not), gets the HTTP metrics
@@ -82,6 +94,15 @@ type Deps struct {
 	// Metrics, when set, records request metrics and serves /metrics
 	// instead of Registry.
 	Metrics Metrics
+	// MetricsToken, when set, is a static bearer token that may read
+	// /metrics (and nothing else), for a scraper that cannot renew a JWT.
+	// It is compared in constant time and never logged.
+	MetricsToken []byte
+	// Prices price the Azure operations in a job's stats (zero:
+	// events.DefaultPrices).
+	Prices events.Prices
+	// Now is the clock of a job's stats (default time.Now).
+	Now func() time.Time
 }
 
 // DepsFromPlane fills Deps from a control plane.
@@ -124,6 +145,13 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	default:
 		d.Metrics = noMetrics{}
 	}
+	if err := d.Prices.Validate(); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
+	d.Prices = d.Prices.WithDefaults()
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	a := &api{cfg: cfg.WithDefaults(), d: d, mux: http.NewServeMux()}
 	for _, rt := range a.routes() {
 		h := a.guard(rt)
@@ -132,7 +160,41 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 			a.mux.Handle(rt.method+" "+rt.path+"/{$}", h)
 		}
 	}
-	return a.instrument(http.HandlerFunc(a.dispatch)), nil
+	return a.instrument(a.limits(http.HandlerFunc(a.dispatch))), nil
+}
+
+// limits answers in CCKM's error shape what the http.Server would answer
+// in plain text, or not check: headers over Config.MaxHeaderBytes (431),
+// and a body whose Content-Type is not JSON (415). A body without a
+// Content-Type is taken as JSON (curl -d sends form encoding only when
+// told nothing, so clients are asked to send the header).
+func (a *api) limits(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerBytes(r) > a.cfg.MaxHeaderBytes {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("the request line and headers exceed %d bytes", a.cfg.MaxHeaderBytes))
+			return
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch || r.Method == http.MethodPut {
+			if err := jsonbody.CheckContentType(r.Header.Get("Content-Type")); err != nil {
+				writeError(w, http.StatusUnsupportedMediaType, err.Error())
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes is about the size of the request line and headers as sent.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // routes lists every endpoint.
@@ -141,9 +203,13 @@ func (a *api) routes() []route {
 	return []route{
 		{"GET", "/healthz", "", a.healthz},
 		{"GET", "/readyz", "", a.readyz},
-		{"GET", "/metrics", auth.PermJobsRead, a.serveMetrics},
+		{"GET", MetricsPath, auth.PermJobsRead, a.serveMetrics},
+		{"GET", OpenAPIPath, "", a.serveOpenAPI},
+		{"GET", UIPath, "", a.serveUI},
 		{"POST", APIPrefix + "/auth/tokens", "", a.issueToken},
 		{"POST", APIPrefix + "/auth/revoke", "", a.revokeToken},
+		// Every role has jobs:read: any signed-in user may ask who they are.
+		{"GET", SelfPath, auth.PermJobsRead, a.self},
 
 		{"POST", azure + "/synchronization-jobs", auth.PermJobsWrite, a.createJob},
 		{"GET", azure + "/synchronization-jobs", auth.PermJobsRead, a.listJobs},
@@ -171,6 +237,7 @@ func (a *api) routes() []route {
 		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},
 		{"GET", EventsPath, auth.PermJobsRead, a.streamEvents},
+		{"POST", TicketsPath, auth.PermJobsRead, a.issueTicket},
 
 		{"POST", JobConfigsPath, auth.PermSchedulesWrite, a.createJobConfig},
 		{"GET", JobConfigsPath, auth.PermSchedulesRead, a.listJobConfigs},
@@ -191,7 +258,9 @@ func (a *api) routes() []route {
 func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 	h, pattern := a.mux.Handler(r)
 	if pattern != "" {
-		a.mux.ServeHTTP(w, r)
+		// The mux redirects unclean paths itself (with a pattern): in
+		// CCKM's shape instead of its HTML.
+		a.mux.ServeHTTP(&redirectShaper{ResponseWriter: w}, r)
 		return
 	}
 	// The mux's own 404/405 handler: learn which, keep its Allow header.
@@ -203,14 +272,40 @@ func (a *api) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if probe.status >= 300 && probe.status < 400 { // a path-cleaning redirect
-		for k, v := range probe.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(probe.status)
+		loc := probe.header.Get("Location")
+		w.Header().Set("Location", loc)
+		writeError(w, probe.status, "the resource is at "+loc)
 		return
 	}
 	writeError(w, http.StatusNotFound, "Resource not found")
 }
+
+// redirectShaper answers a 3xx the mux writes (path cleaning) with a CCKM
+// error body, dropping the mux's HTML. No handler of the API redirects.
+type redirectShaper struct {
+	http.ResponseWriter
+	redirected bool
+}
+
+func (s *redirectShaper) WriteHeader(status int) {
+	if status >= 300 && status < 400 && !s.redirected {
+		s.redirected = true
+		s.ResponseWriter.Header().Del("Content-Type")
+		writeError(s.ResponseWriter, status, "the resource is at "+s.ResponseWriter.Header().Get("Location"))
+		return
+	}
+	s.ResponseWriter.WriteHeader(status)
+}
+
+func (s *redirectShaper) Write(b []byte) (int, error) {
+	if s.redirected {
+		return len(b), nil
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (streaming).
+func (s *redirectShaper) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // statusProbe is a ResponseWriter that only records the status and headers.
 type statusProbe struct {
@@ -245,12 +340,16 @@ func (a *api) guard(rt route) http.Handler {
 			rt.h(w, r)
 			return
 		}
-		token, err := auth.FromRequest(r)
-		if err != nil {
-			a.unauthorized(w, r, err)
-			return
+		if rt.path == MetricsPath {
+			if token, err := auth.FromRequest(r); err == nil && a.metricsToken(token) {
+				if info != nil {
+					info.user = metricsScraper
+				}
+				rt.h(w, r)
+				return
+			}
 		}
-		p, err := a.d.Auth.Verify(r.Context(), token)
+		p, err := a.authenticate(r, rt.path == EventsPath)
 		if err != nil {
 			a.unauthorized(w, r, err)
 			return
@@ -264,6 +363,20 @@ func (a *api) guard(rt route) http.Handler {
 		}
 		rt.h(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})
+}
+
+// authenticate returns the caller of a request: the owner of its bearer
+// token or, where ticketOK (the event stream only) and the request carries
+// no Authorization header, of its ?ticket=, which is then used up.
+func (a *api) authenticate(r *http.Request, ticketOK bool) (auth.Principal, error) {
+	if ticketOK && a.d.Tickets != nil && r.Header.Get("Authorization") == "" && r.URL.Query().Has("ticket") {
+		return a.d.Tickets.Redeem(r.Context(), r.URL.Query().Get("ticket"))
+	}
+	token, err := auth.FromRequest(r)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	return a.d.Auth.Verify(r.Context(), token)
 }
 
 // unauthorized answers 401 in CCKM's words for a token error.

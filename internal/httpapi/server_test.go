@@ -121,7 +121,7 @@ func TestConfig(t *testing.T) {
 	}
 	srv := httpapi.NewServer(httpapi.Config{}, http.NotFoundHandler())
 	if srv.ReadHeaderTimeout != httpapi.DefaultReadHeaderTimeout || srv.WriteTimeout != httpapi.DefaultWriteTimeout ||
-		srv.IdleTimeout != httpapi.DefaultIdleTimeout || srv.MaxHeaderBytes != httpapi.DefaultMaxHeaderBytes || srv.ReadTimeout != httpapi.DefaultReadTimeout {
+		srv.IdleTimeout != httpapi.DefaultIdleTimeout || srv.MaxHeaderBytes != httpapi.HeaderHardLimitFactor*httpapi.DefaultMaxHeaderBytes || srv.ReadTimeout != httpapi.DefaultReadTimeout {
 		t.Errorf("server = %+v", srv)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
@@ -27,6 +28,7 @@ import (
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -66,6 +68,11 @@ type env struct {
 	clock  *fakeClock
 	logs   *syncBuffer
 	tokens map[string]string // username → access token
+	// auth and authCfg are the API's auth service and its configuration
+	// (replica builds another API process on the same NATS server).
+	auth    *auth.Service
+	authCfg auth.Config
+	nc      *nats.Conn
 }
 
 // options tune setup.
@@ -85,6 +92,9 @@ type options struct {
 	discovery bool
 	emu       func(*akvemu.Config)
 	disco     func(*discovery.Config)
+	// sharedAuth keeps refresh tokens and the access-token denylist in
+	// NATS, as API replicas do.
+	sharedAuth bool
 }
 
 // setup starts everything a test needs, all real: a JetStream server with
@@ -103,9 +113,9 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 		t.Fatalf("topology: %v", err)
 	}
 	connReg := newConnectionRegistry(t, ctx, js)
-	ccfg := control.Config{Connections: []string{testConn}}
+	ccfg := control.Config{Connections: []string{testConn}, Endpoints: azure.EndpointPolicy{AllowPrivate: true}}
 	if o.realConnections || o.discovery {
-		ccfg = control.Config{LookupConnection: control.RegistryLookup(connReg)}
+		ccfg = control.Config{LookupConnection: control.RegistryLookup(connReg), Endpoints: azure.EndpointPolicy{AllowPrivate: true}}
 	}
 	var emu *akvemu.Emulator
 	if o.discovery {
@@ -128,7 +138,11 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	if o.auth != nil {
 		o.auth(&acfg)
 	}
-	authSvc, err := auth.NewService(acfg, auth.NewMemoryRefreshStore(clock.Now), zerolog.Nop())
+	var store auth.RefreshStore = auth.NewMemoryRefreshStore(clock.Now)
+	if o.sharedAuth {
+		store, acfg.Revocations = sharedAuthStores(t, ctx, js, clock.Now)
+	}
+	authSvc, err := auth.NewService(acfg, store, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("auth: %v", err)
 	}
@@ -137,6 +151,13 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	deps.Connections = connReg
 	if deps.Scheduler, err = schedule.New(ctx, js, plane.Jobs, schedule.Config{}); err != nil {
 		t.Fatalf("schedule: %v", err)
+	}
+	ticketKV, err := events.Bucket(ctx, js, events.BucketTickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deps.Tickets, err = auth.NewTicketStore(ticketKV, auth.DefaultTicketTTL, clock.Now); err != nil {
+		t.Fatal(err)
 	}
 	if o.discovery {
 		dcfg := discovery.Config{Logger: zerolog.New(logs)}
@@ -162,7 +183,8 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	srv.TLS = tlsCfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	e := &env{ns: ns, js: js, plane: plane, conns: connReg, emu: emu, srv: srv, clock: clock, logs: logs, tokens: map[string]string{}}
+	e := &env{ns: ns, js: js, plane: plane, conns: connReg, emu: emu, srv: srv, clock: clock, logs: logs, tokens: map[string]string{},
+		auth: authSvc, authCfg: acfg, nc: nc}
 	if !o.noLogin {
 		for _, u := range testUsers {
 			e.tokens[u.name] = e.login(t, u.name, u.password)
@@ -184,7 +206,7 @@ func newConnectionRegistry(t *testing.T, ctx context.Context, js jetstream.JetSt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sealer.Close() })
-	reg, err := connections.New(ctx, js, sealer, connections.Config{})
+	reg, err := connections.New(ctx, js, sealer, connections.Config{Endpoints: azure.EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,3 +63,21 @@ func (a *api) revokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// SelfPath tells a signed-in user who they are and what they may do.
+const SelfPath = APIPrefix + "/auth/self"
+
+// SelfJSON is the body of GET /api/v1/auth/self.
+type SelfJSON struct {
+	Username    string      `json:"username"`
+	Role        auth.Role   `json:"role"`
+	Permissions []auth.Perm `json:"permissions"`
+}
+
+// self handles GET /api/v1/auth/self: the caller's name, role and
+// permissions, so a page shows only the actions the role allows.
+func (a *api) self(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	p, _ := auth.PrincipalFrom(r.Context())
+	writeJSON(w, http.StatusOK, SelfJSON{Username: p.Username, Role: p.Role, Permissions: p.Role.Permissions()})
+}

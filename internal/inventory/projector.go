@@ -206,9 +206,9 @@ const (
 
 // followStallCheck is how often a follower checks that its consumer
 // still delivers: a consumer whose server died can go quiet without an
-// error. If nothing came for a whole period (while the follower was not
-// waiting on the store) and the consumer cannot be read or has messages
-// pending, it is recreated.
+// error. If nothing came for two whole periods (while the follower was
+// not waiting on the store) and at both checks the consumer could not be
+// read or had messages pending, it is recreated.
 const followStallCheck = 5 * time.Second
 
 // errFollowerStalled reports a consumer that stopped delivering.
@@ -242,6 +242,7 @@ func (p *Projector) followFrom(ctx context.Context, source string, next *uint64,
 		t := time.NewTicker(followStallCheck)
 		defer t.Stop()
 		last := pos.Load()
+		suspect := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -254,14 +255,22 @@ func (p *Projector) followFrom(ctx context.Context, source string, next *uint64,
 			}
 			cur := pos.Load()
 			if cur != last || sending.Load() {
-				last = cur
+				last, suspect = cur, false
 				continue
 			}
-			if consumerStalled(ctx, cons) {
+			// Messages pending at one check may have been published an
+			// instant before it: only a consumer that still has not
+			// delivered them a whole period later is stalled.
+			if !consumerStalled(ctx, cons) {
+				suspect = false
+				continue
+			}
+			if suspect {
 				stalled.Store(true)
 				it.Stop()
 				return
 			}
+			suspect = true
 		}
 	}()
 	for {

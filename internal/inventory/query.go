@@ -213,7 +213,7 @@ func (q *QueryService) exportKeys(req micro.Request) {
 			fail(err)
 			return
 		}
-		if !strings.HasPrefix(er.Inbox, nats.InboxPrefix) || strings.ContainsAny(er.Inbox, "*> ") {
+		if !exportInbox(er.Inbox) {
 			fail(fmt.Errorf("%w: inbox %q is not an inbox subject", errBadRequest, er.Inbox))
 			return
 		}
@@ -248,6 +248,16 @@ func (q *QueryService) exportKeys(req micro.Request) {
 			ch.abort(queryError(err))
 		}
 	}()
+}
+
+// exportInbox reports whether a key export may be sent to inbox: a
+// literal inbox subject, of the API's inbox prefix (events.RoleAPI) or
+// NATS's default one.
+func exportInbox(inbox string) bool {
+	if strings.ContainsAny(inbox, "*> ") {
+		return false
+	}
+	return strings.HasPrefix(inbox, nats.InboxPrefix) || strings.HasPrefix(inbox, events.RoleAPI.InboxPrefix()+".")
 }
 
 // chunker sends a key export's records in chunks: the JSON of

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strings"
@@ -20,7 +21,81 @@ var (
 	// ErrInvalid: the body is empty, not JSON, not one object, has an
 	// unknown field or a value of the wrong type.
 	ErrInvalid = errors.New("invalid request body")
+	// ErrMediaType: the request's Content-Type is not JSON.
+	ErrMediaType = errors.New("unsupported media type")
 )
+
+// CheckContentType accepts a JSON Content-Type (application/json, or any
+// application/*+json, with parameters) or none, and refuses any other
+// with an error wrapping [ErrMediaType].
+func CheckContentType(ct string) error {
+	if strings.TrimSpace(ct) == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return fmt.Errorf("%w: the request body must be JSON: send Content-Type: application/json", ErrMediaType)
+}
+
+// CheckDuplicates refuses (with an [Error] of kind [ErrInvalid]) a JSON
+// document with an object that names a member twice; for decoders other
+// than [Decode], which checks it itself. Syntax errors are left to the
+// decoder.
+func CheckDuplicates(body []byte) error { return checkDuplicates(body) }
+
+// checkDuplicates refuses an object, at any depth, that names a member
+// twice: decoders disagree on which one wins, so a body means one thing.
+func checkDuplicates(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		expect bool // the next token of an object is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return nil // the decoder proper reports syntax errors
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.expect {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			key, _ := tok.(string)
+			if top.keys[key] {
+				return invalid("the request body names %q twice in one object", key)
+			}
+			top.keys[key] = true
+			top.expect = false
+			continue
+		}
+		if top != nil && top.object {
+			top.expect = true // a value was read; a key comes next
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, expect: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].expect = true
+			}
+		}
+	}
+}
 
 // Error is a decoding failure: Kind is ErrTooLarge or ErrInvalid, Msg the
 // client-facing message (no values, no addresses).
@@ -74,6 +149,9 @@ func Decode(r io.Reader, max int64, v any, emptyOK bool) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return invalid("%s", Describe(err))
+	}
+	if err := checkDuplicates(body); err != nil {
+		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return invalid("the request body must be a single JSON object")

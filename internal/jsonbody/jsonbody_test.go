@@ -74,3 +74,51 @@ func httptestBody(s string) *readCloser { return &readCloser{strings.NewReader(s
 type readCloser struct{ *strings.Reader }
 
 func (readCloser) Close() error { return nil }
+
+// Issue 12, finding 4: a member named twice is refused, at any depth.
+func TestDuplicateKeys(t *testing.T) {
+	type inner struct {
+		B int `json:"b"`
+	}
+	type body struct {
+		A      string            `json:"a"`
+		Inner  inner             `json:"inner"`
+		Labels map[string]string `json:"labels"`
+		List   []inner           `json:"list"`
+	}
+	for _, in := range []string{
+		`{"a":"x","a":"y"}`,
+		`{"inner":{"b":1,"b":2}}`,
+		`{"labels":{"k":"1","k":"2"}}`,
+		`{"list":[{"b":1},{"b":1,"b":2}]}`,
+		`{"inner":{"b":1},"a":"x","inner":{"b":2}}`,
+	} {
+		var v body
+		err := jsonbody.Decode(strings.NewReader(in), 1<<10, &v, false)
+		if !errors.Is(err, jsonbody.ErrInvalid) || !strings.Contains(err.Error(), "twice") {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+	for _, in := range []string{
+		`{"a":"x","inner":{"b":1},"labels":{"k":"1","K":"2"},"list":[{"b":1},{"b":1}]}`,
+		`{"list":[],"inner":{}}`,
+	} {
+		var v body
+		if err := jsonbody.Decode(strings.NewReader(in), 1<<10, &v, false); err != nil {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+}
+
+func TestCheckContentType(t *testing.T) {
+	for _, ok := range []string{"", "application/json", "application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"} {
+		if err := jsonbody.CheckContentType(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "json", "application/jsonx"} {
+		if err := jsonbody.CheckContentType(bad); !errors.Is(err, jsonbody.ErrMediaType) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
 // Options tune RunServer. The zero value starts a JetStream server on a
@@ -24,6 +26,27 @@ type Options struct {
 	Port int
 	// MaxPayload is the message size limit; 0 means NATS's default (1 MiB).
 	MaxPayload int32
+	// Users, when set, are the only accepted clients: each role's user
+	// (events.Role.User) with the given password and the role's
+	// permissions (events.Role.Permissions), as deploy/nats ships them.
+	Users map[events.Role]string
+}
+
+// serverUsers turns akvsync's roles into nats-server users.
+func serverUsers(users map[events.Role]string) []*server.User {
+	var out []*server.User
+	for role, password := range users {
+		p := role.Permissions()
+		perms := &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: p.Publish.Allow, Deny: p.Publish.Deny},
+			Subscribe: &server.SubjectPermission{Allow: p.Subscribe.Allow, Deny: p.Subscribe.Deny},
+		}
+		if p.AllowResponses {
+			perms.Response = &server.ResponsePermission{MaxMsgs: server.DEFAULT_ALLOW_RESPONSE_MAX_MSGS, Expires: server.DEFAULT_ALLOW_RESPONSE_EXPIRATION}
+		}
+		out = append(out, &server.User{Username: role.User(), Password: password, Permissions: perms})
+	}
+	return out
 }
 
 // RunServer starts an in-process NATS server with JetStream and stops it
@@ -44,6 +67,7 @@ func RunServer(t testing.TB, o Options) *server.Server {
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPayload: o.MaxPayload,
+		Users:      serverUsers(o.Users),
 	})
 	if err != nil {
 		t.Fatalf("natstest: new server: %v", err)
@@ -66,6 +90,24 @@ func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
 	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// ConnectAs connects to s as role's user with its inbox prefix, as the
+// services do, and closes the connection when the test ends.
+func ConnectAs(t testing.TB, s *server.Server, role events.Role, password string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.UserInfo(role.User(), password),
+		nats.CustomInboxPrefix(role.InboxPrefix())}, opts...)
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect as %s: %v", role.User(), err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)

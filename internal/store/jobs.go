@@ -301,8 +301,7 @@ func (t *jobTx) putVault(v *events.JobVault) error {
 		if err := t.order.Delete(jobVaultOrderKey(&o)); err != nil {
 			return err
 		}
-		p.Add(o.Status, -1)
-		p.Listed, p.Fetched, p.Unchanged, p.Gone = p.Listed-int64(o.Listed), p.Fetched-int64(o.Fetched), p.Unchanged-int64(o.Unchanged), p.Gone-int64(o.Gone)
+		p.AddVault(o, -1)
 	} else {
 		for _, ref := range []string{v.VaultID, v.QualifiedName()} {
 			if err := t.vj.Put(vaultJobsKey(ref, v.JobID), nil); err != nil {
@@ -310,8 +309,7 @@ func (t *jobTx) putVault(v *events.JobVault) error {
 			}
 		}
 	}
-	p.Add(v.Status, 1)
-	p.Listed, p.Fetched, p.Unchanged, p.Gone = p.Listed+int64(v.Listed), p.Fetched+int64(v.Fetched), p.Unchanged+int64(v.Unchanged), p.Gone+int64(v.Gone)
+	p.AddVault(*v, 1)
 	p.KeysSeq = max(p.KeysSeq, v.KeysSeq)
 	if err := t.writeVault(v); err != nil {
 		return err

@@ -59,6 +59,8 @@ type Stats struct {
 	// Keys and Jobs count the records.
 	Keys int `json:"keys"`
 	Jobs int `json:"jobs"`
+	// JobsByStatus counts the jobs by overall status.
+	JobsByStatus map[events.JobStatus]int `json:"jobs_by_status,omitempty"`
 	// FileSize is the size of the bbolt file in bytes.
 	FileSize int64 `json:"file_size"`
 }
@@ -317,12 +319,17 @@ func (s *Store) Positions() (map[string]uint64, error) {
 }
 
 // Stats returns the record counts and file size; zero on a closed store.
+// It reads a few counters, whatever the store's size.
 func (s *Store) Stats() Stats {
 	var st Stats
 	_ = s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		st.Keys = int(getCounter(meta, metaKeys))
 		st.Jobs = int(getCounter(meta, metaJobs))
+		st.JobsByStatus = map[events.JobStatus]int{}
+		for _, js := range []events.JobStatus{events.JobInProgress, events.JobCompleted, events.JobFailed} {
+			st.JobsByStatus[js] = int(getCounter(meta, metaJobStatus(js)))
+		}
 		st.FileSize = tx.Size()
 		return nil
 	})

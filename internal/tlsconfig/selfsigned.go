@@ -84,7 +84,7 @@ func WriteCertPEM(path string, certPEM []byte) error {
 		return fmt.Errorf("tls: write %s: data is not a PEM certificate", path)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("tls: write %s: %w", path, err)
 	}
 	tmp, err := os.CreateTemp(dir, ".cert-*.pem")

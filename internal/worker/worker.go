@@ -8,15 +8,18 @@ import (
 	"errors"
 	"fmt"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/inventory"
 	"github.com/akvsync/akvsync/internal/store"
+	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/jobs"
 	"github.com/akvsync/akvsync/pkg/sync"
@@ -48,6 +51,17 @@ type Config struct {
 	Janitor sync.JanitorConfig
 	// Logger receives the worker's logs.
 	Logger zerolog.Logger
+	// BindOnly makes the worker look up the streams, buckets and durable
+	// consumers instead of creating or updating them: a worker connected
+	// as the least-privilege worker user (events.RoleWorker), whose
+	// topology the init step created. It waits, logging, while they are
+	// missing. Without it the worker ensures the topology itself, which
+	// needs the admin permissions (embedded mode and tests).
+	BindOnly bool
+	// Registry, when set, gets the worker's metrics: sync and Azure
+	// request metrics (unless Sync.Metrics is set), JetStream consumer lag
+	// and inventory gauges (see internal/telemetry).
+	Registry *prometheus.Registry
 }
 
 // Validate reports an unusable configuration.
@@ -75,11 +89,15 @@ func (c Config) Validate() error {
 
 // Worker is a running worker.
 type Worker struct {
-	store  *store.Store
-	query  *inventory.QueryService
-	proj   *inventory.Projector
-	cancel context.CancelFunc
-	wg     gosync.WaitGroup
+	store     *store.Store
+	query     *inventory.QueryService
+	proj      *inventory.Projector
+	nc        *nats.Conn
+	consumers []jetstream.Consumer
+	cancel    context.CancelFunc
+	wg        gosync.WaitGroup
+	closed    atomic.Bool
+	caughtUp  atomic.Bool // the inventory caught up with its streams once since start
 
 	mu     gosync.Mutex
 	err    error
@@ -105,7 +123,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	consumers := map[string]jetstream.Consumer{}
 	// A cluster still forming answers with errors for a while: wait for it.
 	err = WaitForTopology(ctx, log, func(ctx context.Context) error {
-		if err := topo.EnsureStreams(ctx, js); err != nil {
+		if cfg.BindOnly {
+			if err := events.Require(ctx, js, events.RoleWorker); err != nil {
+				return err
+			}
+		} else if err := topo.EnsureStreams(ctx, js); err != nil {
 			return err
 		}
 		var err error
@@ -115,7 +137,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 			}
 		}
 		for _, s := range []string{events.StreamRequests, events.StreamTasks, events.StreamEvents} {
-			if consumers[s], err = topo.EnsureConsumer(ctx, js, s); err != nil {
+			if cfg.BindOnly {
+				consumers[s], err = topo.BindConsumer(ctx, js, s)
+			} else {
+				consumers[s], err = topo.EnsureConsumer(ctx, js, s)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -124,10 +151,23 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	// The last delivery of a failing task fails its vault: go by the
-	// consumer as it is, which another process may have configured.
-	if md := consumers[events.StreamTasks].CachedInfo().Config.MaxDeliver; md > 0 {
-		cfg.Sync.MaxDeliver = md
+	// The last delivery of a failing task fails its vault, and a running
+	// task's heartbeat must come well within its ack wait: go by the
+	// consumer as it is, which another process (the init step) configured.
+	tasks := consumers[events.StreamTasks].CachedInfo().Config
+	if tasks.MaxDeliver > 0 {
+		cfg.Sync.MaxDeliver = tasks.MaxDeliver
+	}
+	if hb := cfg.Sync.WithDefaults().Heartbeat; tasks.AckWait > 0 && hb > tasks.AckWait/3 {
+		log.Warn().Dur("heartbeat", hb).Dur("task_ack_wait", tasks.AckWait).Msg("the vault-syncer consumer's ack wait is shorter than this worker's: heartbeat at a third of it")
+		cfg.Sync.Heartbeat = max(tasks.AckWait/3, 10*time.Millisecond)
+	}
+	if cfg.Registry != nil && cfg.Sync.Metrics == nil {
+		m, err := telemetry.NewWorkerMetrics(cfg.Registry)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Sync.Metrics = m
 	}
 	factory, err := azure.NewFactory(cfg.Azure)
 	if err != nil {
@@ -183,7 +223,23 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	w := &Worker{store: st, query: query, proj: proj, cancel: cancel, failed: make(chan struct{})}
+	w := &Worker{store: st, query: query, proj: proj, nc: nc, cancel: cancel, failed: make(chan struct{}),
+		consumers: []jetstream.Consumer{consumers[events.StreamRequests], consumers[events.StreamTasks], consumers[events.StreamEvents]}}
+	if cfg.Registry != nil {
+		for _, c := range []prometheus.Collector{
+			telemetry.NewConsumerCollector(0, w.consumers...),
+			telemetry.NewInventoryCollector(w, inventory.SourceKeys, inventory.SourceJobs),
+		} {
+			if err := cfg.Registry.Register(c); err != nil {
+				cancel()
+				_ = query.Stop()
+				_ = st.Close()
+				return nil, fmt.Errorf("worker: register metrics: %w", err)
+			}
+		}
+	}
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); w.catchUp(runCtx, log) }()
 	w.run(runCtx, "projector", proj.Run)
 	w.run(runCtx, "planner", func(ctx context.Context) error { return planner.Run(ctx, consumers[events.StreamRequests]) })
 	w.run(runCtx, "syncer", func(ctx context.Context) error { return syncer.Run(ctx, consumers[events.StreamTasks]) })
@@ -213,6 +269,81 @@ func (w *Worker) run(ctx context.Context, name string, fn func(context.Context) 
 	}()
 }
 
+// catchUp marks the worker caught up once its inventory has applied
+// both of its streams up to where they were (retrying until then).
+func (w *Worker) catchUp(ctx context.Context, log zerolog.Logger) {
+	for ctx.Err() == nil {
+		ok := true
+		for _, src := range []string{inventory.SourceKeys, inventory.SourceJobs} {
+			done, err := w.proj.CatchUp(ctx, src, catchUpWait)
+			if err != nil || !done {
+				ok = false
+				if ctx.Err() == nil {
+					log.Debug().Err(err).Str("stream", src).Msg("inventory still catching up")
+				}
+				break
+			}
+		}
+		if ok {
+			w.caughtUp.Store(true)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(catchUpRetry):
+		}
+	}
+}
+
+// Bounds of the catch-up behind Ready.
+const (
+	catchUpWait  = time.Minute
+	catchUpRetry = time.Second
+)
+
+// Errors of [Worker.Ready].
+var (
+	ErrStopped      = errors.New("worker: stopped")
+	ErrNotConnected = errors.New("worker: NATS not connected")
+	ErrCatchingUp   = errors.New("worker: the inventory is catching up with its streams")
+)
+
+// Ready reports whether the worker can do its work: no component failed,
+// NATS is connected, its JetStream consumers (and so the topology) are
+// there, the store is open, and the inventory has caught up with its
+// streams since start.
+func (w *Worker) Ready(ctx context.Context) error {
+	if w.closed.Load() {
+		return ErrStopped
+	}
+	select {
+	case <-w.failed:
+		return w.Err()
+	default:
+	}
+	if !w.nc.IsConnected() {
+		return ErrNotConnected
+	}
+	for _, c := range w.consumers {
+		if _, err := c.Info(ctx); err != nil {
+			return fmt.Errorf("worker: consumer %s: %w", c.CachedInfo().Name, err)
+		}
+	}
+	if _, err := w.store.Position(inventory.SourceKeys); err != nil {
+		return fmt.Errorf("worker: store: %w", err)
+	}
+	if !w.caughtUp.Load() {
+		return ErrCatchingUp
+	}
+	return nil
+}
+
+// Stats implements telemetry.Inventory.
+func (w *Worker) Stats() store.Stats { return w.store.Stats() }
+
+// Applied implements telemetry.Inventory.
+func (w *Worker) Applied(source string) uint64 { return w.proj.Applied(source) }
+
 // Failed is closed when a component fails: the worker no longer does its
 // whole job and its process should exit (Err says why) so it is restarted.
 func (w *Worker) Failed() <-chan struct{} { return w.failed }
@@ -232,6 +363,7 @@ func (w *Worker) Projector() *inventory.Projector { return w.proj }
 
 // Close stops every component, waits for them, and closes the store.
 func (w *Worker) Close() error {
+	w.closed.Store(true)
 	w.cancel()
 	qerr := w.query.Stop()
 	w.wg.Wait()
@@ -252,11 +384,14 @@ func (s StaticConnections) Connection(_ context.Context, name string) (azure.Con
 }
 
 // WaitForTopology runs ensure until it succeeds, retrying with backoff and
-// a log line per attempt while the NATS cluster is still forming, until
-// ctx ends; see sync.WhileForming for what counts as forming.
+// a log line per attempt while the NATS cluster is still forming or the
+// topology is missing (events.ErrTopologyMissing: the init step has not
+// run yet), until ctx ends; see sync.WhileForming for what counts as
+// forming.
 func WaitForTopology(ctx context.Context, log zerolog.Logger, ensure func(ctx context.Context) error) error {
+	retryable := func(err error) bool { return errors.Is(err, events.ErrTopologyMissing) || sync.WhileForming(err) }
 	return sync.Retry(ctx, log, sync.RetryPolicy{Initial: 250 * time.Millisecond, Max: topologyBackoffMax, Budget: -1,
-		Retryable: sync.WhileForming}, "ensure NATS topology", func(ctx context.Context) error {
+		Retryable: retryable}, "ensure NATS topology", func(ctx context.Context) error {
 		// Each attempt has its own deadline, so one lost request does not
 		// stall the wait.
 		actx, cancel := context.WithTimeout(ctx, topologyAttemptTimeout)

@@ -120,6 +120,10 @@ type Config struct {
 	ClientSecret string
 	// Principals are registered in addition to the default one.
 	Principals []Principal
+	// Audiences are application id URIs (e.g. api://akvsync) the emulated
+	// Entra ID issues access tokens for, besides the Azure services': an
+	// application that accepts Entra ID tokens (OIDC) can be tested.
+	Audiences []string
 	// TokenLifetime of issued access tokens (default DefaultTokenLifetime, at least MinTokenLifetime).
 	TokenLifetime time.Duration
 
@@ -283,6 +287,9 @@ type Principal struct {
 	ClientSecret string `json:"client_secret" yaml:"client_secret"`
 	// CertificatesPEM are PEM certificates accepted for client assertions.
 	CertificatesPEM string `json:"certificates_pem" yaml:"certificates_pem"`
+	// Roles are the application roles assigned to the principal: the
+	// `roles` claim of its access tokens.
+	Roles []string `json:"roles,omitempty" yaml:"roles,omitempty"`
 }
 
 var (

@@ -91,7 +91,7 @@ func (e *Emulator) WriteManifest(path string) error {
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("create manifest directory: %w", err)
 	}
 	tmp := path + ".tmp"

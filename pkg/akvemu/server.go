@@ -140,6 +140,9 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
+	for _, aud := range cfg.Audiences {
+		e.tokens.addAudience(strings.TrimSuffix(aud, "/"))
+	}
 
 	errLog := log.New(zerologWriter{e.log}, "", 0)
 	e.vaultSrv = &http.Server{
@@ -248,10 +251,10 @@ func (e *Emulator) writeCAFile() error {
 	if e.caFile == "" {
 		e.caFile = filepath.Join(dir, "ca.pem")
 	}
-	if err := os.MkdirAll(filepath.Dir(e.caFile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(e.caFile), 0o750); err != nil {
 		return fmt.Errorf("create CA directory: %w", err)
 	}
-	if err := os.WriteFile(e.caFile, e.ca.caPEM, 0o644); err != nil {
+	if err := os.WriteFile(e.caFile, e.ca.caPEM, 0o644); err != nil { // #nosec G306 -- a CA certificate is public; clients read it
 		return fmt.Errorf("write CA file: %w", err)
 	}
 	return nil

@@ -1,11 +1,9 @@
 package akvemu
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,13 +13,15 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // Audiences (resources) of the access tokens the emulated services accept.
@@ -56,6 +56,7 @@ type principalRec struct {
 	secret   string
 	oid      string
 	certs    map[string]*x509.Certificate // by x5t#S256 and x5t (standard base64)
+	roles    []string
 }
 
 // tokenInfo is what a vault needs from a verified access token.
@@ -84,14 +85,31 @@ type accessClaims struct {
 	Tid      string `json:"tid"`
 	Uti      string `json:"uti"`
 	Ver      string `json:"ver"`
+	// Roles are the principal's application roles (absent when none).
+	Roles []string `json:"roles,omitempty"`
 }
+
+// accessClaims are read by github.com/golang-jwt/jwt/v5 through these
+// methods (jwt.Claims).
+
+func (c accessClaims) GetExpirationTime() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.Exp, 0)), nil
+}
+func (c accessClaims) GetIssuedAt() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.Iat, 0)), nil
+}
+func (c accessClaims) GetNotBefore() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.Nbf, 0)), nil
+}
+func (c accessClaims) GetIssuer() (string, error)             { return c.Iss, nil }
+func (c accessClaims) GetSubject() (string, error)            { return c.Sub, nil }
+func (c accessClaims) GetAudience() (jwt.ClaimStrings, error) { return jwt.ClaimStrings{c.Aud}, nil }
 
 // tokenService is the emulated Entra ID: it registers principals, issues ES256 access
 // tokens and verifies them for the vaults.
 type tokenService struct {
 	key       *ecdsa.PrivateKey
 	kid       string
-	header    string // encoded JOSE header, identical for every token
 	tenant    string
 	lifetime  time.Duration
 	authority string // https://127.0.0.1:PORT (no trailing slash)
@@ -114,9 +132,8 @@ func newTokenService(tenant string, lifetime time.Duration) (*tokenService, erro
 	}
 	kidSum := sha256.Sum256(keyID(&key.PublicKey))
 	kid := base64.RawURLEncoding.EncodeToString(kidSum[:12])
-	hdr, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "ES256", "kid": kid})
 	return &tokenService{
-		key: key, kid: kid, header: base64.RawURLEncoding.EncodeToString(hdr),
+		key: key, kid: kid,
 		tenant: tenant, lifetime: lifetime,
 		principals: map[string]*principalRec{},
 		audiences: map[string]bool{VaultAudience: true, ManagedHSMAudience: true,
@@ -156,6 +173,9 @@ func (ts *tokenService) addPrincipal(p Principal) error {
 	}
 	if p.ClientSecret != "" {
 		rec.secret = p.ClientSecret
+	}
+	if len(p.Roles) > 0 {
+		rec.roles = append([]string(nil), p.Roles...)
 	}
 	for _, c := range certs {
 		rec.addCert(c)
@@ -198,22 +218,16 @@ func (ts *tokenService) issue(rec *principalRec, aud string, acr string, lifetim
 		Aud: aud, Iss: ts.issuer(), Iat: now.Unix(), Nbf: now.Unix() - 300, Exp: now.Add(lifetime).Unix(),
 		Appid: rec.clientID, Appidacr: acr, Azp: rec.clientID, Idp: ts.issuer(), Idtyp: "app",
 		Oid: rec.oid, Sub: rec.oid, Tid: ts.tenant, Ver: "1.0",
-		Uti: base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(n, 36) + "akvemu")),
+		Uti:   base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(n, 36) + "akvemu")),
+		Roles: rec.roles,
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("encode claims: %w", err)
-	}
-	signing := ts.header + "." + base64.RawURLEncoding.EncodeToString(payload)
-	sum := sha256.Sum256([]byte(signing))
-	r, s, err := ecdsa.Sign(rand.Reader, ts.key, sum[:])
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	t.Header["kid"] = ts.kid
+	tok, err := t.SignedString(ts.key)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	return tok, nil
 }
 
 // Token verification failures, answered 401 by the vaults.
@@ -241,27 +255,24 @@ func (ts *tokenService) verify(tok string, now int64) (*tokenInfo, error) {
 		}
 		return ti, nil
 	}
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil, errTokenMalformed
-	}
-	if parts[0] != ts.header {
-		return nil, errTokenSignature
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || len(sig) != 64 {
-		return nil, errTokenMalformed
-	}
-	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if !ecdsa.Verify(&ts.key.PublicKey, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
-		return nil, errTokenSignature
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, errTokenMalformed
-	}
 	var c accessClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	_, err := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
+		jwt.WithTimeFunc(func() time.Time { return time.Unix(now, 0) }),
+		jwt.WithLeeway(TokenClockSkew),
+		jwt.WithExpirationRequired(),
+	).ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); kid != ts.kid {
+			return nil, errTokenSignature
+		}
+		return &ts.key.PublicKey, nil
+	})
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, errTokenExpired
+	case errors.Is(err, errTokenSignature), errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return nil, errTokenSignature
+	case err != nil:
 		return nil, errTokenMalformed
 	}
 	ti := &tokenInfo{exp: c.Exp, tid: c.Tid, appid: c.Appid, oid: c.Oid, aud: c.Aud}
@@ -477,57 +488,41 @@ func (ts *tokenService) audienceFromScope(w http.ResponseWriter, scope string) (
 // verifyAssertion checks a client assertion JWT signed with a registered certificate.
 // It returns an AADSTS code and description on failure, 0 on success.
 func (ts *tokenService) verifyAssertion(rec *principalRec, assertion string) (int, string) {
-	parts := strings.Split(assertion, ".")
-	if len(parts) != 3 {
-		return 50027, "JWT token is invalid or malformed."
-	}
-	hdrJSON, err1 := base64.RawURLEncoding.DecodeString(parts[0])
-	payload, err2 := base64.RawURLEncoding.DecodeString(parts[1])
-	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
-	if err1 != nil || err2 != nil || err3 != nil {
-		return 50027, "JWT token is invalid or malformed."
-	}
-	var hdr struct {
-		Alg     string `json:"alg"`
-		X5t     string `json:"x5t"`
-		X5tS256 string `json:"x5t#S256"`
-	}
 	var claims struct {
 		Aud any    `json:"aud"`
 		Iss string `json:"iss"`
 		Sub string `json:"sub"`
-		Exp int64  `json:"exp"`
-		Nbf int64  `json:"nbf"`
+		jwt.RegisteredClaims
 	}
-	if json.Unmarshal(hdrJSON, &hdr) != nil || json.Unmarshal(payload, &claims) != nil {
-		return 50027, "JWT token is invalid or malformed."
-	}
-	ts.mu.RLock()
-	cert := rec.certs[hdr.X5tS256]
-	if cert == nil && hdr.X5t != "" {
-		cert = rec.certs[hdr.X5t]
-	}
-	ts.mu.RUnlock()
-	if cert == nil {
-		return 700027, fmt.Sprintf("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '%s']", hdr.X5tS256+hdr.X5t)
-	}
-	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	var ok bool
-	switch pub := cert.PublicKey.(type) {
-	case *rsa.PublicKey:
-		switch hdr.Alg {
-		case "PS256":
-			ok = rsa.VerifyPSS(pub, crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
-		case "RS256":
-			ok = rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) == nil
+	var thumb string
+	errUnknownCert := errors.New("certificate not registered")
+	_, err := jwt.NewParser(
+		jwt.WithValidMethods([]string{"PS256", "RS256", "ES256"}),
+		jwt.WithLeeway(300*time.Second),
+	).ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) {
+		x5t, _ := t.Header["x5t"].(string)
+		x5tS256, _ := t.Header["x5t#S256"].(string)
+		thumb = x5tS256 + x5t
+		ts.mu.RLock()
+		cert := rec.certs[x5tS256]
+		if cert == nil && x5t != "" {
+			cert = rec.certs[x5t]
 		}
-	case *ecdsa.PublicKey:
-		if hdr.Alg == "ES256" && len(sig) == 64 {
-			ok = ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+		ts.mu.RUnlock()
+		if cert == nil {
+			return nil, errUnknownCert
 		}
-	}
-	if !ok {
+		return cert.PublicKey, nil
+	})
+	switch {
+	case errors.Is(err, errUnknownCert):
+		return 700027, fmt.Sprintf("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '%s']", thumb)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 		return 700027, "Client assertion failed signature validation."
+	case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return 700024, "Client assertion is not within its valid time range."
+	case err != nil:
+		return 50027, "JWT token is invalid or malformed."
 	}
 	if claims.Iss != rec.clientID || claims.Sub != rec.clientID {
 		return 700021, "Client assertion application identifier doesn't match 'client_id' parameter."
@@ -552,20 +547,17 @@ func (ts *tokenService) verifyAssertion(rec *principalRec, assertion string) (in
 	if !audOK {
 		return 700016, "Client assertion contains an invalid audience."
 	}
-	now := time.Now().Unix()
-	if claims.Exp != 0 && now > claims.Exp+300 || claims.Nbf != 0 && now+300 < claims.Nbf {
-		return 700024, "Client assertion is not within its valid time range."
-	}
 	return 0, ""
 }
 
 // derivedUUID returns a stable UUID-formatted id for a namespace and value.
 func derivedUUID(ns, value string) string {
 	sum := sha256.Sum256([]byte(ns + "\x00" + value))
-	b := sum[:16]
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var u uuid.UUID
+	copy(u[:], sum[:16])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u.String()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

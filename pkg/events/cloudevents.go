@@ -24,6 +24,9 @@ const (
 	KindJobAbortRequested EventKind = "abort_requested"
 	// KindJobFinished: every vault of a job is terminal (data: [Job]).
 	KindJobFinished EventKind = "finished"
+	// KindJobProgress: vaults of a running job finished (data:
+	// [JobProgressed]); at most one per job and tracker batch.
+	KindJobProgress EventKind = "progress"
 	// KindVaultStarted: a worker started syncing a vault (data: [VaultResult]).
 	KindVaultStarted EventKind = "started"
 	// KindVaultCompleted: a vault's listing completed and every key was

@@ -14,4 +14,10 @@ var (
 	// ErrTopology is returned when a stream, consumer or bucket cannot be
 	// created or exists with a configuration that cannot be updated to ours.
 	ErrTopology = errors.New("events: cannot ensure topology")
+
+	// ErrTopologyMissing is returned when a stream, consumer or bucket a
+	// service binds to does not exist yet: the init step (worker
+	// --init-topology, as the admin NATS user) has not run. Services wait
+	// for it.
+	ErrTopologyMissing = errors.New("events: topology missing (run the init step: worker --init-topology as the admin NATS user)")
 )

@@ -89,11 +89,17 @@ type JobVault struct {
 	Error          string      `json:"error,omitempty"`
 	Listed         int         `json:"listed"`
 	Fetched        int         `json:"fetched"`
-	Unchanged      int         `json:"unchanged"`
-	Gone           int         `json:"gone"`
-	Attempt        int         `json:"attempt,omitempty"`
-	StartedAt      *time.Time  `json:"started_at,omitempty"`
-	FinishedAt     *time.Time  `json:"finished_at,omitempty"`
+	// New and Changed split Fetched: keys not in the inventory before
+	// (or gone there), and keys whose updated time changed.
+	New       int `json:"new,omitempty"`
+	Changed   int `json:"changed,omitempty"`
+	Unchanged int `json:"unchanged"`
+	Gone      int `json:"gone"`
+	// Azure is the vault sync's own accounting of its Azure requests.
+	Azure      AzureUsage `json:"azure,omitzero"`
+	Attempt    int        `json:"attempt,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// KeysSeq is the KEYS stream sequence of the last key record the
 	// vault's sync published (0 if none).
 	KeysSeq uint64 `json:"keys_seq,omitempty"`
@@ -140,8 +146,12 @@ type JobProgress struct {
 	Aborted   int   `json:"aborted"`
 	Listed    int64 `json:"listed"`
 	Fetched   int64 `json:"fetched"`
+	New       int64 `json:"new,omitempty"`
+	Changed   int64 `json:"changed,omitempty"`
 	Unchanged int64 `json:"unchanged"`
 	Gone      int64 `json:"gone"`
+	// Azure sums the vaults' Azure request accounting.
+	Azure AzureUsage `json:"azure,omitzero"`
 	// KeysSeq is the largest KEYS stream sequence any vault of the job
 	// published: an inventory that applied it holds every key of the job.
 	KeysSeq uint64 `json:"keys_seq,omitempty"`
@@ -181,6 +191,20 @@ func (p *JobProgress) Add(s VaultStatus, n int) {
 	case VaultAborted:
 		p.Aborted += n
 	}
+}
+
+// AddVault adds a vault record's status and counts to p (sign 1), or
+// takes them out (sign -1); it does not touch KeysSeq.
+func (p *JobProgress) AddVault(v JobVault, sign int) {
+	p.Add(v.Status, sign)
+	n := int64(sign)
+	p.Listed += n * int64(v.Listed)
+	p.Fetched += n * int64(v.Fetched)
+	p.New += n * int64(v.New)
+	p.Changed += n * int64(v.Changed)
+	p.Unchanged += n * int64(v.Unchanged)
+	p.Gone += n * int64(v.Gone)
+	p.Azure.Add(v.Azure, sign)
 }
 
 // FinalStatus is the overall status a job whose vaults are all terminal
@@ -226,11 +250,22 @@ func (d *JobDetail) Vault(vaultID string) *JobVault {
 	return nil
 }
 
-// JobFinished is the data of a job's finished event: the header and its
-// final progress.
+// JobFinished is the data of a job's finished event: the header, its
+// final progress, and the statistics derived from them (with the
+// finishing worker's price table).
 type JobFinished struct {
 	Job
 	Progress JobProgress `json:"progress"`
+	Stats    *JobStats   `json:"stats,omitempty"`
+}
+
+// JobProgressed is the data of a running job's progress event: its
+// header, its progress once the tracker applied a batch of vault events,
+// and the statistics derived from them.
+type JobProgressed struct {
+	Job
+	Progress JobProgress `json:"progress"`
+	Stats    JobStats    `json:"stats"`
 }
 
 // SortJobVaults orders vaults as a job's detail shows them: by status in

@@ -52,6 +52,16 @@ const (
 	// their unique names ("name.<hex of the lower-cased name>" -> id) and
 	// their firing state ("state.<id>": last tick, last job, claim).
 	BucketJobConfigs = "akvsync-job-configs"
+	// BucketTickets holds the API's single-use event-stream tickets (under
+	// a hash of the ticket), so any API replica redeems a ticket another
+	// issued; records expire with the bucket's TTL (Topology.TicketTTL).
+	BucketTickets = "akvsync-tickets"
+	// BucketRevokedTokens is the API's access-token denylist, written and
+	// watched by every API process: "jti.<jti>" (one revoked token, valued
+	// with its expiry) and "sub.<digest of a username>" (every token of
+	// the user issued up to a moment). Its TTL (Topology.RevokedTokenTTL)
+	// outlives any access token.
+	BucketRevokedTokens = "akvsync-revoked-tokens"
 )
 
 // Defaults of [Topology].
@@ -72,6 +82,12 @@ const (
 	// DefaultScheduleAckWait is how long a schedule fire may go without
 	// an ack or a heartbeat before another replica takes it over.
 	DefaultScheduleAckWait = 30 * time.Second
+	// DefaultTicketTTL is the TTL of the tickets bucket: at least an
+	// event-stream ticket's lifetime (30 s in the API).
+	DefaultTicketTTL = time.Minute
+	// DefaultRevokedTokenTTL outlives the longest access token the API
+	// issues (24h) plus its clock-skew leeway.
+	DefaultRevokedTokenTTL = 25 * time.Hour
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -103,6 +119,12 @@ type Topology struct {
 	// ScheduleAckWait is how long a schedule fire may go unacked (no
 	// heartbeat) before it is redelivered to another replica.
 	ScheduleAckWait time.Duration
+	// TicketTTL is how long an event-stream ticket record stays in its
+	// bucket; it must be at least the API's ticket lifetime.
+	TicketTTL time.Duration
+	// RevokedTokenTTL is how long an access-token revocation is kept: at
+	// least the access-token lifetime plus clock skew.
+	RevokedTokenTTL time.Duration
 }
 
 // WithDefaults returns t with zero fields replaced by defaults.
@@ -134,6 +156,12 @@ func (t Topology) WithDefaults() Topology {
 	if t.ScheduleAckWait == 0 {
 		t.ScheduleAckWait = DefaultScheduleAckWait
 	}
+	if t.TicketTTL == 0 {
+		t.TicketTTL = DefaultTicketTTL
+	}
+	if t.RevokedTokenTTL == 0 {
+		t.RevokedTokenTTL = DefaultRevokedTokenTTL
+	}
 	return t
 }
 
@@ -154,6 +182,8 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("%w: budget lease TTL must be at least 1s, got %s", ErrTopology, t.BudgetLeaseTTL)
 	case t.ScheduleAckWait < time.Second:
 		return fmt.Errorf("%w: schedule ack wait must be at least 1s, got %s", ErrTopology, t.ScheduleAckWait)
+	case t.TicketTTL < time.Second:
+		return fmt.Errorf("%w: ticket TTL must be at least 1s, got %s", ErrTopology, t.TicketTTL)
 	}
 	return nil
 }
@@ -231,6 +261,8 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketSubscriptions, "akvsync: Azure subscriptions seen by discovery", 0),
 		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
 		kv(BucketJobConfigs, "akvsync: scheduler job configs, names and firing state", 0),
+		kv(BucketTickets, "akvsync: API event-stream tickets (hashed, single use)", t.TicketTTL),
+		kv(BucketRevokedTokens, "akvsync: revoked API access tokens (jti.<jti>, sub.<user digest>)", t.RevokedTokenTTL),
 	}
 }
 
@@ -339,11 +371,61 @@ func (t Topology) EnsureConsumer(ctx context.Context, js jetstream.JetStream, st
 	return c, nil
 }
 
-// Bucket opens one of akvsync's buckets, which EnsureStreams created.
+// Init creates or updates every stream, bucket and durable consumer: the
+// init step, run with the admin NATS identity ([RoleAdmin]); services
+// then only bind to them ([Topology.Require], [BindConsumer]). Embedded
+// mode, whose in-process connection holds every permission, runs it at
+// start.
+func (t Topology) Init(ctx context.Context, js jetstream.JetStream) error {
+	if err := t.EnsureStreams(ctx, js); err != nil {
+		return err
+	}
+	for _, s := range []string{StreamRequests, StreamTasks, StreamEvents, StreamSchedules} {
+		if _, err := t.EnsureConsumer(ctx, js, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Require checks that every stream and bucket role uses exists, with
+// lookups only (the role's own permissions suffice). A missing one is
+// [ErrTopologyMissing].
+func Require(ctx context.Context, js jetstream.JetStream, role Role) error {
+	for _, name := range role.Streams() {
+		if _, err := js.Stream(ctx, name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("%w: stream %s: %w", ErrTopologyMissing, name, err)
+			}
+			return fmt.Errorf("%w: stream %s: %w", ErrTopology, name, err)
+		}
+	}
+	return nil
+}
+
+// BindConsumer looks up the durable consumer of stream, which the init
+// step created, without changing it. A missing one is [ErrTopologyMissing].
+func (t Topology) BindConsumer(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Consumer, error) {
+	cc, ok := t.Consumers()[stream]
+	if !ok {
+		return nil, fmt.Errorf("%w: stream %s has no durable consumer", ErrTopology, stream)
+	}
+	c, err := js.Consumer(ctx, stream, cc.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("%w: consumer %s on %s: %w", ErrTopologyMissing, cc.Durable, stream, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, cc.Durable, stream, err)
+	}
+	return c, nil
+}
+
+// Bucket opens one of akvsync's buckets, which the init step created. A
+// missing one is [ErrTopologyMissing].
 func Bucket(ctx context.Context, js jetstream.JetStream, name string) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("%w: bucket %s does not exist (EnsureStreams not run?): %w", ErrTopology, name, err)
+		return nil, fmt.Errorf("%w: bucket %s: %w", ErrTopologyMissing, name, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: bucket %s: %w", ErrTopology, name, err)

@@ -88,18 +88,22 @@ type SyncRequested struct {
 
 // VaultResult is the data of a vault event: what a vault syncer did.
 type VaultResult struct {
-	JobID      string      `json:"job_id"`
-	VaultID    string      `json:"vault_id"`
-	Vault      string      `json:"vault"` // name::subscription
-	Status     VaultStatus `json:"status"`
-	Error      string      `json:"error,omitempty"`
-	Listed     int         `json:"listed"`
-	Fetched    int         `json:"fetched"`
-	Unchanged  int         `json:"unchanged"`
-	Gone       int         `json:"gone"`
-	Attempt    int         `json:"attempt"`
-	StartedAt  time.Time   `json:"started_at"`
-	FinishedAt time.Time   `json:"finished_at,omitzero"`
+	JobID     string      `json:"job_id"`
+	VaultID   string      `json:"vault_id"`
+	Vault     string      `json:"vault"` // name::subscription
+	Status    VaultStatus `json:"status"`
+	Error     string      `json:"error,omitempty"`
+	Listed    int         `json:"listed"`
+	Fetched   int         `json:"fetched"`
+	New       int         `json:"new,omitempty"`
+	Changed   int         `json:"changed,omitempty"`
+	Unchanged int         `json:"unchanged"`
+	Gone      int         `json:"gone"`
+	// Azure is this sync's accounting of its Azure requests.
+	Azure      AzureUsage `json:"azure,omitzero"`
+	Attempt    int        `json:"attempt"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt time.Time  `json:"finished_at,omitzero"`
 	// KeysSeq is the KEYS stream sequence of the last key record this sync
 	// published (0 if none): a reader whose inventory has applied it sees
 	// every key of this sync.

@@ -217,7 +217,7 @@ func casRev[T any](ctx context.Context, kv jetstream.KeyValue, key string, retri
 			return v, false, fmt.Errorf("%w: %s", ErrContended, key)
 		}
 		// Back off a little, with jitter, so racing writers spread out.
-		t := time.NewTimer(time.Duration(rand.Int64N(int64(casBackoff) * int64(min(attempt+1, 8)))))
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(casBackoff) * int64(min(attempt+1, 8))))) // #nosec G404 -- backoff jitter, not a secret
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -268,11 +268,7 @@ func (s *Store) Detail(ctx context.Context, job events.Job) (events.JobDetail, e
 		return d, err
 	}
 	for _, v := range d.Vaults {
-		d.Progress.Add(v.Status, 1)
-		d.Progress.Listed += int64(v.Listed)
-		d.Progress.Fetched += int64(v.Fetched)
-		d.Progress.Unchanged += int64(v.Unchanged)
-		d.Progress.Gone += int64(v.Gone)
+		d.Progress.AddVault(v, 1)
 		d.Progress.KeysSeq = max(d.Progress.KeysSeq, v.KeysSeq)
 	}
 	events.SortJobVaults(d.Vaults)

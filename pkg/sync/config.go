@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
 // Defaults of [Config].
@@ -67,7 +69,10 @@ type Config struct {
 	// Logger receives structured logs (job_id, vault, attempt).
 	Logger zerolog.Logger
 	// Metrics, when set, records sync and Azure request metrics.
-	Metrics *Metrics
+	Metrics Metrics
+	// Prices price the Azure operations in the statistics of a job's
+	// finished event (zero: events.DefaultPrices).
+	Prices events.Prices
 }
 
 // WithDefaults returns c with zero fields replaced by defaults.
@@ -102,6 +107,10 @@ func (c Config) WithDefaults() Config {
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5
 	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
+	c.Prices = c.Prices.WithDefaults()
 	return c
 }
 
@@ -120,6 +129,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: negative retry delay", ErrInvalidConfig)
 	case c.MaxDeliver < 1:
 		return fmt.Errorf("%w: max deliver must be at least 1", ErrInvalidConfig)
+	}
+	if err := c.Prices.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

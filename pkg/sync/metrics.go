@@ -1,60 +1,97 @@
 package sync
 
 import (
-	"strconv"
+	"net/http"
+	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
-// Metrics are the worker's Prometheus collectors. A nil *Metrics records
-// nothing.
-type Metrics struct {
-	vaultSyncs    *prometheus.CounterVec
-	keys          *prometheus.CounterVec
-	azureRequests *prometheus.CounterVec
-	syncSeconds   prometheus.Histogram
+// Metrics receives what a worker measures. internal/telemetry implements
+// it with Prometheus; pkg/sync itself depends on no metrics library.
+// Implementations must be safe for concurrent use. A nil Metrics in
+// Config records nothing.
+type Metrics interface {
+	// VaultSyncStarted is called when this worker starts syncing a vault
+	// of jobID, VaultSyncStopped when that sync's Azure work and its wait
+	// for the inventory are over (whatever its outcome).
+	VaultSyncStarted(jobID string)
+	VaultSyncStopped(jobID string)
+	// VaultSyncFinished is called when a vault's terminal result has been
+	// published (res.Status is completed, failed or aborted).
+	VaultSyncFinished(res events.VaultResult, took time.Duration)
+	// AzureAttempt is called for every Key Vault HTTP attempt.
+	AzureAttempt(a azure.Attempt)
 }
 
-// NewMetrics creates the collectors and registers them on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		vaultSyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "akvsync_vault_syncs_total", Help: "Vault syncs finished, by status (completed, failed, aborted).",
-		}, []string{"status"}),
-		keys: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "akvsync_keys_total", Help: "Keys seen by vault syncs, by outcome (fetched, unchanged, gone).",
-		}, []string{"outcome"}),
-		azureRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "akvsync_azure_requests_total", Help: "Key Vault HTTP attempts (retries included), by status code.",
-		}, []string{"code"}),
-		syncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "akvsync_vault_sync_seconds", Help: "Duration of vault syncs.",
-			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
-		}),
+// noMetrics records nothing.
+type noMetrics struct{}
+
+func (noMetrics) VaultSyncStarted(string)                             {}
+func (noMetrics) VaultSyncStopped(string)                             {}
+func (noMetrics) VaultSyncFinished(events.VaultResult, time.Duration) {}
+func (noMetrics) AzureAttempt(azure.Attempt)                          {}
+
+// usageCounter is one vault sync's accounting of its Azure requests
+// (events.AzureUsage), updated concurrently by its requests.
+type usageCounter struct {
+	managedHSM bool
+
+	listKeys, listKeyVersions, getKey, other atomic.Int64
+	throttled, retries, unauthenticated      atomic.Int64
+	wait                                     atomic.Int64 // nanoseconds
+	standardOps, hsmKeyOps, managedHSMOps    atomic.Int64
+}
+
+// observe counts one attempt.
+func (u *usageCounter) observe(a azure.Attempt) {
+	switch a.Operation {
+	case azure.OpListKeys:
+		u.listKeys.Add(1)
+	case azure.OpListKeyVersions:
+		u.listKeyVersions.Add(1)
+	case azure.OpGetKey:
+		u.getKey.Add(1)
+	default:
+		u.other.Add(1)
 	}
-	for _, c := range []prometheus.Collector{m.vaultSyncs, m.keys, m.azureRequests, m.syncSeconds} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
+	if a.Retry {
+		u.retries.Add(1)
+	}
+	u.wait.Add(int64(a.Wait))
+	switch a.Status {
+	case 0:
+		// Unanswered: nothing billed.
+	case http.StatusTooManyRequests:
+		u.throttled.Add(1)
+	case http.StatusUnauthorized:
+		u.unauthenticated.Add(1)
+	default:
+		if u.managedHSM {
+			u.managedHSMOps.Add(1)
+		} else {
+			u.standardOps.Add(1)
 		}
 	}
-	return m, nil
 }
 
-func (m *Metrics) vaultDone(status string, fetched, unchanged, gone int, took time.Duration) {
-	if m == nil {
+// hsmKeyRead moves one billable read from the standard class to the
+// HSM-protected key class (a Key Vault's HSM key was read).
+func (u *usageCounter) hsmKeyRead() {
+	if u.managedHSM {
 		return
 	}
-	m.vaultSyncs.WithLabelValues(status).Inc()
-	m.keys.WithLabelValues("fetched").Add(float64(fetched))
-	m.keys.WithLabelValues("unchanged").Add(float64(unchanged))
-	m.keys.WithLabelValues("gone").Add(float64(gone))
-	m.syncSeconds.Observe(took.Seconds())
+	u.standardOps.Add(-1)
+	u.hsmKeyOps.Add(1)
 }
 
-func (m *Metrics) azureResponse(status int) {
-	if m == nil {
-		return
+func (u *usageCounter) snapshot() events.AzureUsage {
+	return events.AzureUsage{
+		ListKeys: u.listKeys.Load(), ListKeyVersions: u.listKeyVersions.Load(), GetKey: u.getKey.Load(), Other: u.other.Load(),
+		Throttled: u.throttled.Load(), Retries: u.retries.Load(), Unauthenticated: u.unauthenticated.Load(),
+		LimiterWait: time.Duration(u.wait.Load()),
+		StandardOps: u.standardOps.Load(), HSMKeyOps: u.hsmKeyOps.Load(), ManagedHSMOps: u.managedHSMOps.Load(),
 	}
-	m.azureRequests.WithLabelValues(strconv.Itoa(status)).Inc()
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/akvsync/akvsync/internal/azure"
 )
 
 // Adaptive rate control: the rate starts at its ceiling (the configured
@@ -279,7 +281,8 @@ func (l *AdaptiveLimiter) apply() {
 type throttles struct {
 	vaultID             string
 	vault, subscription *AdaptiveLimiter
-	metrics             *Metrics
+	usage               *usageCounter
+	metrics             Metrics
 }
 
 func (t throttles) Wait(ctx context.Context) error {
@@ -292,7 +295,17 @@ func (t throttles) Wait(ctx context.Context) error {
 func (t throttles) Observe(status int) {
 	t.vault.Observe(status)
 	t.subscription.ObserveFrom(status, t.vaultID)
-	t.metrics.azureResponse(status)
+}
+
+// ObserveAttempt implements azure.AttemptObserver: the vault sync's own
+// accounting and the worker's metrics.
+func (t throttles) ObserveAttempt(a azure.Attempt) {
+	if t.usage != nil {
+		t.usage.observe(a)
+	}
+	if t.metrics != nil {
+		t.metrics.AzureAttempt(a)
+	}
 }
 
 // ObserveRetryAfter implements azure.RetryAfterObserver.

@@ -231,9 +231,11 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) 
 		// Only progress display: the result event carries the start time.
 		log.Debug().Err(err).Msg("cannot publish vault started")
 	}
+	s.cfg.Metrics.VaultSyncStarted(task.JobID)
 	err = s.syncVault(syncCtx, task, &res, log)
 	release()
 	s.awaitKeys(ctx, log, res)
+	s.cfg.Metrics.VaultSyncStopped(task.JobID)
 	// Removed while it synced (and this worker missed the marker)? Asked
 	// while the heartbeat still beats.
 	removed := errors.Is(context.Cause(syncCtx), ErrVaultRemoved) || err == nil && s.vaultRemoved(ctx, log, task.Vault.ID)
@@ -276,13 +278,14 @@ func (s *Syncer) finish(ctx context.Context, msg jetstream.Msg, log zerolog.Logg
 		_ = msg.NakWithDelay(s.cfg.RetryDelay)
 		return
 	}
-	s.cfg.Metrics.vaultDone(string(status), res.Fetched, res.Unchanged, res.Gone, res.FinishedAt.Sub(res.StartedAt))
+	s.cfg.Metrics.VaultSyncFinished(res, res.FinishedAt.Sub(res.StartedAt))
 	ev := log.Info()
 	if cause != nil {
 		ev = log.Warn().Err(cause)
 	}
 	ev.Str("status", string(status)).Int("listed", res.Listed).Int("fetched", res.Fetched).
-		Int("unchanged", res.Unchanged).Int("gone", res.Gone).Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("vault sync finished")
+		Int("unchanged", res.Unchanged).Int("gone", res.Gone).Int64("azure_requests", res.Azure.Calls()).Int64("throttled", res.Azure.Throttled).
+		Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("vault sync finished")
 	// An ack lost to a leader change only costs a redelivery, which finds
 	// the vault terminal and acks it without syncing.
 	if err := Retry(ctx, log, ackRetry, "ack vault task", msg.DoubleAck); err != nil {

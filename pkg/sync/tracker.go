@@ -165,8 +165,12 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 	if err == nil {
 		// Finishing may wait for the inventory: keep the events ours.
 		stop := keepInProgress(func() { settle(func(m jetstream.Msg) { _ = m.InProgress() }) }, trackerBeat)
-		_, err = finishJob(ctx, t.cfg, t.js, t.store, t.progress, job, seq, t.now, log)
+		var finished bool
+		finished, err = finishJob(ctx, t.cfg, t.js, t.store, t.progress, job, seq, t.now, log)
 		stop()
+		if err == nil && !finished && hasTerminal(evs) {
+			t.publishProgress(ctx, log, job, seq)
+		}
 	}
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot update job; will retry")
@@ -174,6 +178,36 @@ func (t *Tracker) handleJob(ctx context.Context, jobID string, evs []trackedEven
 		return
 	}
 	settle(func(m jetstream.Msg) { _ = m.Ack() })
+}
+
+// hasTerminal reports whether a batch holds a vault's terminal event:
+// only those change a job's counts.
+func hasTerminal(evs []trackedEvent) bool {
+	for _, e := range evs {
+		if e.kind != events.KindVaultStarted {
+			return true
+		}
+	}
+	return false
+}
+
+// publishProgress publishes a running job's progress event, with its
+// stats, after a batch of its vault events was applied (revision seq of
+// the jobs bucket). It is display only: a failure is logged, not retried.
+func (t *Tracker) publishProgress(ctx context.Context, log zerolog.Logger, job events.Job, seq uint64) {
+	p, err := t.progress.JobProgress(ctx, job.ID, seq)
+	if err != nil {
+		log.Debug().Err(err).Msg("no progress event: cannot read the job's progress")
+		return
+	}
+	if p.Terminal() >= job.VaultTotal {
+		return // the finished event follows
+	}
+	data := events.JobProgressed{Job: job, Progress: p, Stats: events.NewJobStats(job, p, t.cfg.Prices, t.now().UTC())}
+	if _, err := publishEvent(ctx, t.js, t.cfg.Source, events.JobEventSubject(job.ID, events.KindJobProgress),
+		events.KindJobProgress.Type("job"), job.ID, fmt.Sprintf("%s/progress/%d", job.ID, seq), data); err != nil {
+		log.Debug().Err(err).Msg("cannot publish the job's progress event")
+	}
 }
 
 // keepInProgress calls beat now and every interval until stop is called.
@@ -262,6 +296,7 @@ func foldVaultEvent(v *events.JobVault, exists bool, kind events.EventKind, res 
 		}
 		v.Status, v.Error = res.Status, res.Error
 		v.Listed, v.Fetched, v.Unchanged, v.Gone = res.Listed, res.Fetched, res.Unchanged, res.Gone
+		v.New, v.Changed, v.Azure = res.New, res.Changed, res.Azure
 		v.KeysSeq = res.KeysSeq
 		if v.StartedAt == nil {
 			st := res.StartedAt
@@ -273,6 +308,12 @@ func foldVaultEvent(v *events.JobVault, exists bool, kind events.EventKind, res 
 		return jobs.ErrNoChange
 	}
 	return nil
+}
+
+// jobFinished is the data of a job's finished event, with its statistics.
+func jobFinished(cfg Config, j events.Job, p events.JobProgress, now time.Time) events.JobFinished {
+	st := events.NewJobStats(j, p, cfg.Prices, now.UTC())
+	return events.JobFinished{Job: j, Progress: p, Stats: &st}
 }
 
 // finishJob finishes an in-progress job whose vaults are all terminal,
@@ -324,7 +365,7 @@ func finishJob(ctx context.Context, cfg Config, js jetstream.JetStream, store *j
 	}
 	if err := Retry(ctx, log, RetryPolicy{}, "publish job finished", func(ctx context.Context) error {
 		_, err := publishEvent(ctx, js, cfg.Source, events.JobEventSubject(job.ID, events.KindJobFinished),
-			events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", events.JobFinished{Job: final, Progress: p})
+			events.KindJobFinished.Type("job"), job.ID, job.ID+"/finished", jobFinished(cfg, final, p, now()))
 		return err
 	}); err != nil {
 		return changed, err

@@ -182,3 +182,44 @@ func TestTrackerEventsAreIdempotent(t *testing.T) {
 		t.Fatalf("a job with a pending vault finished: %v %v", done, err)
 	}
 }
+
+// TestProgressEventCarriesStats: after a vault of a running job finished,
+// the tracker publishes the job's progress event with its stats, summed
+// from the vault records (the vault's own Azure accounting included).
+func TestProgressEventCarriesStats(t *testing.T) {
+	e, ctx := setupTracker(t)
+	job, vs := e.createJob(t, ctx, 3)
+	tr, err := NewTracker(Config{}, e.js, e.store, e.proj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := events.VaultResult{JobID: job.ID, VaultID: vs[0].ID, Vault: vs[0].QualifiedName(), Status: events.VaultCompleted,
+		Listed: 5, Fetched: 5, New: 4, Changed: 1, StartedAt: time.Now().UTC(), FinishedAt: time.Now().UTC(),
+		Azure: events.AzureUsage{ListKeys: 2, GetKey: 5, Unauthenticated: 1, StandardOps: 6}}
+	evs := []trackedEvent{{kind: events.KindVaultCompleted, res: res}}
+	seq, err := tr.apply(ctx, tr.log, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasTerminal(evs) {
+		t.Fatal("a completed event is terminal")
+	}
+	tr.publishProgress(ctx, tr.log, job, seq)
+	stream, err := e.js.Stream(ctx, events.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, events.JobEventSubject(job.ID, events.KindJobProgress))
+	if err != nil {
+		t.Fatalf("no progress event: %v", err)
+	}
+	var got events.JobProgressed
+	if _, err := events.DecodeEvent(msg.Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	st := got.Stats
+	if st.Vaults.Completed != 1 || st.Vaults.Pending != 2 || st.Keys.New != 4 || st.Keys.Changed != 1 ||
+		st.Azure.Calls["get_key"] != 5 || st.Azure.Requests != 7 || st.Cost.Operations.Standard != 6 || st.ETASeconds == nil {
+		t.Errorf("progress stats %+v", st)
+	}
+}

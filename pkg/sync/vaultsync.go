@@ -47,7 +47,9 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return err
 	}
 	defer release()
-	th := throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, metrics: s.cfg.Metrics}
+	usage := &usageCounter{managedHSM: v.IsManagedHSM()}
+	defer func() { res.Azure = usage.snapshot() }()
+	th := throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, usage: usage, metrics: s.cfg.Metrics}
 	client, err := s.clients.KeysClient(conn, v.VaultURI, th)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
@@ -61,7 +63,7 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return fmt.Errorf("read previous inventory: %w", err)
 	}
 
-	run := &vaultRun{s: s, ctx: ctx, log: log, task: task, client: client, prev: prev, now: time.Now().UTC(),
+	run := &vaultRun{s: s, ctx: ctx, log: log, task: task, client: client, prev: prev, now: time.Now().UTC(), usage: usage,
 		seen: make(map[string]bool, len(prev)), sem: make(chan struct{}, s.cfg.GetConcurrency), compactAt: minAckCompaction}
 	err = run.list()
 	run.wg.Wait()
@@ -75,6 +77,7 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		err = werr
 	}
 	res.Listed, res.Fetched, res.Unchanged, res.Gone, res.KeysSeq = run.listed, run.fetched, run.unchanged, run.gone, run.maxSeq
+	res.New, res.Changed = run.added, run.changed
 	if cause := context.Cause(ctx); cause != nil {
 		return cause
 	}
@@ -90,6 +93,7 @@ type vaultRun struct {
 	client *azkeys.Client
 	prev   map[string]events.KeyRecord
 	now    time.Time
+	usage  *usageCounter
 	sem    chan struct{}
 	wg     gosync.WaitGroup
 
@@ -99,6 +103,7 @@ type vaultRun struct {
 	mu                               gosync.Mutex
 	seen                             map[string]bool
 	listed, fetched, unchanged, gone int
+	added, changed                   int // fetched keys new to the inventory, and changed ones
 	err                              error
 	// acks are the publishes not yet seen acknowledged (see compactAcks).
 	acks      []jetstream.PubAckFuture
@@ -205,8 +210,16 @@ func (r *vaultRun) fetch(name string, prev events.KeyRecord, had bool) {
 	if had {
 		rec.FirstSeenAt = prev.FirstSeenAt
 	}
+	if strings.HasSuffix(rec.Kty, "-HSM") {
+		r.usage.hsmKeyRead()
+	}
 	r.mu.Lock()
 	r.fetched++
+	if had && !prev.Gone {
+		r.changed++
+	} else {
+		r.added++
+	}
 	r.mu.Unlock()
 	r.publish(rec)
 }
