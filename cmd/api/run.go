@@ -30,6 +30,7 @@ import (
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/httpapi"
+	"github.com/akvsync/akvsync/internal/schedule"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/store"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
@@ -373,6 +374,39 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	go authSvc.WatchUsersFile(ctx, o.usersPoll)
 	deps := httpapi.DepsFromPlane(plane, authSvc, log, reg)
 	deps.Connections = connReg
+	// The scheduler: every API process serves the job-config routes and
+	// shares the durable consumer of the schedule fires, so each tick
+	// starts one job however many API processes run (internal/schedule).
+	sched, err := schedule.New(ctx, js, plane.Jobs, schedule.Config{Source: "akvsync/api/" + host,
+		ClaimLease: topo.WithDefaults().ScheduleAckWait, Log: log})
+	if err != nil {
+		return err
+	}
+	deps.Scheduler = sched
+	// The init step creates the fires' durable consumer; the embedded
+	// server's in-process connection creates it here.
+	bindSchedules := topo.BindConsumer
+	if o.embedded {
+		bindSchedules = topo.EnsureConsumer
+	}
+	var schedCons jetstream.Consumer
+	if err := worker.WaitForTopology(ctx, log, func(ctx context.Context) (err error) {
+		schedCons, err = bindSchedules(ctx, js, events.StreamSchedules)
+		return err
+	}); err != nil {
+		return err
+	}
+	go func() {
+		for ctx.Err() == nil {
+			if err := sched.Run(ctx, schedCons); err != nil {
+				log.Warn().Err(err).Msg("the scheduler stopped; restarting it")
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
 	deps.MetricsToken = metricsToken
 	deps.Prices = prices
 	// Discovery (get-subscriptions, get-vaults, get-managed-hsms) reads the

@@ -39,6 +39,10 @@ const (
 	PermConnectionsRead Perm = "connections:read"
 	// PermConnectionsWrite: create, update, delete and test connections.
 	PermConnectionsWrite Perm = "connections:write"
+	// PermSchedulesRead: list and get scheduler job configs.
+	PermSchedulesRead Perm = "schedules:read"
+	// PermSchedulesWrite: create, update and delete scheduler job configs.
+	PermSchedulesWrite Perm = "schedules:write"
 	// PermUsersAdmin: administer users and tokens of other users.
 	PermUsersAdmin Perm = "users:admin"
 )
@@ -50,6 +54,7 @@ func AllPerms() []Perm {
 		PermVaultsRead, PermVaultsWrite,
 		PermKeysRead,
 		PermConnectionsRead, PermConnectionsWrite,
+		PermSchedulesRead, PermSchedulesWrite,
 		PermUsersAdmin,
 	}
 }
@@ -58,10 +63,10 @@ var rolePerms = map[Role][]Perm{
 	RoleAdmin: AllPerms(),
 	RoleOperator: {
 		PermJobsRead, PermJobsWrite,
-		PermVaultsRead, PermKeysRead, PermConnectionsRead,
+		PermVaultsRead, PermKeysRead, PermConnectionsRead, PermSchedulesRead,
 	},
 	RoleViewer: {
-		PermJobsRead, PermVaultsRead, PermKeysRead, PermConnectionsRead,
+		PermJobsRead, PermVaultsRead, PermKeysRead, PermConnectionsRead, PermSchedulesRead,
 	},
 }
 

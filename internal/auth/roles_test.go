@@ -8,9 +8,10 @@ import (
 func TestRolePermissions(t *testing.T) {
 	want := map[Role]map[Perm]bool{
 		RoleAdmin: {PermJobsRead: true, PermJobsWrite: true, PermVaultsRead: true, PermVaultsWrite: true,
-			PermKeysRead: true, PermConnectionsRead: true, PermConnectionsWrite: true, PermUsersAdmin: true},
-		RoleOperator: {PermJobsRead: true, PermJobsWrite: true, PermVaultsRead: true, PermKeysRead: true, PermConnectionsRead: true},
-		RoleViewer:   {PermJobsRead: true, PermVaultsRead: true, PermKeysRead: true, PermConnectionsRead: true},
+			PermKeysRead: true, PermConnectionsRead: true, PermConnectionsWrite: true, PermUsersAdmin: true,
+			PermSchedulesRead: true, PermSchedulesWrite: true},
+		RoleOperator: {PermJobsRead: true, PermJobsWrite: true, PermVaultsRead: true, PermKeysRead: true, PermConnectionsRead: true, PermSchedulesRead: true},
+		RoleViewer:   {PermJobsRead: true, PermVaultsRead: true, PermKeysRead: true, PermConnectionsRead: true, PermSchedulesRead: true},
 		"":           {},
 		"root":       {},
 	}

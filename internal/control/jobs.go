@@ -97,19 +97,57 @@ const resolveParallelism = 32
 // sync-requested event with Nats-Msg-Id = job id. On any error it undoes
 // what it did, so nothing is half-created. A vault held by another job
 // yields a [ConflictError] naming that job.
-func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy string) (_ events.JobDetail, err error) {
+func (j *Jobs) Create(ctx context.Context, req CreateJobRequest, createdBy string) (events.JobDetail, error) {
+	return j.create(ctx, req, createdBy, "", "")
+}
+
+// SchedulerCreatedBy is the created_by of the jobs the scheduler starts.
+const SchedulerCreatedBy = "scheduler"
+
+// CreateScheduled is [Jobs.Create] for a tick of a scheduler job config:
+// the job carries the config's id in job_config_id, and its id is jobID
+// (a UUID the scheduler chose and recorded before creating it, so another
+// replica can tell whether it exists).
+func (j *Jobs) CreateScheduled(ctx context.Context, req CreateJobRequest, configID, jobID string) (events.JobDetail, error) {
+	if configID == "" || !IsID(jobID) {
+		return events.JobDetail{}, invalidf("job_config_id or job id is malformed")
+	}
+	return j.create(ctx, req, SchedulerCreatedBy, configID, jobID)
+}
+
+// Header returns a job's header from the jobs bucket (the authoritative
+// state), without asking the inventory.
+func (j *Jobs) Header(ctx context.Context, id string) (events.Job, error) {
+	if !IsID(id) {
+		return events.Job{}, notFoundf("job %q not found", id)
+	}
+	job, _, err := j.store.Get(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return events.Job{}, notFoundf("job %q not found", id)
+	}
+	if err != nil {
+		return events.Job{}, unavailable("read job", err)
+	}
+	return job, nil
+}
+
+func (j *Jobs) create(ctx context.Context, req CreateJobRequest, createdBy, configID, id string) (_ events.JobDetail, err error) {
 	if err := req.Validate(); err != nil {
 		return events.JobDetail{}, err
 	}
+	if id == "" {
+		id = events.NewID()
+	}
 	now := j.cfg.Now().UTC().Truncate(time.Microsecond)
 	job := events.Job{
-		ID:             events.NewID(),
+		ID:             id,
 		CreatedAt:      now,
 		UpdatedAt:      now,
 		OverallStatus:  events.JobInProgress,
 		SynchronizeAll: req.SynchronizeAll,
 		Cloud:          j.cfg.Cloud,
 		CreatedBy:      createdBy,
+		JobConfigID:    configID,
 	}
 	var batches jobs.VaultBatches
 	var first []events.Vault // the first vaults, for the reply's detail

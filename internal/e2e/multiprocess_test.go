@@ -380,6 +380,76 @@ func TestDistributedSyncAll(t *testing.T) {
 		t.Fatalf("API lists %d keys, want %d", page.Total, vaults*keys)
 	}
 
+	t.Run("SchedulerUnderTheAPIUser", func(t *testing.T) {
+		// A job config created through the API fires (armed here every
+		// second, as the API user may) into one job the API process
+		// creates, acks and announces under its NATS user's permissions.
+		var cfg struct {
+			ID string `json:"id"`
+		}
+		if code := cl.c.do("POST", "/api/v1/scheduler/job-configs", map[string]any{
+			"name": "e2e-every-minute", "run_at": "* * * * *",
+			"cckm_synchronization_params": map[string]any{"synchronize_all": true},
+		}, &cfg); code != http.StatusCreated {
+			t.Fatalf("create job config: %d", code)
+		}
+		// The fired event, as a dashboard (the monitor user) sees it.
+		mon, err := nats.Connect(cl.natsURL, nats.UserInfo(events.RoleMonitor.User(), monitorPassword),
+			nats.CustomInboxPrefix(events.RoleMonitor.InboxPrefix()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mon.Close()
+		fired, err := mon.SubscribeSync(events.ScheduleEventSubject(cfg.ID, events.KindScheduleFired))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mon.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(cl.natsURL, nats.UserInfo("akvsync-api", apiPassword), nats.CustomInboxPrefix(events.RoleAPI.InboxPrefix()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		if _, err := js.Publish(cl.ctx, events.ScheduleArmSubject(cfg.ID), []byte(`{}`),
+			jetstream.WithScheduleCron("* * * * * *"), jetstream.WithScheduleTarget(events.ScheduleFireSubject(cfg.ID))); err != nil {
+			t.Fatalf("arm every second as the API user: %v", err)
+		}
+		var jobs struct {
+			Total     int       `json:"total"`
+			Resources []jobJSON `json:"resources"`
+		}
+		firedSeen := 0
+		natstest.CheckFor(t, time.Minute, 100*time.Millisecond, func() error {
+			if fired.IsValid() && firedSeen == 0 {
+				if _, err := fired.NextMsg(10 * time.Millisecond); err == nil {
+					firedSeen++
+				}
+			}
+			if firedSeen == 0 {
+				return fmt.Errorf("no schedule fired event")
+			}
+			if code := cl.c.do("GET", "/api/v1/cckm/azure/synchronization-jobs?job_config_id="+cfg.ID, nil, &jobs); code != http.StatusOK || jobs.Total == 0 {
+				return fmt.Errorf("no job of the config listed (%d)", code)
+			}
+			return nil
+		})
+		var configs struct {
+			Total int `json:"total"`
+		}
+		if code := cl.c.do("GET", "/api/v1/scheduler/job-configs?name=e2e-every-minute", nil, &configs); code != http.StatusOK || configs.Total != 1 {
+			t.Fatalf("list job configs: %d, %d", code, configs.Total)
+		}
+		if code := cl.c.do("DELETE", "/api/v1/scheduler/job-configs/"+cfg.ID, nil, nil); code != http.StatusNoContent {
+			t.Fatalf("delete job config: %d", code)
+		}
+		if job := cl.waitJob(t, jobs.Resources[0].ID); job.OverallStatus != "completed" {
+			t.Fatalf("scheduled job ended %s", job.OverallStatus)
+		}
+	})
+
 	t.Run("NoPermissionViolation", func(t *testing.T) {
 		// The services ran a whole job as their least-privilege users:
 		// nats-server refused none of their requests.

@@ -252,7 +252,7 @@ func ParseJobVaultQuery(v url.Values) (events.JobVaultQuery, error) {
 }
 
 // JobParams are the query parameters of GET /cckm/azure/synchronization-jobs.
-var JobParams = []string{"id", "overall_status", "key_vaults", "skip", "limit", "sort"}
+var JobParams = []string{"id", "overall_status", "key_vaults", "job_config_id", "skip", "limit", "sort"}
 
 // ParseJobQuery parses the query of GET /cckm/azure/synchronization-jobs.
 // overall_status is in_progress (also spelled "in progress", as in CCKM's
@@ -267,6 +267,9 @@ func ParseJobQuery(v url.Values) (events.JobQuery, error) {
 	}
 	var q events.JobQuery
 	if q.ID, err = p.str("id"); err != nil {
+		return events.JobQuery{}, err
+	}
+	if q.JobConfigID, err = p.str("job_config_id"); err != nil {
 		return events.JobQuery{}, err
 	}
 	status, err := p.str("overall_status")

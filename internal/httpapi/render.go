@@ -59,6 +59,9 @@ type JobJSON struct {
 	SynchronizeAll  bool              `json:"synchronize_all"`
 	VaultsTotal     int               `json:"vaults_total"`
 	VaultsTruncated bool              `json:"vaults_truncated"`
+	// JobConfigID is the scheduler job config that started the job;
+	// absent for a job created through the API.
+	JobConfigID string `json:"job_config_id,omitempty"`
 	// Progress is absent when no worker answered (the header alone).
 	Progress *ProgressJSON `json:"progress,omitempty"`
 	// Stats is akvsync's extension: keys, vaults, rate, ETA, Azure
@@ -108,6 +111,7 @@ func RenderJob(j events.JobDetail) JobJSON {
 		SynchronizeAll:  j.SynchronizeAll,
 		VaultsTotal:     j.VaultTotal,
 		VaultsTruncated: j.VaultsTruncated,
+		JobConfigID:     j.JobConfigID,
 	}
 	for _, v := range j.Vaults {
 		out.KeyVaults = append(out.KeyVaults, v.QualifiedName())

@@ -29,6 +29,7 @@ import (
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/schedule"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -62,14 +63,17 @@ var rolesGrants = map[auth.Role]map[auth.Perm]bool{
 		auth.PermVaultsRead: true, auth.PermVaultsWrite: true,
 		auth.PermKeysRead:        true,
 		auth.PermConnectionsRead: true, auth.PermConnectionsWrite: true,
-		auth.PermUsersAdmin: true,
+		auth.PermUsersAdmin:    true,
+		auth.PermSchedulesRead: true, auth.PermSchedulesWrite: true,
 	},
 	auth.RoleOperator: {
 		auth.PermJobsRead: true, auth.PermJobsWrite: true,
 		auth.PermVaultsRead: true, auth.PermKeysRead: true, auth.PermConnectionsRead: true,
+		auth.PermSchedulesRead: true,
 	},
 	auth.RoleViewer: {
 		auth.PermJobsRead: true, auth.PermVaultsRead: true, auth.PermKeysRead: true, auth.PermConnectionsRead: true,
+		auth.PermSchedulesRead: true,
 	},
 }
 
@@ -128,6 +132,14 @@ func rolesTable() map[string]rolesRow {
 		"GET " + azure + "/subscriptions":         {perm: auth.PermVaultsRead, does: "list stored subscriptions"},
 		"GET " + azure + "/subscriptions/{id}":    {perm: auth.PermVaultsRead, does: "read a stored subscription"},
 		"DELETE " + azure + "/subscriptions/{id}": {perm: auth.PermVaultsWrite, does: "delete a stored subscription"},
+		"POST " + JobConfigsPath: {perm: auth.PermSchedulesWrite, does: "create a job config",
+			body: func(f *rolesFixtures) string {
+				return `{"name":"nightly","run_at":"0 9 * * sat","cckm_synchronization_params":{"synchronize_all":true}}`
+			}},
+		"GET " + JobConfigsPath:              {perm: auth.PermSchedulesRead, does: "list job configs"},
+		"GET " + JobConfigsPath + "/{id}":    {perm: auth.PermSchedulesRead, does: "read a job config"},
+		"PATCH " + JobConfigsPath + "/{id}":  {perm: auth.PermSchedulesWrite, does: "change a job config", body: func(f *rolesFixtures) string { return `{"disabled":true}` }},
+		"DELETE " + JobConfigsPath + "/{id}": {perm: auth.PermSchedulesWrite, does: "delete a job config"},
 	}
 }
 
@@ -218,6 +230,9 @@ func newRolesEnv(t *testing.T) *rolesEnv {
 		t.Fatal(err)
 	}
 	if deps.Discovery, err = discovery.New(ctx, js, conns, discovery.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if deps.Scheduler, err = schedule.New(ctx, js, plane.Jobs, schedule.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	handler, err := New(Config{}, deps)

@@ -79,6 +79,9 @@ type Deps struct {
 	// Azure Resource Manager and keeps the stored subscriptions; without
 	// it the discovery routes answer 503.
 	Discovery DiscoveryService
+	// Scheduler stores CCKM scheduler job configs; without it the
+	// job-config routes answer 503.
+	Scheduler ScheduleService
 	// Tickets issues the event stream's tickets for browsers; without it
 	// the ticket route answers 503 and the stream takes bearer tokens only.
 	Tickets TicketService
@@ -236,6 +239,11 @@ func (a *api) routes() []route {
 		{"GET", EventsPath, auth.PermJobsRead, a.streamEvents},
 		{"POST", TicketsPath, auth.PermJobsRead, a.issueTicket},
 
+		{"POST", JobConfigsPath, auth.PermSchedulesWrite, a.createJobConfig},
+		{"GET", JobConfigsPath, auth.PermSchedulesRead, a.listJobConfigs},
+		{"GET", JobConfigsPath + "/{id}", auth.PermSchedulesRead, a.getJobConfig},
+		{"PATCH", JobConfigsPath + "/{id}", auth.PermSchedulesWrite, a.patchJobConfig},
+		{"DELETE", JobConfigsPath + "/{id}", auth.PermSchedulesWrite, a.deleteJobConfig},
 		{"POST", ConnectionsPath, auth.PermConnectionsWrite, a.createConnection},
 		{"GET", ConnectionsPath, auth.PermConnectionsRead, a.listConnections},
 		{"GET", ConnectionsPath + "/{id}", auth.PermConnectionsRead, a.getConnection},

@@ -22,6 +22,7 @@ import (
 	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/natstest"
+	"github.com/akvsync/akvsync/internal/schedule"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/akvemu"
@@ -148,6 +149,9 @@ func setup(t *testing.T, mods ...func(*options)) *env {
 	logs := &syncBuffer{}
 	deps := httpapi.DepsFromPlane(plane, authSvc, zerolog.New(logs), prometheus.NewRegistry())
 	deps.Connections = connReg
+	if deps.Scheduler, err = schedule.New(ctx, js, plane.Jobs, schedule.Config{}); err != nil {
+		t.Fatalf("schedule: %v", err)
+	}
 	ticketKV, err := events.Bucket(ctx, js, events.BucketTickets)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,10 @@
 package natstest
 
 import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,4 +132,101 @@ func CheckFor(t testing.TB, timeout, interval time.Duration, f func() error) {
 		}
 		<-time.After(interval)
 	}
+}
+
+// RunCluster starts an in-process JetStream cluster of n servers (routes
+// between all of them, stores in t.TempDir()) and waits until it has a
+// JetStream meta leader. Servers are stopped when the test ends; a test
+// may stop one earlier (Shutdown) to kill a node.
+func RunCluster(t testing.TB, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	routes := make([]string, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: cluster port: %v", err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", ports[i])
+	}
+	servers := make([]*server.Server, n)
+	for i := range n {
+		s, err := server.NewServer(&server.Options{
+			ServerName: fmt.Sprintf("node-%d", i),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: "natstest", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		})
+		if err != nil {
+			t.Fatalf("natstest: new cluster server: %v", err)
+		}
+		s.Start()
+		servers[i] = s
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("natstest: cluster server not ready in 10s")
+		}
+	}
+	// Ready when some server leads the meta group and sees every peer
+	// current: before that, placing an R3 asset fails ("peer offline").
+	CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		for _, s := range servers {
+			if !s.JetStreamIsLeader() {
+				continue
+			}
+			jsz, err := s.Jsz(&server.JSzOptions{})
+			if err != nil || jsz.Meta == nil {
+				return fmt.Errorf("meta info: %v", err)
+			}
+			if len(jsz.Meta.Replicas) != n-1 {
+				return fmt.Errorf("meta leader sees %d of %d peers", len(jsz.Meta.Replicas), n-1)
+			}
+			for _, p := range jsz.Meta.Replicas {
+				if !p.Current || p.Offline {
+					return fmt.Errorf("peer %s not current", p.Name)
+				}
+			}
+			return nil
+		}
+		return errors.New("no JetStream meta leader yet")
+	})
+	return servers
+}
+
+// ClusterURLs is the client URLs of servers, comma-separated, for a
+// connection that fails over between them.
+func ClusterURLs(servers []*server.Server) string {
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// ConnectURL connects to url (one or more comma-separated server URLs)
+// and closes the connection when the test ends.
+func ConnectURL(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
 }

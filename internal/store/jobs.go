@@ -37,11 +37,14 @@ var (
 	// bucketVaultJobs: lower(vault id or qualified name) + 0 + job id →
 	// nil: the jobs that include a vault.
 	bucketVaultJobs = []byte("vault_jobs")
+	// bucketConfigJobs: job config id + 0 + job id → nil: the jobs a
+	// scheduler job config started.
+	bucketConfigJobs = []byte("config_jobs")
 )
 
 // jobBuckets lists the job buckets Open creates.
 var jobBuckets = [][]byte{bucketJobs, bucketJobIdx, bucketJobStatus, bucketJobDone, bucketJobProgress,
-	bucketJobVaults, bucketJobVaultOrder, bucketVaultJobs}
+	bucketJobVaults, bucketJobVaultOrder, bucketVaultJobs, bucketConfigJobs}
 
 // jobStatusRank orders overall statuses in bucketJobStatus.
 var jobStatusRank = map[events.JobStatus]byte{events.JobInProgress: 0, events.JobCompleted: 1, events.JobFailed: 2}
@@ -79,6 +82,11 @@ func jobDoneKey(j *events.Job) []byte {
 	return append(appendTime12(nil, *j.CompletedAt), j.ID...)
 }
 
+// configJobsKey is a job's key in bucketConfigJobs.
+func configJobsKey(configID, jobID string) []byte {
+	return append(append([]byte(strings.ToLower(configID)), 0), jobID...)
+}
+
 func jobVaultKey(jobID, vaultID string) []byte { return []byte(jobID + "/" + vaultID) }
 
 func jobVaultOrderKey(v *events.JobVault) []byte {
@@ -113,13 +121,13 @@ func (c *JobChanges) Len() int { return len(c.Headers) + len(c.Plans) + len(c.Va
 type jobTx struct {
 	tx                                             *bolt.Tx
 	meta, jobs, idx, status, done, prog, jv, order *bolt.Bucket
-	vj                                             *bolt.Bucket
+	vj, cj                                         *bolt.Bucket
 }
 
 func newJobTx(tx *bolt.Tx) *jobTx {
 	return &jobTx{tx: tx, meta: tx.Bucket(bucketMeta), jobs: tx.Bucket(bucketJobs), idx: tx.Bucket(bucketJobIdx),
 		status: tx.Bucket(bucketJobStatus), done: tx.Bucket(bucketJobDone), prog: tx.Bucket(bucketJobProgress),
-		jv: tx.Bucket(bucketJobVaults), order: tx.Bucket(bucketJobVaultOrder), vj: tx.Bucket(bucketVaultJobs)}
+		jv: tx.Bucket(bucketJobVaults), order: tx.Bucket(bucketJobVaultOrder), vj: tx.Bucket(bucketVaultJobs), cj: tx.Bucket(bucketConfigJobs)}
 }
 
 // applyJobs applies job changes in one transaction.
@@ -187,6 +195,11 @@ func (t *jobTx) putHeader(j *events.Job) error {
 			return err
 		}
 	}
+	if j.JobConfigID != "" {
+		if err := t.cj.Put(configJobsKey(j.JobConfigID, j.ID), nil); err != nil {
+			return err
+		}
+	}
 	return addCounter(t.meta, metaJobStatus(j.OverallStatus), 1)
 }
 
@@ -200,6 +213,11 @@ func (t *jobTx) unindexHeader(o *events.Job) error {
 	}
 	if k := jobDoneKey(o); k != nil {
 		if err := t.done.Delete(k); err != nil {
+			return err
+		}
+	}
+	if o.JobConfigID != "" {
+		if err := t.cj.Delete(configJobsKey(o.JobConfigID, o.ID)); err != nil {
 			return err
 		}
 	}
@@ -540,7 +558,8 @@ func (s *Store) ExpiredJobs(ctx context.Context, olderThan time.Time, keep, limi
 // Each job carries its progress and up to events.ListDetailVaults vaults.
 // The page size is capped at events.MaxJobsLimit (limit -1 asks for that
 // many). With no filter, or only overall_status, it walks an index from
-// the page's start; a key_vaults filter reads the jobs of those vaults.
+// the page's start; a key_vaults filter reads the jobs of those vaults, a
+// job_config_id filter the jobs of that config.
 func (s *Store) ListJobs(ctx context.Context, q events.JobQuery) (events.JobPage, error) {
 	page := events.JobPage{Skip: q.Skip, Resources: []events.JobDetail{}}
 	var err error
@@ -562,7 +581,7 @@ func (s *Store) ListJobs(ctx context.Context, q events.JobQuery) (events.JobPage
 		var ids []string
 		var err error
 		switch {
-		case q.ID != "" || len(q.KeyVaults) > 0:
+		case q.ID != "" || len(q.KeyVaults) > 0 || q.JobConfigID != "":
 			ids, page.Total, err = matchingJobs(ctx, tx, q, q.Skip, page.Limit)
 		default:
 			ids, page.Total, err = indexedJobs(ctx, tx, q.OverallStatus, q.Skip, page.Limit)
@@ -639,15 +658,28 @@ func matchingJobs(ctx context.Context, tx *bolt.Tx, q events.JobQuery, skip, lim
 		if err != nil {
 			return err
 		}
-		if q.ID != "" && j.ID != q.ID || q.OverallStatus != "" && j.OverallStatus != q.OverallStatus {
+		if q.ID != "" && j.ID != q.ID || q.OverallStatus != "" && j.OverallStatus != q.OverallStatus ||
+			q.JobConfigID != "" && !strings.EqualFold(j.JobConfigID, q.JobConfigID) {
 			return nil
 		}
 		cands = append(cands, cand{j.CreatedAt, j.ID})
 		return nil
 	}
-	if len(q.KeyVaults) == 0 {
+	switch {
+	case len(q.KeyVaults) == 0 && q.ID != "":
 		if err := add(q.ID); err != nil {
 			return nil, 0, err
+		}
+	case len(q.KeyVaults) == 0:
+		prefix := append([]byte(strings.ToLower(q.JobConfigID)), 0)
+		c := tx.Bucket(bucketConfigJobs).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return nil, 0, err
+			}
+			if err := add(string(k[len(prefix):])); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 	c := tx.Bucket(bucketVaultJobs).Cursor()

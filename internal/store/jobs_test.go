@@ -337,3 +337,50 @@ func TestJobRetentionIndexes(t *testing.T) {
 		}
 	})
 }
+
+// TestJobsByConfig: the job_config_id filter lists the jobs a scheduler
+// config started, newest first, and forgets a deleted job.
+func TestJobsByConfig(t *testing.T) {
+	ctx := context.Background()
+	s := setup(t)
+	vs := testVaults(2)
+	var changes []JobChanges
+	for i := range 6 {
+		c := testJob(fmt.Sprintf("job-%d", i), baseTime.Add(time.Duration(i)*time.Minute), events.JobCompleted, vs[i%2])
+		if i%2 == 0 {
+			c.Headers[0].JobConfigID = "cfg-a"
+		}
+		changes = append(changes, c)
+	}
+	if err := s.Apply(ctx, Batch{Jobs: merge(changes...)}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(q events.JobQuery) []string {
+		t.Helper()
+		q.Limit = 10
+		p, err := s.ListJobs(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, j := range p.Resources {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	if got, want := list(events.JobQuery{JobConfigID: "cfg-a"}), []string{"job-4", "job-2", "job-0"}; !slices.Equal(got, want) {
+		t.Fatalf("by config = %v, want %v", got, want)
+	}
+	if got := list(events.JobQuery{JobConfigID: "cfg-b"}); len(got) != 0 {
+		t.Fatalf("unknown config = %v, want none", got)
+	}
+	if got, want := list(events.JobQuery{JobConfigID: "cfg-a", KeyVaults: []string{vs[0].id}}), []string{"job-4", "job-2", "job-0"}; !slices.Equal(got, want) {
+		t.Fatalf("by config and vault = %v, want %v", got, want)
+	}
+	if err := s.Apply(ctx, Batch{Jobs: JobChanges{Deleted: []string{"job-2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := list(events.JobQuery{JobConfigID: "cfg-a"}), []string{"job-4", "job-0"}; !slices.Equal(got, want) {
+		t.Fatalf("after delete = %v, want %v", got, want)
+	}
+}

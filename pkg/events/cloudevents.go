@@ -37,7 +37,31 @@ const (
 	// KindVaultAborted: a vault sync stopped or was skipped because its job
 	// was cancelled (data: [VaultResult]).
 	KindVaultAborted EventKind = "aborted"
+	// KindScheduleFired: a scheduler job config's tick started a job
+	// (type io.akvsync.schedule.fired; data: [ScheduleEvent]).
+	KindScheduleFired EventKind = "fired"
+	// KindScheduleSkipped: a tick started no job, because the config's
+	// previous job still runs or a vault is busy (type
+	// io.akvsync.schedule.skipped; data: [ScheduleEvent]).
+	KindScheduleSkipped EventKind = "skipped"
 )
+
+// EventScopeSchedule is the CloudEvents type scope of scheduler events.
+const EventScopeSchedule = "schedule"
+
+// ScheduleEvent is the data of a schedule fired or skipped event.
+type ScheduleEvent struct {
+	JobConfigID string    `json:"job_config_id"`
+	Name        string    `json:"name"`
+	Tick        time.Time `json:"tick"`
+	// JobID is the job the tick started (fired) or the previous job still
+	// running (skipped because of it).
+	JobID string `json:"job_id,omitempty"`
+	// Reason says why a tick was skipped.
+	Reason string `json:"reason,omitempty"`
+	// CatchUp marks a tick fired on recovery, after it was missed.
+	CatchUp bool `json:"catch_up,omitempty"`
+}
 
 // Type is the CloudEvents type of events of this kind, e.g.
 // "io.akvsync.vault.completed".

@@ -65,6 +65,9 @@ type Job struct {
 	TakeCloudKeyBackup bool       `json:"take_cloud_key_backup"`
 	Cloud              string     `json:"cloud"`
 	CreatedBy          string     `json:"created_by,omitempty"`
+	// JobConfigID is the id of the scheduler job config that started the
+	// job ("" for a job created through the API).
+	JobConfigID string `json:"job_config_id,omitempty"`
 	// VaultTotal is the number of vaults the job covers.
 	VaultTotal int `json:"vault_total"`
 	// PlanChunks is the number of plan records listing the job's vaults.

@@ -118,8 +118,12 @@ func (r Role) access() access {
 	switch r {
 	case RoleAPI:
 		return access{
-			kvWrite:         []string{BucketJobs, BucketVaults, BucketConnections, BucketLocks, BucketRefreshTokens, BucketSubscriptions, BucketTickets, BucketRevokedTokens},
+			kvWrite:         []string{BucketJobs, BucketVaults, BucketConnections, BucketLocks, BucketRefreshTokens, BucketSubscriptions, BucketTickets, BucketRevokedTokens, BucketJobConfigs},
 			kvPurgeSubjects: []string{BucketJobs},
+			// The scheduler: every API process takes schedule fires from
+			// the shared durable, and reads a config's schedule message.
+			durables: map[string]string{StreamSchedules: ConsumerScheduleFirer},
+			msgGet:   []string{StreamSchedules},
 			// Server-sent events.
 			readers: []string{StreamEvents},
 			// Removing a vault purges its key records.
@@ -130,6 +134,8 @@ func (r Role) access() access {
 				subjEventJob + ".*.*",               // job-level events (abort_requested)
 				subjKey + ".*." + VaultRemovedToken, // a removed vault's marker
 				QueryGroup + ".>",                   // ask the workers' inventories
+				subjScheduleArm + ".*",              // arm or disarm a job config's schedule
+				subjEventSchedule + ".*.*",          // schedule fired and skipped events
 			},
 			inboxesOf: []Role{RoleWorker}, // acknowledge key export chunks
 		}

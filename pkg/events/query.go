@@ -82,8 +82,10 @@ type JobQuery struct {
 	// KeyVaults matches jobs that include any of these vaults
 	// ("name::subscription", bare name, or vault id).
 	KeyVaults []string `json:"key_vaults,omitempty"`
-	Skip      int      `json:"skip"`
-	Limit     int      `json:"limit"`
+	// JobConfigID matches the jobs a scheduler job config started.
+	JobConfigID string `json:"job_config_id,omitempty"`
+	Skip        int    `json:"skip"`
+	Limit       int    `json:"limit"`
 }
 
 // MaxJobsLimit bounds the page size of a jobs list: a page never carries

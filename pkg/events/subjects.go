@@ -17,6 +17,9 @@ const (
 	subjEventJob      = "akvsync.event.job"
 	subjEventVault    = "akvsync.event.vault"
 	subjKey           = "akvsync.key"
+	subjEventSchedule = "akvsync.event.schedule"
+	subjScheduleArm   = "akvsync.schedule.arm"
+	subjScheduleFire  = "akvsync.schedule.fire"
 
 	// SubjectAllEvents matches every event dashboards may subscribe to.
 	SubjectAllEvents = "akvsync.event.>"
@@ -131,6 +134,27 @@ func ParseVaultRemovedSubject(subject string) (vaultID string, ok bool) {
 		return "", false
 	}
 	return vaultID, true
+}
+
+// ScheduleArmSubject is the subject of the schedule message of a
+// scheduler job config (one per config: the stream keeps the last).
+func ScheduleArmSubject(configID string) string { return subjScheduleArm + "." + configID }
+
+// ScheduleFireSubject is where the server publishes a config's fires.
+func ScheduleFireSubject(configID string) string { return subjScheduleFire + "." + configID }
+
+// ParseScheduleFireSubject returns the config id of a fire subject.
+func ParseScheduleFireSubject(subject string) (configID string, ok bool) {
+	id, found := strings.CutPrefix(subject, subjScheduleFire+".")
+	if !found || !ValidToken(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// ScheduleEventSubject is the subject of a scheduler event of a config.
+func ScheduleEventSubject(configID string, kind EventKind) string {
+	return subjEventSchedule + "." + configID + "." + string(kind)
 }
 
 // QuerySubject is the full subject of a query endpoint.

@@ -15,6 +15,10 @@ const (
 	StreamTasks    = "AKVSYNC_TASKS"
 	StreamEvents   = "AKVSYNC_EVENTS"
 	StreamKeys     = "AKVSYNC_KEYS"
+	// StreamSchedules holds one schedule message per enabled scheduler
+	// job config (the server fires it at each cron tick) and the fire
+	// messages the server publishes from them.
+	StreamSchedules = "AKVSYNC_SCHEDULES"
 )
 
 // Durable consumer names. Every worker process binds to the same durable,
@@ -23,6 +27,8 @@ const (
 	ConsumerPlanner     = "planner"
 	ConsumerVaultSyncer = "vault-syncer"
 	ConsumerJobTracker  = "job-tracker"
+	// ConsumerScheduleFirer turns schedule fire messages into sync jobs.
+	ConsumerScheduleFirer = "schedule-firer"
 )
 
 // Key-value bucket names.
@@ -42,6 +48,10 @@ const (
 	// Azure requests in the subscription at the budget divided by the
 	// live leases (pkg/sync.Budget).
 	BucketBudget = "akvsync-budget"
+	// BucketJobConfigs holds the scheduler's job configs ("config.<id>"),
+	// their unique names ("name.<hex of the lower-cased name>" -> id) and
+	// their firing state ("state.<id>": last tick, last job, claim).
+	BucketJobConfigs = "akvsync-job-configs"
 	// BucketTickets holds the API's single-use event-stream tickets (under
 	// a hash of the ticket), so any API replica redeems a ticket another
 	// issued; records expire with the bucket's TTL (Topology.TicketTTL).
@@ -69,6 +79,9 @@ const (
 	// back soon; a tracker that needs longer (finishing a job) extends it.
 	DefaultTrackerAckWait = 10 * time.Second
 	DefaultBudgetLeaseTTL = 10 * time.Second
+	// DefaultScheduleAckWait is how long a schedule fire may go without
+	// an ack or a heartbeat before another replica takes it over.
+	DefaultScheduleAckWait = 30 * time.Second
 	// DefaultTicketTTL is the TTL of the tickets bucket: at least an
 	// event-stream ticket's lifetime (30 s in the API).
 	DefaultTicketTTL = time.Minute
@@ -103,6 +116,9 @@ type Topology struct {
 	// BudgetLeaseTTL is how long a worker's subscription-budget lease
 	// lives unrenewed: a worker that died stops counting after it.
 	BudgetLeaseTTL time.Duration
+	// ScheduleAckWait is how long a schedule fire may go unacked (no
+	// heartbeat) before it is redelivered to another replica.
+	ScheduleAckWait time.Duration
 	// TicketTTL is how long an event-stream ticket record stays in its
 	// bucket; it must be at least the API's ticket lifetime.
 	TicketTTL time.Duration
@@ -137,6 +153,9 @@ func (t Topology) WithDefaults() Topology {
 	if t.BudgetLeaseTTL == 0 {
 		t.BudgetLeaseTTL = DefaultBudgetLeaseTTL
 	}
+	if t.ScheduleAckWait == 0 {
+		t.ScheduleAckWait = DefaultScheduleAckWait
+	}
 	if t.TicketTTL == 0 {
 		t.TicketTTL = DefaultTicketTTL
 	}
@@ -161,6 +180,8 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("%w: task max deliver must be at least 1, got %d", ErrTopology, t.TaskMaxDeliver)
 	case t.BudgetLeaseTTL < time.Second:
 		return fmt.Errorf("%w: budget lease TTL must be at least 1s, got %s", ErrTopology, t.BudgetLeaseTTL)
+	case t.ScheduleAckWait < time.Second:
+		return fmt.Errorf("%w: schedule ack wait must be at least 1s, got %s", ErrTopology, t.ScheduleAckWait)
 	case t.TicketTTL < time.Second:
 		return fmt.Errorf("%w: ticket TTL must be at least 1s, got %s", ErrTopology, t.TicketTTL)
 	}
@@ -193,7 +214,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		{
 			Name:        StreamEvents,
 			Description: "akvsync: job and vault events (CloudEvents 1.0 JSON)",
-			Subjects:    []string{subjEventJob + ".*.*", subjEventVault + ".*.*.*"},
+			Subjects:    []string{subjEventJob + ".*.*", subjEventVault + ".*.*.*", subjEventSchedule + ".*.*"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      t.EventsMaxAge,
 			Storage:     t.Storage,
@@ -205,6 +226,17 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Subjects:          []string{subjKey + ".*.*"},
 			Retention:         jetstream.LimitsPolicy,
 			MaxMsgsPerSubject: 1,
+			Storage:           t.Storage,
+			Replicas:          t.Replicas,
+		},
+		{
+			Name:              StreamSchedules,
+			Description:       "akvsync: scheduler job config schedules and their fires",
+			Subjects:          []string{subjScheduleArm + ".*", subjScheduleFire + ".*"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1,
+			AllowMsgSchedules: true,
+			AllowMsgTTL:       true, // disarm markers expire
 			Storage:           t.Storage,
 			Replicas:          t.Replicas,
 		},
@@ -228,6 +260,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		kv(BucketRefreshTokens, "akvsync: API refresh tokens (hashed)", t.RefreshTokenTTL),
 		kv(BucketSubscriptions, "akvsync: Azure subscriptions seen by discovery", 0),
 		kv(BucketBudget, "akvsync: subscription budget leases, <subscription>.<worker>-<n>", t.BudgetLeaseTTL),
+		kv(BucketJobConfigs, "akvsync: scheduler job configs, names and firing state", 0),
 		kv(BucketTickets, "akvsync: API event-stream tickets (hashed, single use)", t.TicketTTL),
 		kv(BucketRevokedTokens, "akvsync: revoked API access tokens (jti.<jti>, sub.<user digest>)", t.RevokedTokenTTL),
 	}
@@ -261,6 +294,15 @@ func (t Topology) Consumers() map[string]jetstream.ConsumerConfig {
 			MaxDeliver:     -1,
 			FilterSubjects: TrackerFilters(),
 			MaxAckPending:  DefaultMaxAckPending,
+		},
+		StreamSchedules: {
+			Durable:       ConsumerScheduleFirer,
+			Description:   "akvsync: starts the sync job of each schedule tick",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       t.ScheduleAckWait,
+			MaxDeliver:    -1,
+			FilterSubject: subjScheduleFire + ".*",
+			MaxAckPending: DefaultMaxAckPending,
 		},
 	}
 }
@@ -338,7 +380,7 @@ func (t Topology) Init(ctx context.Context, js jetstream.JetStream) error {
 	if err := t.EnsureStreams(ctx, js); err != nil {
 		return err
 	}
-	for _, s := range []string{StreamRequests, StreamTasks, StreamEvents} {
+	for _, s := range []string{StreamRequests, StreamTasks, StreamEvents, StreamSchedules} {
 		if _, err := t.EnsureConsumer(ctx, js, s); err != nil {
 			return err
 		}
