@@ -178,6 +178,9 @@ func parseArgon2id(s string) (passwordHash, error) {
 	if err != nil {
 		return passwordHash{}, fmt.Errorf("argon2id hash: hash: %w", err)
 	}
+	if len(salt) > maxArgon2SaltLen || len(key) > maxArgon2KeyLen {
+		return passwordHash{}, fmt.Errorf("argon2id hash: salt must be %d..%d bytes and hash %d..%d bytes", minArgon2SaltLen, maxArgon2SaltLen, minArgon2KeyLen, maxArgon2KeyLen)
+	}
 	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
 	if err := p.validate(); err != nil {
 		return passwordHash{}, fmt.Errorf("argon2id hash: %w", err)
