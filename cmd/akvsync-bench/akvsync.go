@@ -20,9 +20,9 @@ import (
 )
 
 const (
-	benchAdminPassword = "akvsync-bench-admin-password"
+	benchAdminPassword = "akvsync-bench-admin-password" // #nosec G101 -- the throwaway password of the benchmark's own local, temporary deployment
 	benchNATSUser      = "akvsync-bench"
-	benchNATSPassword  = "akvsync-bench-nats-password"
+	benchNATSPassword  = "akvsync-bench-nats-password" // #nosec G101 -- the throwaway NATS password of the benchmark's own local, temporary deployment
 	// addVaultsChunk is how many vaults one add-vaults request carries
 	// (the API's default maximum).
 	addVaultsChunk = 1000

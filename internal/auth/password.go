@@ -178,7 +178,14 @@ func parseArgon2id(s string) (passwordHash, error) {
 	if err != nil {
 		return passwordHash{}, fmt.Errorf("argon2id hash: hash: %w", err)
 	}
-	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
+	saltLen, keyLen := len(salt), len(key)
+	if saltLen < minArgon2SaltLen || saltLen > maxArgon2SaltLen {
+		return passwordHash{}, fmt.Errorf("argon2id hash: argon2id salt must be %d..%d bytes", minArgon2SaltLen, maxArgon2SaltLen)
+	}
+	if keyLen < minArgon2KeyLen || keyLen > maxArgon2KeyLen {
+		return passwordHash{}, fmt.Errorf("argon2id hash: argon2id hash must be %d..%d bytes", minArgon2KeyLen, maxArgon2KeyLen)
+	}
+	p.SaltLen, p.KeyLen = uint32(saltLen), uint32(keyLen)
 	if err := p.validate(); err != nil {
 		return passwordHash{}, fmt.Errorf("argon2id hash: %w", err)
 	}

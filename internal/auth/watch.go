@@ -25,7 +25,7 @@ func (s *Service) WatchUsersFile(ctx context.Context, interval time.Duration) {
 		interval = DefaultUsersFilePoll
 	}
 	digest := func() ([32]byte, bool) {
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(path) // #nosec G304 -- the users file the operator configured (Config.UsersFile)
 		if err != nil {
 			return [32]byte{}, false
 		}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1" //nolint:gosec // Entra ID names certificates by their SHA-1 thumbprint; not used for security.
+	"crypto/sha1" // #nosec G505 -- only for the SHA-1 certificate thumbprint Entra ID requires (x5t); not used for security
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -85,7 +85,7 @@ func describeCertificate(b []byte) (public, thumbprint string) {
 			continue
 		}
 		if thumbprint == "" {
-			sum := sha1.Sum(blk.Bytes) //nolint:gosec // a thumbprint, not a signature
+			sum := sha1.Sum(blk.Bytes) // #nosec G401 -- SHA-1 is the certificate thumbprint Entra ID shows and expects (x5t); an identifier, not a signature
 			thumbprint = strings.ToUpper(hex.EncodeToString(sum[:]))
 		}
 		_ = pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: blk.Bytes})

@@ -70,5 +70,5 @@ func (a *api) serveUI(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	_, _ = w.Write(body)
+	_, _ = w.Write(body) // #nosec G705 -- body is an embedded dashboard file chosen from a fixed allowlist of names and types, served with a strict CSP and nosniff; no request data
 }

@@ -183,7 +183,7 @@ func classKey(dst []byte, h *keyHead) []byte {
 
 // countKey appends the ix_counts key of index i and prefix p to dst.
 func countKey(dst []byte, i int, prefix []byte) []byte {
-	return append(append(dst, byte(i)), prefix...)
+	return append(append(dst, byte(i)), prefix...) // #nosec G115 -- i indexes the fixed keyIndexes table (a handful of entries), never input
 }
 
 // allBuckets lists every bucket Open creates.
@@ -199,8 +199,8 @@ func allBuckets() [][]byte {
 
 // appendTime12 appends the order-preserving 12-byte encoding of t.
 func appendTime12(dst []byte, t time.Time) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Unix())^(1<<63))
-	return binary.BigEndian.AppendUint32(dst, uint32(t.Nanosecond()))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Unix())^(1<<63)) // #nosec G115 -- two's-complement reinterpretation with the sign bit flipped is the order-preserving encoding; time12 reverses it exactly
+	return binary.BigEndian.AppendUint32(dst, uint32(t.Nanosecond()))  // #nosec G115 -- Nanosecond is in [0, 1e9), which fits uint32
 }
 
 // time12 decodes appendTime12's encoding (UTC).
@@ -208,7 +208,7 @@ func time12(b []byte) time.Time {
 	if len(b) < 12 {
 		return time.Time{}
 	}
-	return time.Unix(int64(binary.BigEndian.Uint64(b)^(1<<63)), int64(binary.BigEndian.Uint32(b[8:]))).UTC()
+	return time.Unix(int64(binary.BigEndian.Uint64(b)^(1<<63)), int64(binary.BigEndian.Uint32(b[8:]))).UTC() // #nosec G115 -- exact inverse of appendTime12's bit reinterpretation; every uint64 maps to a valid int64
 }
 
 func boolByte(b bool) byte {
@@ -307,7 +307,7 @@ func (w *indexWriter) update(id []byte, old, h *keyHead) error {
 // count adds delta to the ix_counts entry k.
 func (w *indexWriter) count(k []byte, delta int) error {
 	var err error
-	if n := int64(getCounter(w.counts, k)) + int64(delta); n <= 0 {
+	if n := int64(getCount(w.counts, k)) + int64(delta); n <= 0 {
 		err = w.counts.Delete(k)
 	} else {
 		err = w.counts.Put(bytes.Clone(k), binary.BigEndian.AppendUint64(nil, uint64(n)))
@@ -354,5 +354,5 @@ func (w *indexWriter) entry(i int, k []byte, add bool) error {
 // prefixCount returns the number of entries of filter index i with
 // prefix p.
 func prefixCount(tx *bolt.Tx, i int, p []byte) int {
-	return int(getCounter(tx.Bucket(bucketCounts), countKey(nil, i, p)))
+	return getCount(tx.Bucket(bucketCounts), countKey(nil, i, p))
 }

@@ -534,7 +534,7 @@ func (s *Store) ExpiredJobs(ctx context.Context, olderThan time.Time, keep, limi
 	var out []string
 	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		finished := int(getCounter(meta, metaJobStatus(events.JobCompleted)) + getCounter(meta, metaJobStatus(events.JobFailed)))
+		finished := counterInt(getCounter(meta, metaJobStatus(events.JobCompleted)) + getCounter(meta, metaJobStatus(events.JobFailed)))
 		excess := finished - keep
 		c := tx.Bucket(bucketJobDone).Cursor()
 		n := 0
@@ -612,11 +612,11 @@ func indexedJobs(ctx context.Context, tx *bolt.Tx, status events.JobStatus, skip
 	var prefix []byte
 	var total, idOff int
 	if status == "" {
-		c, total = tx.Bucket(bucketJobIdx).Cursor(), int(getCounter(meta, metaJobs))
+		c, total = tx.Bucket(bucketJobIdx).Cursor(), getCount(meta, metaJobs)
 		idOff = 12
 	} else {
 		prefix = []byte{jobStatusRank[status]}
-		c, total = tx.Bucket(bucketJobStatus).Cursor(), int(getCounter(meta, metaJobStatus(status)))
+		c, total = tx.Bucket(bucketJobStatus).Cursor(), getCount(meta, metaJobStatus(status))
 		idOff = 13
 	}
 	var ids []string

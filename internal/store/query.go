@@ -155,7 +155,7 @@ func (f *keyFilter) sources(tx *bolt.Tx) []source {
 			flag(ixSize, binary.BigEndian.AppendUint32(nil, uint32(q.KeySize)))
 		}
 	}
-	bound := int(getCounter(tx.Bucket(bucketMeta), metaKeys))
+	bound := getCount(tx.Bucket(bucketMeta), metaKeys)
 	for _, s := range out {
 		bound = min(bound, s.n)
 	}
@@ -257,7 +257,7 @@ func planKeys(ctx context.Context, tx *bolt.Tx, q events.KeyQuery, si int, desc 
 		return keyPlan{total: 1, run: func(emit func(id, v []byte) bool) error { emit(id, v); return nil }}, nil
 	}
 	if f.n == 0 {
-		return sortedWalk(tx, si, desc, nil, int(getCounter(tx.Bucket(bucketMeta), metaKeys)), skip, take, keys, visit), nil
+		return sortedWalk(tx, si, desc, nil, getCount(tx.Bucket(bucketMeta), metaKeys), skip, take, keys, visit), nil
 	}
 	srcs := f.sources(tx)
 	var best *source
@@ -358,7 +358,7 @@ func (f *keyFilter) classTotal(tx *bolt.Tx) (int, bool) {
 			q.KeySize != 0 && int64(binary.BigEndian.Uint32(k[3:])) != int64(q.KeySize) {
 			continue
 		}
-		total += int(binary.BigEndian.Uint64(v))
+		total += counterInt(binary.BigEndian.Uint64(v))
 	}
 	return total, true
 }
@@ -453,7 +453,7 @@ func sortedWalk(tx *bolt.Tx, i int, desc bool, prefix []byte, total, skip, take 
 		}
 		switch {
 		case keyIndexes[i].ranked:
-			r := ranker{id: byte(i), ix: tx.Bucket(keyIndexes[i].bucket), rk: tx.Bucket(bucketRank)}
+			r := ranker{id: byte(i), ix: tx.Bucket(keyIndexes[i].bucket), rk: tx.Bucket(bucketRank)} // #nosec G115 -- i indexes the fixed keyIndexes table (a handful of entries), never input
 			start := 0
 			if len(prefix) > 0 {
 				start = r.rankOf(prefix)

@@ -74,7 +74,7 @@ func (r ranker) add(key []byte) error {
 	} else {
 		k, _ = c.Seek(bk[1:])
 	}
-	for range int(rankChunk) {
+	for range rankChunk {
 		k, _ = c.Next()
 	}
 	if k == nil {
@@ -121,7 +121,7 @@ func (r ranker) rankOf(key []byte) int {
 	n := 0
 	c := r.rk.Cursor()
 	for k, v := c.Seek([]byte{r.id}); k != nil && k[0] == r.id && bytes.Compare(k, bk) < 0; k, v = c.Next() {
-		n += int(binary.BigEndian.Uint64(v))
+		n += counterInt(binary.BigEndian.Uint64(v))
 	}
 	ic := r.ix.Cursor()
 	var k []byte
@@ -146,7 +146,7 @@ func (r ranker) seekNth(c *bolt.Cursor, n int) []byte {
 	first := true
 	rc := r.rk.Cursor()
 	for k, v := rc.Seek([]byte{r.id}); k != nil && k[0] == r.id; k, v = rc.Next() {
-		cnt := int(binary.BigEndian.Uint64(v))
+		cnt := counterInt(binary.BigEndian.Uint64(v))
 		if n < cnt {
 			boundary, first = k[1:], len(k) == 1
 			break

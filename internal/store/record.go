@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -146,7 +147,7 @@ func appendRecord(dst []byte, r *events.KeyRecord, t *vaultTuple, ord uint32) []
 		dst = binary.AppendVarint(dst, n)
 	}
 	if i := slices.Index(recoveryLevels, r.RecoveryLevel); i >= 0 {
-		dst = append(dst, byte(i+1))
+		dst = append(dst, byte(i+1)) // #nosec G115 -- i indexes the fixed recoveryLevels table (a few entries)
 	} else {
 		dst = appendString(append(dst, 0), r.RecoveryLevel)
 	}
@@ -185,7 +186,7 @@ func decodeHead(b []byte) (keyHead, error) {
 	}
 	h.flags = b[0]
 	size, w := binary.Uvarint(b[1:])
-	if w <= 0 || len(b)-1-w < 36 {
+	if w <= 0 || len(b)-1-w < 36 || size > math.MaxInt64 {
 		return h, fmt.Errorf("%w: key record size/times", ErrCorrupt)
 	}
 	h.keySize = int64(size)
@@ -266,11 +267,14 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 
 // readString reads appendString's encoding; the result aliases b.
 func readString(b []byte) (s, rest []byte, err error) {
-	n, w := binary.Uvarint(b)
-	if w <= 0 || uint64(len(b)-w) < n {
+	u, w := binary.Uvarint(b)
+	if w <= 0 || u > math.MaxInt {
 		return nil, nil, fmt.Errorf("%w: string", ErrCorrupt)
 	}
-	return b[w : w+int(n)], b[w+int(n):], nil
+	if n := int(u); n <= len(b)-w {
+		return b[w : w+n], b[w+n:], nil
+	}
+	return nil, nil, fmt.Errorf("%w: string", ErrCorrupt)
 }
 
 // appendPacked appends s as a UUID or hex string in its bytes when it is

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"encoding/binary"
+	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -51,4 +54,31 @@ func TestRecordIsCompact(t *testing.T) {
 		t.Fatalf("a 2048-bit RSA key record takes %d bytes, want ≤ 400", len(v))
 	}
 	t.Logf("record: %d bytes", len(v))
+}
+
+// TestCorruptLengthsRefused checks that lengths and counts read from the
+// file are range-checked before conversion (gosec G115): a string length
+// beyond int or the buffer is ErrCorrupt, and a counter beyond int
+// saturates instead of turning negative.
+func TestCorruptLengthsRefused(t *testing.T) {
+	t.Parallel()
+	for _, b := range [][]byte{
+		binary.AppendUvarint(nil, math.MaxUint64),
+		binary.AppendUvarint(nil, math.MaxInt64+1),
+		append(binary.AppendUvarint(nil, 5), "abcd"...),
+	} {
+		if _, _, err := readString(b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("readString(%x): err %v, want ErrCorrupt", b, err)
+		}
+	}
+	s, rest, err := readString(append(binary.AppendUvarint(nil, 3), "abcd"...))
+	if err != nil || string(s) != "abc" || string(rest) != "d" {
+		t.Errorf("readString: %q %q %v", s, rest, err)
+	}
+	if got := counterInt(math.MaxUint64); got != math.MaxInt {
+		t.Errorf("counterInt(MaxUint64) = %d, want MaxInt", got)
+	}
+	if got := counterInt(42); got != 42 {
+		t.Errorf("counterInt(42) = %d", got)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -324,11 +325,11 @@ func (s *Store) Stats() Stats {
 	var st Stats
 	_ = s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		st.Keys = int(getCounter(meta, metaKeys))
-		st.Jobs = int(getCounter(meta, metaJobs))
+		st.Keys = getCount(meta, metaKeys)
+		st.Jobs = getCount(meta, metaJobs)
 		st.JobsByStatus = map[events.JobStatus]int{}
 		for _, js := range []events.JobStatus{events.JobInProgress, events.JobCompleted, events.JobFailed} {
-			st.JobsByStatus[js] = int(getCounter(meta, metaJobStatus(js)))
+			st.JobsByStatus[js] = getCount(meta, metaJobStatus(js))
 		}
 		st.FileSize = tx.Size()
 		return nil
@@ -344,9 +345,21 @@ func getCounter(b *bolt.Bucket, k []byte) uint64 {
 	return 0
 }
 
+// counterInt converts a stored uint64 count to int, saturating at
+// math.MaxInt so that a damaged file cannot turn a count negative.
+func counterInt(u uint64) int {
+	if u > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(u)
+}
+
+// getCount reads a counter as an int (see counterInt).
+func getCount(b *bolt.Bucket, k []byte) int { return counterInt(getCounter(b, k)) }
+
 // addCounter adds delta to a uint64 counter, not going below zero.
 func addCounter(b *bolt.Bucket, k []byte, delta int) error {
-	n := int64(getCounter(b, k)) + int64(delta)
+	n := int64(getCount(b, k)) + int64(delta)
 	if n < 0 {
 		n = 0
 	}

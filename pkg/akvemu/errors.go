@@ -50,7 +50,7 @@ const (
 
 // Messages copied from real service answers.
 const (
-	msgMissingToken    = "AKV10000: Request is missing a Bearer or PoP token."
+	msgMissingToken    = "AKV10000: Request is missing a Bearer or PoP token." // #nosec G101 -- an error message text copied from Key Vault, not a credential
 	msgThrottled       = "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached"
 	msgKeyNotFound     = "A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
 	msgInternal        = "An unexpected error occurred while processing the request."

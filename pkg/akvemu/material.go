@@ -79,14 +79,14 @@ func buildPool() (*materialPool, error) {
 			p.rsa[bits] = append(p.rsa[bits], newRSAMaterial(n, e))
 		}
 	}
-	rng := rand.New(rand.NewPCG(0x616b76656d75, 0x706f6f6c))
+	rng := rand.New(rand.NewPCG(0x616b76656d75, 0x706f6f6c)) // #nosec G404 -- a fixed-seed PRNG so the emulator's fake key pool is reproducible; emulator test data, not secrets
 	curves := map[string]ecdh.Curve{CurveP256: ecdh.P256(), CurveP384: ecdh.P384(), CurveP521: ecdh.P521()}
 	sizes := map[string]int{CurveP256: 32, CurveP384: 48, CurveP521: 66}
 	for _, name := range []string{CurveP256, CurveP384, CurveP521} {
 		for len(p.ec[name]) < ecPoolSize {
 			b := make([]byte, sizes[name])
 			for i := range b {
-				b[i] = byte(rng.Uint32())
+				b[i] = byte(rng.Uint32()) // #nosec G115 -- keeping the low byte of a random word is the intent
 			}
 			if name == CurveP521 {
 				b[0] &= 1
@@ -155,7 +155,7 @@ func secp256k1Point(rng *rand.Rand) (x, y []byte) {
 	buf := make([]byte, 32)
 	for {
 		for i := range buf {
-			buf[i] = byte(rng.Uint32())
+			buf[i] = byte(rng.Uint32()) // #nosec G115 -- keeping the low byte of a random word is the intent
 		}
 		xi := new(big.Int).SetBytes(buf)
 		if xi.Cmp(p) >= 0 {

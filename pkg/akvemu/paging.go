@@ -48,11 +48,11 @@ func pageSize(seed uint64, irregular bool, c cursor, maxResults int) int {
 	if !irregular {
 		return maxResults
 	}
-	h := mix(seed^saltPage, uint64(c.page))
+	h := mix(seed^saltPage, uint64(c.page)) // #nosec G115 -- hash input only; decodeSkipToken refuses negative pages anyway
 	if c.empties < maxConsecutiveEmptyPages && h%6 == 0 {
 		return 0
 	}
-	return 1 + int((h>>8)%uint64(maxResults))
+	return 1 + int((h>>8)%uint64(maxResults)) // #nosec G115 -- maxResults is 1..MaxPageSize (checked by the handler) and the remainder is below it, so it fits int
 }
 
 // pageKeys returns the latest versions of up to size keys after c.after.

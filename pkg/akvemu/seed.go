@@ -26,7 +26,7 @@ func generatedVaults(cfg Config) ([]VaultSpec, error) {
 	if s.ManagedHSMs > 0 && len(s.HSMPrefix)+1+hsmWidth > 24 {
 		return nil, fmt.Errorf("%w: managed HSM prefix %q too long for %d pools", ErrInvalidConfig, s.HSMPrefix, s.ManagedHSMs)
 	}
-	seed := uint64(s.Seed)
+	seed := uint64(s.Seed) // #nosec G115 -- a PRNG seed: any bit pattern is valid, reinterpreting the sign is harmless
 	subs := make([]string, s.Subscriptions)
 	for i := range subs {
 		subs[i] = derivedUUID("subscription", strconv.FormatInt(s.Seed, 10)+"/"+strconv.Itoa(i))
@@ -116,7 +116,7 @@ func seedVaultKeys(v *Vault, n int, s SeedSpec) error {
 		return err
 	}
 	s = s.withDefaults()
-	rng := rand.New(rand.NewPCG(v.seed, 0x6b657973))
+	rng := rand.New(rand.NewPCG(v.seed, 0x6b657973)) // #nosec G404 -- seeded PRNG so emulator test data is reproducible; not secrets
 	epoch := s.Epoch.Unix()
 	mixTable := standardMix
 	switch {
@@ -132,7 +132,7 @@ func seedVaultKeys(v *Vault, n int, s SeedSpec) error {
 		for i := 0; i < 16; i += 8 {
 			u := rng.Uint64()
 			for j := 0; j < 8; j++ {
-				vid[i+j] = byte(u >> (8 * j))
+				vid[i+j] = byte(u >> (8 * j)) // #nosec G115 -- takes byte j of u; truncation is the intent
 			}
 		}
 		return hex.EncodeToString(vid[:])

@@ -4,7 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha1"
+	"crypto/sha1" // #nosec G505 -- only to look certificates up by the SHA-1 thumbprint (x5t) Entra ID client assertions carry
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -185,7 +185,7 @@ func (ts *tokenService) addPrincipal(p Principal) error {
 
 func (r *principalRec) addCert(c *x509.Certificate) {
 	s256 := sha256.Sum256(c.Raw)
-	s1 := sha1.Sum(c.Raw)
+	s1 := sha1.Sum(c.Raw) // #nosec G401 -- SHA-1 is the certificate thumbprint (x5t) Entra ID client assertions name; a lookup key, not a signature
 	r.certs[base64.StdEncoding.EncodeToString(s256[:])] = c
 	r.certs[base64.StdEncoding.EncodeToString(s1[:])] = c
 }

@@ -66,11 +66,11 @@ type deletedEntry struct {
 func lower(s string) string { return strings.ToLower(s) }
 
 func newVault(e *Emulator, spec VaultSpec) *Vault {
-	seed := uint64(spec.Seed)
+	seed := uint64(spec.Seed) // #nosec G115 -- a PRNG seed: any bit pattern is valid, reinterpreting the sign is harmless
 	if seed == 0 {
 		h := fnv.New64a()
 		_, _ = h.Write([]byte(lower(spec.Name)))
-		seed = h.Sum64() ^ uint64(e.cfg.Seed.Seed)
+		seed = h.Sum64() ^ uint64(e.cfg.Seed.Seed) // #nosec G115 -- a PRNG seed: any bit pattern is valid, reinterpreting the sign is harmless
 	}
 	days := spec.RecoverableDays
 	if days == 0 {
@@ -113,7 +113,7 @@ func newVault(e *Emulator, spec VaultSpec) *Vault {
 		rg: rg, location: loc, tags: tags, created: time.Now().UTC(), sku: sku, rbac: spec.RBAC || kind == KindManagedHSM,
 		purgeOK: !spec.PurgeProtection, attrs: vaultAttrs{recoveryLevel: level, recoverableDays: days},
 		seed: seed, keys: map[string]*keyEntry{}, deleted: map[string]*deletedEntry{},
-		rng:   rand.New(rand.NewPCG(seed, 0x76657273)),
+		rng:   rand.New(rand.NewPCG(seed, 0x76657273)), // #nosec G404 -- seeded PRNG for reproducible emulated key versions and faults; not secrets
 		conns: map[net.Conn]struct{}{},
 	}
 	v.lid = lower(v.ResourceID())

@@ -37,7 +37,7 @@ const (
 	BucketVaults        = "akvsync-vaults"
 	BucketConnections   = "akvsync-connections"
 	BucketLocks         = "akvsync-locks"
-	BucketRefreshTokens = "akvsync-refresh-tokens"
+	BucketRefreshTokens = "akvsync-refresh-tokens" // #nosec G101 -- a NATS KV bucket name, not a credential
 	// BucketSubscriptions holds the Azure subscriptions discovery has seen
 	// (CCKM's stored subscriptions), one record per subscription under a
 	// UUID derived from its subscription id; written by the API only.
@@ -61,7 +61,7 @@ const (
 	// with its expiry) and "sub.<digest of a username>" (every token of
 	// the user issued up to a moment). Its TTL (Topology.RevokedTokenTTL)
 	// outlives any access token.
-	BucketRevokedTokens = "akvsync-revoked-tokens"
+	BucketRevokedTokens = "akvsync-revoked-tokens" // #nosec G101 -- a NATS KV bucket name, not a credential
 )
 
 // Defaults of [Topology].

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -273,7 +274,7 @@ func (j *Janitor) exhausted(ctx context.Context, data []byte) error {
 	res := events.VaultResult{
 		JobID: task.JobID, VaultID: task.Vault.ID, Vault: task.Vault.QualifiedName(), Status: events.VaultFailed,
 		Error:   fmt.Sprintf("gave up after %d deliveries: the workers syncing it stopped before finishing", a.Deliveries),
-		Attempt: int(a.Deliveries), StartedAt: now, FinishedAt: now,
+		Attempt: deliveryCount(a.Deliveries), StartedAt: now, FinishedAt: now,
 	}
 	if err := Retry(ctx, j.log, RetryPolicy{}, "publish vault failed", func(ctx context.Context) error {
 		_, err := publishEvent(ctx, j.js, j.cfg.Source, events.VaultEventSubject(task.JobID, task.Vault.ID, events.KindVaultFailed),
@@ -329,4 +330,13 @@ func (j *Janitor) sweepRetention(ctx context.Context) error {
 		j.log.Info().Str("job_id", id).Msg("deleted a finished job past its retention")
 	}
 	return nil
+}
+
+// deliveryCount converts a JetStream delivery count to int, saturating at
+// math.MaxInt (the server sends it as a uint64).
+func deliveryCount(n uint64) int {
+	if n > math.MaxInt {
+		return math.MaxInt
+	}
+	return int(n)
 }

@@ -166,7 +166,7 @@ func (s *Syncer) handle(ctx context.Context, msg jetstream.Msg, release func()) 
 	}
 	attempt := 1
 	if md, err := msg.Metadata(); err == nil {
-		attempt = int(md.NumDelivered)
+		attempt = deliveryCount(md.NumDelivered)
 	}
 	log := s.log.With().Str("job_id", task.JobID).Str("vault", task.Vault.QualifiedName()).Int("attempt", attempt).Logger()
 
