@@ -40,6 +40,11 @@ type Config struct {
 	// StoreResidentLimit is the store's store.Config.ResidentLimit (0:
 	// store.DefaultResidentLimit).
 	StoreResidentLimit int64
+	// InventoryBatch bounds the key records the inventory applies in one
+	// bbolt transaction (0: inventory.DefaultBatchLimit). A transaction
+	// touches the pages of every record it writes, and its commit touches
+	// them again, so the batch bounds the worker's resident file pages.
+	InventoryBatch int
 	// Sync tunes the planner, syncer and tracker.
 	Sync sync.Config
 	// Azure tunes the Azure clients.
@@ -71,6 +76,9 @@ func (c Config) Validate() error {
 	}
 	if c.Connections == nil {
 		return errors.New("worker: Connections is required")
+	}
+	if c.InventoryBatch < 0 {
+		return fmt.Errorf("worker: InventoryBatch %d is negative", c.InventoryBatch)
 	}
 	if err := c.Topology.Validate(); err != nil {
 		return err
@@ -177,7 +185,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	proj, err := inventory.NewProjector(st, js, 0, log)
+	proj, err := inventory.NewProjector(st, js, cfg.InventoryBatch, log)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
