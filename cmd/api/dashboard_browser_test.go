@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,7 +18,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/akvsync/akvsync/internal/natstest"
-	"github.com/akvsync/akvsync/pkg/akvemu"
 )
 
 // chromiumPath is the browser the dashboard test drives: $AKVSYNC_CHROMIUM,
@@ -60,41 +58,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A demo: 3 vaults of 8 keys, no Managed HSM pool, whose event streams
 	// end every 2 s: the page must reconnect with a new ticket and resume
 	// after its last event to see the jobs finish.
-	ctx, cancel := context.WithCancel(context.Background())
-	dir := filepath.Join(t.TempDir(), "data")
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- runContext(ctx, []string{"--demo", "--data-dir", dir, "--listen", "127.0.0.1:0",
-			"--demo-vaults", "3", "--demo-keys", "8", "--demo-hsms", "0", "--sse-max-duration", "2s", "--log-level", "error"}, out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo: %v\n%s", err, out.String())
-		}
-	})
-	var facts demoFacts
-	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("the demo stopped: %v\n%s", err, out.String())
-		default:
-		}
-		raw, err := os.ReadFile(filepath.Join(dir, demoMarker))
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(raw, &facts); err != nil || facts.FirstJobID == "" || facts.Token == "" {
-			return fmt.Errorf("demo.json not complete yet (%v)", err)
-		}
-		return nil
-	})
-	m, err := akvemu.LoadManifest(filepath.Join(dir, "emulator-manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	facts, m, _ := serveDemo(t, "--demo-vaults", "3", "--demo-keys", "8", "--demo-hsms", "0", "--sse-max-duration", "2s", "--log-level", "error")
 	w := &walker{t: t, base: facts.APIURL, token: facts.Token, admin: m.AdminURL, client: &http.Client{Timeout: 30 * time.Second}}
 	// The demo's first job is done before the browser comes.
 	if job := w.waitJob(t, facts.FirstJobID); job.OverallStatus != "completed" {
@@ -112,7 +76,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 860),
 	}
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	actx, acancel := chromedp.NewExecAllocator(t.Context(), opts...)
 	t.Cleanup(acancel)
 	bctx, bcancel := chromedp.NewContext(actx)
 	t.Cleanup(bcancel)

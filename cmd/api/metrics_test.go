@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
-	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -24,46 +20,12 @@ import (
 // holds the embedded worker's metrics and passes promtool's lint, and the
 // first job's stats count exactly the requests the emulator counted.
 func TestMetricsTokenAndJobStats(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	dir := filepath.Join(t.TempDir(), "data")
 	tokenFile := filepath.Join(t.TempDir(), "metrics-token")
 	const token = "scrape-0123456789abcdef0123456789abcdef"
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- runContext(ctx, []string{"--demo", "--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-token-file", tokenFile,
-			"--demo-vaults", "2", "--demo-keys", "8", "--log-level", "error"}, out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo: %v\n%s", err, out.String())
-		}
-	})
-	var facts demoFacts
-	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("the demo stopped: %v\n%s", err, out.String())
-		default:
-		}
-		raw, err := os.ReadFile(filepath.Join(dir, demoMarker))
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(raw, &facts); err != nil || facts.FirstJobID == "" || facts.Token == "" {
-			return fmt.Errorf("demo.json not complete yet (%v)", err)
-		}
-		return nil
-	})
-	m, err := akvemu.LoadManifest(filepath.Join(dir, "emulator-manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	facts, m, out := serveDemo(t, "--metrics-token-file", tokenFile, "--demo-vaults", "2", "--demo-keys", "8", "--log-level", "error")
 	w := &walker{t: t, base: facts.APIURL, token: facts.Token, admin: m.AdminURL, client: &http.Client{Timeout: 30 * time.Second}}
 	w.waitJob(t, facts.FirstJobID)
 

@@ -35,43 +35,7 @@ const walkVaultKeys = 3
 // With AKVSYNC_WALKTHROUGH=<file> it writes the requests (as curl
 // commands) and the answers there: docs/walkthrough.md is made from it.
 func TestCCKMWalkthrough(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	dir := filepath.Join(t.TempDir(), "data")
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- runContext(ctx, []string{"--demo", "--data-dir", dir, "--listen", "127.0.0.1:0",
-			"--demo-vaults", "2", "--demo-keys", "6", "--log-level", "error"}, out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo: %v\n%s", err, out.String())
-		}
-	})
-
-	// The demo is serving once demo.json names its first job.
-	var facts demoFacts
-	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("the demo stopped: %v\n%s", err, out.String())
-		default:
-		}
-		raw, err := os.ReadFile(filepath.Join(dir, demoMarker))
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(raw, &facts); err != nil || facts.FirstJobID == "" || facts.Token == "" {
-			return fmt.Errorf("demo.json not complete yet (%v)", err)
-		}
-		return nil
-	})
-	m, err := akvemu.LoadManifest(filepath.Join(dir, "emulator-manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	facts, m, _ := serveDemo(t, "--demo-vaults", "2", "--demo-keys", "6", "--log-level", "error")
 	if m.HostRouting == nil {
 		t.Fatal("the demo's emulator is not in host-routing mode")
 	}
@@ -522,4 +486,47 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// serveDemo runs `api --demo` with args on an ephemeral loopback port
+// and a fresh data directory until the test ends (its error then fails
+// the test), and returns once demo.json names the first job: the demo's
+// facts, its emulator's manifest and its output.
+func serveDemo(t *testing.T, args ...string) (demoFacts, akvemu.Manifest, *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := filepath.Join(t.TempDir(), "data")
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- runContext(ctx, append([]string{"--demo", "--data-dir", dir, "--listen", "127.0.0.1:0"}, args...), out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo: %v\n%s", err, out.String())
+		}
+	})
+	var facts demoFacts
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("the demo stopped: %v\n%s", err, out.String())
+		default:
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, demoMarker))
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &facts); err != nil || facts.FirstJobID == "" || facts.Token == "" {
+			return fmt.Errorf("demo.json not complete yet (%v)", err)
+		}
+		return nil
+	})
+	m, err := akvemu.LoadManifest(filepath.Join(dir, "emulator-manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return facts, m, out
 }
