@@ -44,6 +44,9 @@ const (
 	// previous job still runs or a vault is busy (type
 	// io.akvsync.schedule.skipped; data: [ScheduleEvent]).
 	KindScheduleSkipped EventKind = "skipped"
+	// KindKeyRefreshed: an Event Grid event made a worker read one key
+	// again (type io.akvsync.key.refreshed; data: [KeyRefreshed]).
+	KindKeyRefreshed EventKind = "refreshed"
 )
 
 // EventScopeSchedule is the CloudEvents type scope of scheduler events.

@@ -128,7 +128,7 @@ func (r Role) access() access {
 			readers: []string{StreamEvents},
 			// Removing a vault purges its key records.
 			purgeSubjects: []string{StreamKeys},
-			info:          []string{StreamRequests},
+			info:          []string{StreamRequests, StreamRefresh},
 			publish: []string{
 				subjSyncRequested + ".*",            // accept a job
 				subjEventJob + ".*.*",               // job-level events (abort_requested)
@@ -136,6 +136,7 @@ func (r Role) access() access {
 				QueryGroup + ".>",                   // ask the workers' inventories
 				subjScheduleArm + ".*",              // arm or disarm a job config's schedule
 				subjEventSchedule + ".*.*",          // schedule fired and skipped events
+				subjRefreshKey + ".*.*",             // Event Grid: read a key again
 			},
 			inboxesOf: []Role{RoleWorker}, // acknowledge key export chunks
 		}
@@ -149,6 +150,7 @@ func (r Role) access() access {
 				StreamRequests: ConsumerPlanner,
 				StreamTasks:    ConsumerVaultSyncer,
 				StreamEvents:   ConsumerJobTracker,
+				StreamRefresh:  ConsumerKeyRefresher,
 			},
 			// The inventory projector follows the keys and the job records.
 			readers: []string{StreamKeys, kvStream(BucketJobs)},

@@ -20,6 +20,8 @@ const (
 	subjEventSchedule = "akvsync.event.schedule"
 	subjScheduleArm   = "akvsync.schedule.arm"
 	subjScheduleFire  = "akvsync.schedule.fire"
+	subjRefreshKey    = "akvsync.refresh.key"
+	subjEventKey      = "akvsync.event.key"
 
 	// SubjectAllEvents matches every event dashboards may subscribe to.
 	SubjectAllEvents = "akvsync.event.>"

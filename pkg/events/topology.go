@@ -19,6 +19,9 @@ const (
 	// job config (the server fires it at each cron tick) and the fire
 	// messages the server publishes from them.
 	StreamSchedules = "AKVSYNC_SCHEDULES"
+	// StreamRefresh is the work queue of key refresh requests (see
+	// [KeyRefresh]): one pending request per key.
+	StreamRefresh = "AKVSYNC_REFRESH"
 )
 
 // Durable consumer names. Every worker process binds to the same durable,
@@ -29,6 +32,8 @@ const (
 	ConsumerJobTracker  = "job-tracker"
 	// ConsumerScheduleFirer turns schedule fire messages into sync jobs.
 	ConsumerScheduleFirer = "schedule-firer"
+	// ConsumerKeyRefresher reads the keys Event Grid said changed.
+	ConsumerKeyRefresher = "key-refresher"
 )
 
 // Key-value bucket names.
@@ -88,6 +93,14 @@ const (
 	// DefaultRevokedTokenTTL outlives the longest access token the API
 	// issues (24h) plus its clock-skew leeway.
 	DefaultRevokedTokenTTL = 25 * time.Hour
+	// DefaultRefreshMaxPending bounds the pending key refresh requests;
+	// past it the API answers Event Grid 503 and Event Grid retries.
+	DefaultRefreshMaxPending = 100_000
+	// DefaultRefreshAckWait is how long one key refresh may run.
+	DefaultRefreshAckWait = 30 * time.Second
+	// DefaultRefreshMaxDeliver bounds the attempts of one key refresh;
+	// the vault's next sync covers a key whose refresh gave up.
+	DefaultRefreshMaxDeliver = 5
 )
 
 // Topology is the configuration of akvsync's streams, consumers and
@@ -125,6 +138,8 @@ type Topology struct {
 	// RevokedTokenTTL is how long an access-token revocation is kept: at
 	// least the access-token lifetime plus clock skew.
 	RevokedTokenTTL time.Duration
+	// RefreshMaxPending bounds the key refresh queue (one per key).
+	RefreshMaxPending int64
 }
 
 // WithDefaults returns t with zero fields replaced by defaults.
@@ -162,6 +177,9 @@ func (t Topology) WithDefaults() Topology {
 	if t.RevokedTokenTTL == 0 {
 		t.RevokedTokenTTL = DefaultRevokedTokenTTL
 	}
+	if t.RefreshMaxPending == 0 {
+		t.RefreshMaxPending = DefaultRefreshMaxPending
+	}
 	return t
 }
 
@@ -184,6 +202,8 @@ func (t Topology) Validate() error {
 		return fmt.Errorf("%w: schedule ack wait must be at least 1s, got %s", ErrTopology, t.ScheduleAckWait)
 	case t.TicketTTL < time.Second:
 		return fmt.Errorf("%w: ticket TTL must be at least 1s, got %s", ErrTopology, t.TicketTTL)
+	case t.RefreshMaxPending < 1:
+		return fmt.Errorf("%w: refresh max pending must be at least 1, got %d", ErrTopology, t.RefreshMaxPending)
 	}
 	return nil
 }
@@ -214,7 +234,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		{
 			Name:        StreamEvents,
 			Description: "akvsync: job and vault events (CloudEvents 1.0 JSON)",
-			Subjects:    []string{subjEventJob + ".*.*", subjEventVault + ".*.*.*", subjEventSchedule + ".*.*"},
+			Subjects:    []string{subjEventJob + ".*.*", subjEventVault + ".*.*.*", subjEventSchedule + ".*.*", subjEventKey + ".*.*.*"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      t.EventsMaxAge,
 			Storage:     t.Storage,
@@ -237,6 +257,21 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			MaxMsgsPerSubject: 1,
 			AllowMsgSchedules: true,
 			AllowMsgTTL:       true, // disarm markers expire
+			Storage:           t.Storage,
+			Replicas:          t.Replicas,
+		},
+		{
+			Name:        StreamRefresh,
+			Description: "akvsync: keys to read again, from Event Grid events (work queue, one per key)",
+			Subjects:    []string{subjRefreshKey + ".*.*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			// A newer request for a key replaces the pending one; a full
+			// queue refuses new keys (the API answers 503, Event Grid
+			// retries).
+			MaxMsgsPerSubject: 1,
+			MaxMsgs:           t.RefreshMaxPending,
+			Discard:           jetstream.DiscardNew,
+			Duplicates:        t.DuplicateWindow,
 			Storage:           t.Storage,
 			Replicas:          t.Replicas,
 		},
@@ -302,6 +337,14 @@ func (t Topology) Consumers() map[string]jetstream.ConsumerConfig {
 			AckWait:       t.ScheduleAckWait,
 			MaxDeliver:    -1,
 			FilterSubject: subjScheduleFire + ".*",
+			MaxAckPending: DefaultMaxAckPending,
+		},
+		StreamRefresh: {
+			Durable:       ConsumerKeyRefresher,
+			Description:   "akvsync: reads one key again per request",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       DefaultRefreshAckWait,
+			MaxDeliver:    DefaultRefreshMaxDeliver,
 			MaxAckPending: DefaultMaxAckPending,
 		},
 	}
@@ -380,7 +423,7 @@ func (t Topology) Init(ctx context.Context, js jetstream.JetStream) error {
 	if err := t.EnsureStreams(ctx, js); err != nil {
 		return err
 	}
-	for _, s := range []string{StreamRequests, StreamTasks, StreamEvents, StreamSchedules} {
+	for _, s := range []string{StreamRequests, StreamTasks, StreamEvents, StreamSchedules, StreamRefresh} {
 		if _, err := t.EnsureConsumer(ctx, js, s); err != nil {
 			return err
 		}
