@@ -559,6 +559,9 @@ func (s *eventSub) handshake(ctx context.Context) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.state != EventSubscriptionCreating {
+		return // removed (Failed) meanwhile
+	}
 	switch {
 	case ok || s.manual:
 		s.settleLocked(EventSubscriptionSucceeded, "")

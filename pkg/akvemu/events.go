@@ -90,6 +90,8 @@ const (
 	MaxEventsPerBatchLimit = 5000
 	// MaxEventAttemptsLimit is the largest MaxAttempts (Azure's limit).
 	MaxEventAttemptsLimit = 30
+	// MaxEventDeliveryWorkers bounds Workers.
+	MaxEventDeliveryWorkers = 256
 	// MaxEventSubscriptions bounds the event subscriptions of an emulator (Azure
 	// allows 500 per topic).
 	MaxEventSubscriptions = 500
@@ -315,8 +317,8 @@ func (c EventDeliveryConfig) Validate() error {
 	if c.EventTTL < 0 || c.Timeout < 0 || c.ValidationTimeout < 0 || c.NearExpiryWindow < 0 {
 		return bad("durations must not be negative")
 	}
-	if c.QueueSize < 0 || c.Workers < 0 {
-		return bad("queue size and workers must not be negative")
+	if c.QueueSize < 0 || c.Workers < 0 || c.Workers > MaxEventDeliveryWorkers {
+		return bad("queue size must not be negative and workers must be 0-%d", MaxEventDeliveryWorkers)
 	}
 	return nil
 }

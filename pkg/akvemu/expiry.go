@@ -69,6 +69,7 @@ type expiryTracker struct {
 
 	mu      sync.Mutex
 	active  bool
+	stopped bool
 	until   int64 // thresholds up to here are in the heap (unix seconds)
 	h       expiryHeap
 	byKey   map[expiryKey]*expiryItem
@@ -84,7 +85,7 @@ func (t *expiryTracker) window() int64 { return int64(t.hub.cfg.NearExpiryWindow
 // activate starts the tracker (once) and scans every vault.
 func (t *expiryTracker) activate() {
 	t.mu.Lock()
-	if t.active || t.hub.ctx.Err() != nil {
+	if t.active || t.stopped {
 		t.mu.Unlock()
 		return
 	}
@@ -110,7 +111,13 @@ func (t *expiryTracker) vaultAdded(v *Vault) {
 	}
 }
 
-func (t *expiryTracker) stop() { t.wg.Wait() }
+// stop prevents a start and waits for the timer goroutine (the hub's context is done).
+func (t *expiryTracker) stop() {
+	t.mu.Lock()
+	t.stopped = true
+	t.mu.Unlock()
+	t.wg.Wait()
+}
 
 // scanVault pushes the thresholds of the vault's current versions due in (lo, hi].
 func (t *expiryTracker) scanVault(v *Vault, lo, hi int64) {
