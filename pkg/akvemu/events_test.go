@@ -950,7 +950,7 @@ func TestEventSubscriptionAdminAPI(t *testing.T) {
 		return st.Counters.Delivered == 3
 	})
 	adminCall(t, e, http.MethodPost, "/admin/event-subscriptions", `{"name":"adm","endpoint":"ftp://x"}`, http.StatusBadRequest, nil)
-	adminCall(t, e, http.MethodPost, "/admin/event-subscriptions", `{"name":"refused","endpoint":"`+h.srv.URL+`/x"}`, http.StatusCreated, nil)
+	adminCall(t, e, http.MethodPost, "/admin/event-subscriptions", `{"name":"another","endpoint":"`+h.srv.URL+`/x"}`, http.StatusCreated, nil)
 	h.set(func(h *hook) {
 		h.validate = func(string, string) (int, string) { return http.StatusInternalServerError, "" }
 	})
