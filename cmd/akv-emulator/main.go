@@ -49,6 +49,7 @@ type options struct {
 	hostOnly       bool
 	irregularPages bool
 	noThrottle     bool
+	eventScale     float64
 	tenantID       string
 	clientID       string
 	clientSecret   string
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, map[string]bool, erro
 	fs.BoolVar(&o.hostOnly, "host-routing-only", false, "serve vaults only as <vault>.vault.localhost:PORT on one listener, no listener per vault (implies --host-routing; for more than ~9,000 vaults)")
 	fs.BoolVar(&o.irregularPages, "irregular-pages", false, "irregular list pages (varying sizes, empty pages) on every vault")
 	fs.BoolVar(&o.noThrottle, "no-throttle", false, "disable the default per-vault and per-subscription token buckets")
+	fs.Float64Var(&o.eventScale, "event-retry-scale", 1, "multiply Event Grid's retry delays and event time to live (0.001: 10 s becomes 10 ms); event subscriptions come from the spec file or the admin API")
 	fs.StringVar(&o.tenantID, "tenant-id", "", "tenant id (default: derived from the seed)")
 	fs.StringVar(&o.clientID, "client-id", "", "client id of the default principal (default: derived from the seed)")
 	fs.StringVar(&o.clientSecret, "client-secret", "", "client secret of the default principal (default: random)")
@@ -151,6 +153,9 @@ func buildConfig(o options, set map[string]bool, logger zerolog.Logger) (akvemu.
 	}
 	if o.noThrottle {
 		cfg.DisableThrottling = true
+	}
+	if set["event-retry-scale"] {
+		cfg.EventDelivery.RetryScale = o.eventScale
 	}
 	if o.dataDir != "" {
 		cfg.DataDir = o.dataDir
@@ -242,6 +247,13 @@ func printBanner(w io.Writer, emu *akvemu.Emulator, manifest string, took time.D
 	}
 	if manifest != "" {
 		fmt.Fprintf(w, "  manifest:       %s\n", manifest)
+	}
+	if subs := emu.EventSubscriptions(); len(subs) > 0 {
+		states := make([]string, len(subs))
+		for i, s := range subs {
+			states[i] = s.Name + " " + string(s.ProvisioningState)
+		}
+		fmt.Fprintf(w, "  event grid:     %s\n", strings.Join(states, ", "))
 	}
 	if m.HostRouting != nil {
 		fmt.Fprintf(w, "  host routing:   %s (resource %s; dial *.vault.localhost there)\n", m.HostRouting.Address, m.HostRouting.Resource)

@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,8 +134,67 @@ func TestRunWithSpecFile(t *testing.T) {
 	}
 }
 
+func TestRunWithEventSubscription(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var evs []struct {
+			EventType string `json:"eventType"`
+			Data      struct {
+				ValidationCode string `json:"validationCode"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&evs); err != nil || len(evs) != 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if r.Header.Get("aeg-event-type") == "SubscriptionValidation" {
+			_ = json.NewEncoder(w).Encode(map[string]string{"validationResponse": evs[0].Data.ValidationCode})
+			return
+		}
+		mu.Lock()
+		events = append(events, evs[0].EventType)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "spec.yaml")
+	if err := os.WriteFile(spec, []byte("vaults: [{name: evt, keys: 3}]\nevent_subscriptions:\n  - {name: akvsync, endpoint: \""+hook.URL+"/hook\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	emu, out, stop := start(t, "--spec", spec, "--event-retry-scale", "0.001", "--data-dir", dir, "--log-level", "error")
+	if !strings.Contains(out.String(), "event grid:     akvsync Succeeded") {
+		t.Errorf("banner:\n%s", out.String())
+	}
+	v, _ := emu.Vault("evt")
+	if _, err := v.RotateKey(v.Keys()[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		mu.Lock()
+		got := slices.Clone(events)
+		mu.Unlock()
+		if len(got) > 0 {
+			if !slices.Equal(got, []string{"Microsoft.KeyVault.KeyNewVersionCreated"}) {
+				t.Errorf("events %v", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event delivered within 10 s")
+		}
+		<-tick.C
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
 func TestRunRejectsBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"--vaults", "x"}, {"--admin-listen", "0.0.0.0:0"}, {"--log-level", "loud"}, {"extra"}} {
+	for _, args := range [][]string{{"--vaults", "x"}, {"--admin-listen", "0.0.0.0:0"}, {"--log-level", "loud"}, {"extra"}, {"--event-retry-scale", "-1"}} {
 		if code := run(context.Background(), args, io.Discard, io.Discard, nil); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}

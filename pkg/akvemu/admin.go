@@ -3,9 +3,11 @@ package akvemu
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // adminHandler serves the admin API (plain HTTP on loopback). Every answer is JSON;
@@ -178,7 +180,72 @@ func (e *Emulator) adminHandler() http.Handler {
 		_ = e.ResetCounters("")
 		w.WriteHeader(http.StatusNoContent)
 	})
+	e.eventAdminRoutes(mux)
 	return mux
+}
+
+// eventAdminRoutes serves the event subscriptions and the key event trigger.
+func (e *Emulator) eventAdminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /admin/event-subscriptions", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, e.EventSubscriptions())
+	})
+	mux.HandleFunc("POST /admin/event-subscriptions", func(w http.ResponseWriter, r *http.Request) {
+		var spec EventSubscription
+		if !readAdminJSON(w, r, &spec) {
+			return
+		}
+		s, err := e.events.add(r.Context(), spec)
+		if err != nil {
+			adminError(w, err)
+			return
+		}
+		st := s.status()
+		switch st.ProvisioningState {
+		case EventSubscriptionSucceeded:
+			writeJSON(w, http.StatusCreated, st)
+		case EventSubscriptionAwaitingManualAction:
+			writeJSON(w, http.StatusAccepted, st)
+		default:
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": ErrEventSubscriptionFailed.Error() + ": " + st.Reason, "status": "400", "subscription": st})
+		}
+	})
+	mux.HandleFunc("GET /admin/event-subscriptions/{name}", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := e.EventSubscription(r.PathValue("name"))
+		if !ok {
+			adminError(w, fmt.Errorf("%w: %s", ErrEventSubscriptionNotFound, r.PathValue("name")))
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("DELETE /admin/event-subscriptions/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := e.RemoveEventSubscription(r.PathValue("name")); err != nil {
+			adminError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	// The manual validation URL handed to Event Grid schema webhooks.
+	mux.HandleFunc("GET /admin/event-subscriptions/{name}/validate", func(w http.ResponseWriter, r *http.Request) {
+		s := e.events.get(r.PathValue("name"))
+		if s == nil {
+			adminError(w, fmt.Errorf("%w: %s", ErrEventSubscriptionNotFound, r.PathValue("name")))
+			return
+		}
+		if err := s.validateManually(r.URL.Query().Get("token")); err != nil {
+			adminError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, validationSuccessAnswer)
+	})
+	mux.HandleFunc("POST /admin/vaults/{vault}/keys/{name}/events/{type}", func(w http.ResponseWriter, r *http.Request) {
+		typ := EventType(r.PathValue("type"))
+		if !strings.HasPrefix(string(typ), "Microsoft.KeyVault.") {
+			typ = "Microsoft.KeyVault." + typ
+		}
+		n, err := e.PublishKeyEvent(r.PathValue("vault"), r.PathValue("name"), r.URL.Query().Get("version"), typ)
+		adminResult(w, http.StatusAccepted, map[string]any{"event_type": typ, "subscriptions": n}, err)
+	})
 }
 
 func (e *Emulator) withVault(h func(http.ResponseWriter, *http.Request, *Vault)) http.HandlerFunc {
@@ -215,11 +282,12 @@ func adminResult(w http.ResponseWriter, status int, v any, err error) {
 func adminError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, ErrVaultNotFound), errors.Is(err, ErrKeyNotFound), errors.Is(err, ErrDeletedKeyNotFound):
+	case errors.Is(err, ErrVaultNotFound), errors.Is(err, ErrKeyNotFound), errors.Is(err, ErrDeletedKeyNotFound),
+		errors.Is(err, ErrEventSubscriptionNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, ErrVaultExists), errors.Is(err, ErrKeyExists), errors.Is(err, ErrKeyDeletedButRecoverable):
 		status = http.StatusConflict
-	case errors.Is(err, ErrBadParameter), errors.Is(err, ErrInvalidConfig):
+	case errors.Is(err, ErrBadParameter), errors.Is(err, ErrInvalidConfig), errors.Is(err, ErrEventSubscriptionFailed):
 		status = http.StatusBadRequest
 	case errors.Is(err, ErrPurgeNotAllowed):
 		status = http.StatusForbidden

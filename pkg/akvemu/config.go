@@ -187,6 +187,14 @@ type Config struct {
 	// burst makes over-pacing show as 429s within a short test.
 	SubscriptionBurst int
 
+	// EventSubscriptions are Event Grid subscriptions to the vaults' key events,
+	// validated (handshake) at the end of Start, after seeding: seeding emits nothing.
+	// A failed handshake is logged and leaves the subscription Failed.
+	EventSubscriptions []EventSubscription
+	// EventDelivery tunes event delivery (default: Azure Event Grid's retry schedule,
+	// attempts, time to live and timeout).
+	EventDelivery EventDeliveryConfig
+
 	// Logger receives the emulator's logs; the zero value logs nothing.
 	Logger zerolog.Logger
 }
@@ -447,6 +455,22 @@ func (c Config) Validate() error {
 		if p.ClientID == "" {
 			return bad("principal without client_id")
 		}
+	}
+	if err := c.EventDelivery.Validate(); err != nil {
+		return err
+	}
+	if len(c.EventSubscriptions) > MaxEventSubscriptions {
+		return bad("at most %d event subscriptions", MaxEventSubscriptions)
+	}
+	subNames := map[string]bool{}
+	for _, es := range c.EventSubscriptions {
+		if err := es.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if subNames[lower(es.Name)] {
+			return bad("event subscription %q listed twice", es.Name)
+		}
+		subNames[lower(es.Name)] = true
 	}
 	return nil
 }

@@ -32,6 +32,11 @@ var (
 	ErrPurgeNotAllowed = errors.New("akvemu: purge not allowed")
 	// ErrUnknownPrincipal is returned when a client id is not registered.
 	ErrUnknownPrincipal = errors.New("akvemu: unknown principal")
+	// ErrEventSubscriptionNotFound is returned when no event subscription has the name.
+	ErrEventSubscriptionNotFound = errors.New("akvemu: event subscription not found")
+	// ErrEventSubscriptionFailed is returned by AddEventSubscription when the
+	// webhook's validation handshake fails; the error names the webhook's answer.
+	ErrEventSubscriptionFailed = errors.New("akvemu: event subscription validation failed")
 )
 
 // Error codes the Key Vault service writes into error bodies and x-ms-error-code.

@@ -275,7 +275,9 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err == nil {
 			var kv *keyVersion
 			if kv, err = v.createKey(name, spec, now); err == nil {
-				return v.writeBundle(w, base, apiVersion, kv)
+				status := v.writeBundle(w, base, apiVersion, kv)
+				v.e.events.keyCreated(v, kv)
+				return status
 			}
 		}
 		return writeServiceError(w, statusFor(err, name))
@@ -288,7 +290,9 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err == nil {
 			var kv *keyVersion
 			if kv, err = v.importKey(name, spec, mat, now); err == nil {
-				return v.writeBundle(w, base, apiVersion, kv)
+				status := v.writeBundle(w, base, apiVersion, kv)
+				v.e.events.keyCreated(v, kv)
+				return status
 			}
 		}
 		return writeServiceError(w, statusFor(err, name))
@@ -301,13 +305,17 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeBundle(w, base, apiVersion, kv)
+		status := v.writeBundle(w, base, apiVersion, kv)
+		v.e.events.expiryChanged(v, kv)
+		return status
 	case opRotateKey:
 		kv, err := v.rotateKey(name, now)
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeBundle(w, base, apiVersion, kv)
+		status := v.writeBundle(w, base, apiVersion, kv)
+		v.e.events.keyCreated(v, kv)
+		return status
 	case opDeleteKey:
 		d, err := v.deleteKey(name, now)
 		if err != nil {
@@ -325,7 +333,9 @@ func (v *Vault) dispatch(w http.ResponseWriter, r *http.Request, op opCode, name
 		if err != nil {
 			return writeServiceError(w, statusFor(err, name))
 		}
-		return v.writeBundle(w, base, apiVersion, kv)
+		status := v.writeBundle(w, base, apiVersion, kv)
+		v.e.events.expiryChanged(v, kv)
+		return status
 	case opPurgeDeletedKey:
 		if err := v.purgeKey(name); err != nil {
 			return writeServiceError(w, statusFor(err, name))

@@ -101,7 +101,8 @@ type keyVersion struct {
 	updated       int64
 	exportable    bool
 	managed       bool
-	tags          []tag // sorted by key
+	sent          atomic.Uint32 // expiry events sent for this version and exp (sentNearExpiry, sentExpired)
+	tags          []tag         // sorted by key
 
 	bundleTail atomic.Pointer[[]byte] // after `{"key":{"kid":"` + base
 	itemTail   atomic.Pointer[[]byte] // after `{"kid":"` + base, kid without version
@@ -140,6 +141,25 @@ func (e *keyEntry) replace(old, kv *keyVersion) {
 	}
 	if e.latest == old {
 		e.latest = kv
+	}
+}
+
+// Bits of keyVersion.sent.
+const (
+	sentNearExpiry uint32 = 1 << iota
+	sentExpired
+)
+
+// markSent records that an expiry event was sent; false when it already was.
+func (kv *keyVersion) markSent(bit uint32) bool {
+	for {
+		old := kv.sent.Load()
+		if old&bit != 0 {
+			return false
+		}
+		if kv.sent.CompareAndSwap(old, old|bit) {
+			return true
+		}
 	}
 }
 

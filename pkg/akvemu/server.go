@@ -59,7 +59,8 @@ type Emulator struct {
 	hsmHostChallenge []string
 	regionHdr        []string
 
-	arm *armState
+	arm    *armState
+	events *eventHub
 
 	clientID     string
 	clientSecret string
@@ -143,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	for _, aud := range cfg.Audiences {
 		e.tokens.addAudience(strings.TrimSuffix(aud, "/"))
 	}
+	e.events = newEventHub(e, cfg.EventDelivery)
 
 	errLog := log.New(zerologWriter{e.log}, "", 0)
 	e.vaultSrv = &http.Server{
@@ -220,6 +222,13 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		}
 		keys += v.Len()
 	}
+	// Seeding emits nothing: subscriptions start after the vaults. A failed handshake
+	// leaves its subscription Failed (logged) without failing the start.
+	for _, es := range cfg.EventSubscriptions {
+		if err := e.AddEventSubscription(ctx, es); err != nil {
+			e.log.Error().Err(err).Str("event_subscription", es.Name).Msg("event subscription not validated")
+		}
+	}
 	context.AfterFunc(ctx, func() { _ = e.Close() })
 	ok = true
 	e.log.Info().Int("vaults", len(specs)).Int("keys", keys).Str("authority", e.authority).
@@ -264,6 +273,7 @@ func (e *Emulator) writeCAFile() error {
 func (e *Emulator) Close() error {
 	e.closeOnce.Do(func() {
 		e.closed.Store(true)
+		e.events.close()
 		var errs []error
 		for _, srv := range []*http.Server{e.vaultSrv, e.authSrv, e.armSrv, e.adminSrv} {
 			if srv != nil {
@@ -474,6 +484,7 @@ func (e *Emulator) addVault(spec VaultSpec) (*Vault, error) {
 	if faults.Unreachable {
 		v.setReachable(false)
 	}
+	e.events.expiry.vaultAdded(v)
 	e.log.Debug().Str("vault", v.name).Str("url", v.url).Int("keys", v.Len()).Msg("vault added")
 	return v, nil
 }

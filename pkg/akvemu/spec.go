@@ -33,6 +33,10 @@ type FileSpec struct {
 	DefaultFaults     Faults             `json:"default_faults"`     // Config.DefaultFaults
 	Vaults            []VaultSpec        `json:"vaults"`             // Config.Vaults
 	Principals        []Principal        `json:"principals"`         // Config.Principals
+	// EventSubscriptions are Config.EventSubscriptions.
+	EventSubscriptions []EventSubscription `json:"event_subscriptions"`
+	// EventDelivery is Config.EventDelivery (durations as strings or milliseconds).
+	EventDelivery EventDeliveryConfig `json:"event_delivery"`
 }
 
 // LoadSpecFile reads a JSON (.json) or YAML (anything else) spec file into a Config.
@@ -78,6 +82,7 @@ func ParseSpec(b []byte, isJSON bool) (Config, error) {
 		DisableThrottling: fs.DisableThrottling, Region: fs.Region,
 		ResourceGroup: fs.ResourceGroup, Subscriptions: fs.Subscriptions,
 		ARMReadBucket: fs.ARMReadBucket, ARMReadRefill: fs.ARMReadRefill, ARMPageSize: fs.ARMPageSize,
+		EventSubscriptions: fs.EventSubscriptions, EventDelivery: fs.EventDelivery,
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

@@ -230,6 +230,13 @@ func (ts *tokenService) issue(rec *principalRec, aud string, acr string, lifetim
 	return tok, nil
 }
 
+// mintAppToken signs an access token of the tenant for a first-party application
+// (Event Grid's webhook deliveries) with the same key and claims as issued tokens,
+// so it verifies against the JWKS. It is not counted in TokenStats.
+func (ts *tokenService) mintAppToken(appID, aud string) (string, error) {
+	return ts.issue(&principalRec{clientID: appID, oid: derivedUUID("oid", appID)}, aud, "2", ts.lifetime)
+}
+
 // Token verification failures, answered 401 by the vaults.
 var (
 	errTokenMalformed = errors.New("AKV10001: Token is malformed or has an invalid format.")

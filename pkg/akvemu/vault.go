@@ -231,31 +231,36 @@ func (v *Vault) toDeletedKey(d *deletedEntry) DeletedKey {
 	}
 }
 
-// CreateKey creates a key, or a new version when the name exists.
+// CreateKey creates a key, or a new version when the name exists, and publishes
+// KeyNewVersionCreated to the event subscriptions like the service.
 func (v *Vault) CreateKey(name string, spec KeySpec) (Key, error) {
 	kv, err := v.createKey(name, spec, v.now())
 	if err != nil {
 		return Key{}, err
 	}
+	v.e.events.keyCreated(v, kv)
 	return kv.toKey(v.url, &v.attrs), nil
 }
 
 // UpdateKey changes a version's properties (empty version: the latest) and sets its
-// updated time to now.
+// updated time to now. A new exp reschedules the expiry events.
 func (v *Vault) UpdateKey(name, version string, upd KeyUpdate) (Key, error) {
 	kv, err := v.updateKey(name, version, upd, v.now())
 	if err != nil {
 		return Key{}, err
 	}
+	v.e.events.expiryChanged(v, kv)
 	return kv.toKey(v.url, &v.attrs), nil
 }
 
-// RotateKey creates a new version with the latest version's type, operations and tags.
+// RotateKey creates a new version with the latest version's type, operations and
+// tags, and publishes KeyNewVersionCreated.
 func (v *Vault) RotateKey(name string) (Key, error) {
 	kv, err := v.rotateKey(name, v.now())
 	if err != nil {
 		return Key{}, err
 	}
+	v.e.events.keyCreated(v, kv)
 	return kv.toKey(v.url, &v.attrs), nil
 }
 
@@ -274,6 +279,7 @@ func (v *Vault) RecoverKey(name string) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
+	v.e.events.expiryChanged(v, kv)
 	return kv.toKey(v.url, &v.attrs), nil
 }
 
@@ -446,6 +452,9 @@ func (v *Vault) updateKey(name, version string, upd KeyUpdate, now int64) (*keyV
 	}
 	if upd.Tags != nil {
 		kv.tags = tags
+	}
+	if kv.exp == old.exp {
+		kv.sent.Store(old.sent.Load()) // expiry events already sent for this exp stay sent
 	}
 	kv.updated = now
 	e.replace(old, kv)
