@@ -42,8 +42,15 @@ type OIDCConfig struct {
 	// Audience is the aud the tokens must carry (the app's id URI or id).
 	Audience string
 	// RoleMap maps a value of the token's roles (app roles) or groups claim
-	// to an akvsync role; the highest mapped role wins.
+	// to an akvsync role; the highest mapped role wins. Required unless
+	// IdentityOnly.
 	RoleMap map[string]Role
+	// IdentityOnly builds a verifier for [OIDCVerifier.Identity] only (a
+	// service caller such as Event Grid, not a user): no role map.
+	IdentityOnly bool
+	// AppIDs, when set, are the only callers accepted: the token's appid
+	// (v1) or azp (v2) claim must be one of them.
+	AppIDs []string
 	// HTTPClient fetches the discovery document and keys; default
 	// http.DefaultClient.
 	HTTPClient *http.Client
@@ -67,7 +74,7 @@ type OIDCVerifier struct {
 
 // NewOIDCVerifier reads the discovery document and the keys.
 func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error) {
-	if cfg.DiscoveryURL == "" || cfg.Audience == "" || len(cfg.RoleMap) == 0 {
+	if cfg.DiscoveryURL == "" || cfg.Audience == "" || len(cfg.RoleMap) == 0 && !cfg.IdentityOnly {
 		return nil, fmt.Errorf("%w: OIDC needs a discovery URL, an audience and a role map", ErrInvalidConfig)
 	}
 	for v, r := range cfg.RoleMap {
@@ -205,8 +212,49 @@ type oidcClaims struct {
 // to the highest akvsync role. The principal's username is
 // "oidc:<preferred_username, appid, azp, oid or sub>".
 func (v *OIDCVerifier) Verify(ctx context.Context, token string) (Principal, error) {
+	c, err := v.claims(ctx, token)
+	if err != nil {
+		return Principal{}, err
+	}
+	role := Role("")
+	for _, claim := range [][]string{c.Roles, c.Groups} {
+		for _, val := range claim {
+			if r, ok := v.cfg.RoleMap[val]; ok && roleRank(r) > roleRank(role) {
+				role = r
+			}
+		}
+	}
+	if role == "" {
+		return Principal{}, ErrTokenNoRole
+	}
+	return Principal{Username: "oidc:" + c.name(), Role: role}, nil
+}
+
+// Identity checks a service's access token as Verify does, without
+// roles, and returns the caller: "oidc:<appid, azp, oid or sub>".
+func (v *OIDCVerifier) Identity(ctx context.Context, token string) (string, error) {
+	c, err := v.claims(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	return "oidc:" + c.name(), nil
+}
+
+// name is the most specific name a token gives its holder.
+func (c oidcClaims) name() string {
+	name := c.Subject
+	for _, n := range []string{c.Oid, c.Azp, c.Appid, c.PreferredUsername} {
+		if n != "" {
+			name = n
+		}
+	}
+	return name
+}
+
+// claims verifies a token and returns its claims.
+func (v *OIDCVerifier) claims(ctx context.Context, token string) (oidcClaims, error) {
 	if len(token) > 16*maxTokenLen {
-		return Principal{}, fmt.Errorf("%w: token too long", ErrTokenMalformed)
+		return oidcClaims{}, fmt.Errorf("%w: token too long", ErrTokenMalformed)
 	}
 	var c oidcClaims
 	_, err := jwt.NewParser(
@@ -225,31 +273,17 @@ func (v *OIDCVerifier) Verify(ctx context.Context, token string) (Principal, err
 	})
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenInvalidAudience) {
-			return Principal{}, fmt.Errorf("%w: wrong audience", ErrTokenMalformed)
+			return oidcClaims{}, fmt.Errorf("%w: wrong audience", ErrTokenMalformed)
 		}
-		return Principal{}, jwtError(err)
+		return oidcClaims{}, jwtError(err)
 	}
 	if !slices.Contains(v.cfg.Issuers, c.Issuer) {
-		return Principal{}, ErrTokenIssuer
+		return oidcClaims{}, ErrTokenIssuer
 	}
-	role := Role("")
-	for _, claim := range [][]string{c.Roles, c.Groups} {
-		for _, val := range claim {
-			if r, ok := v.cfg.RoleMap[val]; ok && roleRank(r) > roleRank(role) {
-				role = r
-			}
-		}
+	if len(v.cfg.AppIDs) > 0 && !slices.Contains(v.cfg.AppIDs, c.Appid) && !slices.Contains(v.cfg.AppIDs, c.Azp) {
+		return oidcClaims{}, fmt.Errorf("%w: the token's application is not accepted", ErrTokenMalformed)
 	}
-	if role == "" {
-		return Principal{}, ErrTokenNoRole
-	}
-	name := c.Subject
-	for _, n := range []string{c.Oid, c.Azp, c.Appid, c.PreferredUsername} {
-		if n != "" {
-			name = n
-		}
-	}
-	return Principal{Username: "oidc:" + name, Role: role}, nil
+	return c, nil
 }
 
 // roleRank orders roles: admin > operator > viewer > none.

@@ -22,6 +22,8 @@ type Plane struct {
 	Queries *Queries
 	// Events follows the events stream for dashboards.
 	Events *Events
+	// Refreshes queues the key refreshes Event Grid deliveries ask for.
+	Refreshes *Refreshes
 
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -57,12 +59,13 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	reg := &Registry{kv: vaults, store: store, js: js, cfg: cfg}
 	queries := &Queries{nc: nc, cfg: cfg}
 	return &Plane{
-		Vaults:  reg,
-		Jobs:    &Jobs{store: store, js: js, reg: reg, queries: queries, cfg: cfg},
-		Queries: queries,
-		Events:  &Events{js: js},
-		nc:      nc,
-		js:      js,
+		Vaults:    reg,
+		Jobs:      &Jobs{store: store, js: js, reg: reg, queries: queries, cfg: cfg},
+		Queries:   queries,
+		Events:    &Events{js: js},
+		Refreshes: &Refreshes{js: js, reg: reg},
+		nc:        nc,
+		js:        js,
 	}, nil
 }
 

@@ -18,6 +18,9 @@ import (
 // so cardinality stays bounded.
 type Metrics interface {
 	ObserveRequest(route string, status int, d time.Duration)
+	// ObserveEventGrid counts n Event Grid events of a delivery by what
+	// became of them (queued, duplicate, unknown_vault, ignored_type).
+	ObserveEventGrid(outcome string, n int)
 	http.Handler
 }
 
@@ -25,6 +28,7 @@ type Metrics interface {
 type PromMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	egEvents *prometheus.CounterVec
 	handler  http.Handler
 }
 
@@ -46,9 +50,13 @@ func NewMetrics(reg *prometheus.Registry) (*PromMetrics, error) {
 			Help:    "HTTP request latency by route pattern and status code.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "code"}),
+		egEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "akvsync", Subsystem: "eventgrid", Name: "events_total",
+			Help: "Event Grid events received by outcome: queued (a key refresh), duplicate (an event id already queued), unknown_vault and ignored_type (dropped).",
+		}, []string{"outcome"}),
 		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.egEvents} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("httpapi: register metrics: %w", err)
 		}
@@ -63,6 +71,11 @@ func (m *PromMetrics) ObserveRequest(route string, status int, d time.Duration) 
 	m.duration.WithLabelValues(route, code).Observe(d.Seconds())
 }
 
+// ObserveEventGrid counts n Event Grid events with the outcome.
+func (m *PromMetrics) ObserveEventGrid(outcome string, n int) {
+	m.egEvents.WithLabelValues(outcome).Add(float64(n))
+}
+
 // ServeHTTP serves the registry in the Prometheus exposition format.
 func (m *PromMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.handler.ServeHTTP(w, r)
@@ -73,6 +86,7 @@ func (m *PromMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type noMetrics struct{}
 
 func (noMetrics) ObserveRequest(string, int, time.Duration) {}
+func (noMetrics) ObserveEventGrid(string, int)              {}
 
 func (noMetrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	writeError(w, http.StatusNotFound, "Resource not found")

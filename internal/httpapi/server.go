@@ -82,6 +82,11 @@ type Deps struct {
 	// Scheduler stores CCKM scheduler job configs; without it the
 	// job-config routes answer 503.
 	Scheduler ScheduleService
+	// EventGrid queues the key refreshes of Event Grid deliveries, and
+	// EventGridWebhook authenticates and paces them; without both the
+	// webhook answers 503.
+	EventGrid        EventGridService
+	EventGridWebhook EventGridWebhook
 	// Tickets issues the event stream's tickets for browsers; without it
 	// the ticket route answers 503 and the stream takes bearer tokens only.
 	Tickets TicketService
@@ -107,7 +112,7 @@ type Deps struct {
 
 // DepsFromPlane fills Deps from a control plane.
 func DepsFromPlane(p *control.Plane, a Authenticator, log zerolog.Logger, reg *prometheus.Registry) Deps {
-	return Deps{Jobs: p.Jobs, Vaults: p.Vaults, Queries: p.Queries, Events: p.Events, Ready: p.Ready, Auth: a, Log: log, Registry: reg}
+	return Deps{Jobs: p.Jobs, Vaults: p.Vaults, Queries: p.Queries, Events: p.Events, EventGrid: p.Refreshes, Ready: p.Ready, Auth: a, Log: log, Registry: reg}
 }
 
 // api is the handler behind [New].
@@ -233,6 +238,11 @@ func (a *api) routes() []route {
 		{"GET", azure + "/subscriptions", auth.PermVaultsRead, a.listSubscriptions},
 		{"GET", azure + "/subscriptions/{id}", auth.PermVaultsRead, a.getSubscription},
 		{"DELETE", azure + "/subscriptions/{id}", auth.PermVaultsWrite, a.deleteSubscription},
+
+		// Event Grid authenticates with its own credentials (see
+		// eventGridCaller), not a user's token.
+		{"POST", EventGridPath, "", a.eventGrid},
+		{"OPTIONS", EventGridPath, "", a.eventGridOptions},
 
 		{"GET", azure + "/keys", auth.PermKeysRead, a.listKeys},
 		{"GET", azure + "/keys/{id}", auth.PermKeysRead, a.getKey},

@@ -31,6 +31,7 @@ const (
 	NameInventoryKeys         = "akvsync_inventory_keys"
 	NameInventoryJobs         = "akvsync_inventory_jobs"
 	NameInventoryAppliedSeq   = "akvsync_inventory_applied_sequence"
+	NameKeyRefreshes          = "akvsync_key_refreshes_total"
 	codeNone                  = "none"
 	codeClassNone             = "none"
 	outcomeNew, outcomeChange = "new", "changed"
@@ -48,6 +49,7 @@ type WorkerMetrics struct {
 	throttled   *prometheus.CounterVec
 	retries     *prometheus.CounterVec
 	wait        prometheus.Histogram
+	refreshes   *prometheus.CounterVec
 
 	mu   gosync.Mutex
 	jobs map[string]int // running vault syncs by job
@@ -83,10 +85,13 @@ func NewWorkerMetrics(reg prometheus.Registerer) (*WorkerMetrics, error) {
 		wait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: NameAzureLimiterWait,
 			Help:    "Time a Key Vault attempt waited for akvsync's own rate limiters before it was sent.",
 			Buckets: []float64{0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NameKeyRefreshes,
+			Help: "Key refreshes (from Event Grid events) this worker finished, by outcome (updated, unchanged, current, not_found, vault_removed, failed)."},
+			[]string{"outcome"}),
 		jobs: map[string]int{},
 	}
 	for _, c := range []prometheus.Collector{m.inProgress, m.jobsSyncing, m.syncs, m.syncSeconds, m.keys,
-		m.requests, m.latency, m.throttled, m.retries, m.wait} {
+		m.requests, m.latency, m.throttled, m.retries, m.wait, m.refreshes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("telemetry: register: %w", err)
 		}
@@ -98,12 +103,19 @@ func NewWorkerMetrics(reg prometheus.Registerer) (*WorkerMetrics, error) {
 	for _, o := range []string{outcomeNew, outcomeChange, "unchanged", "gone"} {
 		m.keys.WithLabelValues(o)
 	}
+	for _, o := range []string{events.RefreshUpdated, events.RefreshUnchanged, events.RefreshCurrent,
+		events.RefreshNotFound, events.RefreshVaultRemoved, events.RefreshFailed} {
+		m.refreshes.WithLabelValues(o)
+	}
 	for _, op := range azure.Operations {
 		m.throttled.WithLabelValues(string(op))
 		m.retries.WithLabelValues(string(op))
 	}
 	return m, nil
 }
+
+// KeyRefreshed implements sync.Metrics.
+func (m *WorkerMetrics) KeyRefreshed(outcome string) { m.refreshes.WithLabelValues(outcome).Inc() }
 
 // VaultSyncStarted implements sync.Metrics.
 func (m *WorkerMetrics) VaultSyncStarted(jobID string) {

@@ -144,7 +144,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 				return err
 			}
 		}
-		for _, s := range []string{events.StreamRequests, events.StreamTasks, events.StreamEvents} {
+		for _, s := range []string{events.StreamRequests, events.StreamTasks, events.StreamEvents, events.StreamRefresh} {
 			if cfg.BindOnly {
 				consumers[s], err = topo.BindConsumer(ctx, js, s)
 			} else {
@@ -251,6 +251,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	w.run(runCtx, "projector", proj.Run)
 	w.run(runCtx, "planner", func(ctx context.Context) error { return planner.Run(ctx, consumers[events.StreamRequests]) })
 	w.run(runCtx, "syncer", func(ctx context.Context) error { return syncer.Run(ctx, consumers[events.StreamTasks]) })
+	w.run(runCtx, "refresher", func(ctx context.Context) error { return syncer.RunRefresher(ctx, consumers[events.StreamRefresh]) })
 	w.run(runCtx, "tracker", func(ctx context.Context) error { return tracker.Run(ctx, consumers[events.StreamEvents]) })
 	w.run(runCtx, "janitor", janitor.Run)
 	log.Info().Str("store", cfg.StorePath).Msg("worker started")

@@ -59,6 +59,9 @@ type Config struct {
 	// after its last vault sync there (default DefaultBudgetLinger;
 	// negative: none).
 	BudgetLinger time.Duration
+	// RefreshParallelism bounds the key refreshes one worker runs at once
+	// (default DefaultRefreshParallelism).
+	RefreshParallelism int
 	// Heartbeat is the interval of InProgress acks on a running task.
 	Heartbeat time.Duration
 	// RetryDelay is the base redelivery delay of a transiently failed task.
@@ -98,6 +101,9 @@ func (c Config) WithDefaults() Config {
 	if c.BudgetLinger == 0 {
 		c.BudgetLinger = DefaultBudgetLinger
 	}
+	if c.RefreshParallelism == 0 {
+		c.RefreshParallelism = DefaultRefreshParallelism
+	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
@@ -121,7 +127,7 @@ func (c Config) CASRetries() int { return DefaultCASRetries }
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	switch {
-	case c.VaultParallelism < 1, c.GetConcurrency < 1, c.GlobalGetConcurrency < 1:
+	case c.VaultParallelism < 1, c.GetConcurrency < 1, c.GlobalGetConcurrency < 1, c.RefreshParallelism < 1:
 		return fmt.Errorf("%w: concurrency settings must be at least 1", ErrInvalidConfig)
 	case c.Heartbeat < 10*time.Millisecond:
 		return fmt.Errorf("%w: heartbeat %s is too short", ErrInvalidConfig, c.Heartbeat)

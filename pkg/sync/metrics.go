@@ -24,6 +24,9 @@ type Metrics interface {
 	VaultSyncFinished(res events.VaultResult, took time.Duration)
 	// AzureAttempt is called for every Key Vault HTTP attempt.
 	AzureAttempt(a azure.Attempt)
+	// KeyRefreshed is called when a key refresh ended, with its outcome
+	// (one of the events.Refresh* constants).
+	KeyRefreshed(outcome string)
 }
 
 // noMetrics records nothing.
@@ -33,6 +36,7 @@ func (noMetrics) VaultSyncStarted(string)                             {}
 func (noMetrics) VaultSyncStopped(string)                             {}
 func (noMetrics) VaultSyncFinished(events.VaultResult, time.Duration) {}
 func (noMetrics) AzureAttempt(azure.Attempt)                          {}
+func (noMetrics) KeyRefreshed(string)                                 {}
 
 // usageCounter is one vault sync's accounting of its Azure requests
 // (events.AzureUsage), updated concurrently by its requests.

@@ -77,6 +77,10 @@ type Syncer struct {
 	global   chan struct{}
 	vaultLim *limiterSet
 	budget   *Budget
+	// ready is closed once Run has set up vaults and budget (RunRefresher
+	// waits for it); keys is the KEYS stream the refresher reads.
+	ready chan struct{}
+	keys  jetstream.Stream
 }
 
 // NewSyncer returns a syncer. store reads the job records (to honour
@@ -96,6 +100,7 @@ func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, store *jobs.St
 		global:   make(chan struct{}, cfg.GlobalGetConcurrency),
 		vaultLim: newLimiterSet(cfg.VaultRate),
 		budget:   NewLocalBudget(cfg.SubscriptionRate),
+		ready:    make(chan struct{}),
 	}, nil
 }
 
@@ -150,6 +155,7 @@ func (s *Syncer) Run(ctx context.Context, cons jetstream.Consumer) error {
 		return fmt.Errorf("subscribe to abort requests: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	close(s.ready)
 	return consume(ctx, cons, s.cfg.VaultParallelism, s.handle)
 }
 

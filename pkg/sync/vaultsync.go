@@ -193,19 +193,10 @@ func (r *vaultRun) firstErr() error {
 
 // fetch gets the latest version of one key and publishes its record.
 func (r *vaultRun) fetch(name string, prev events.KeyRecord, had bool) {
-	var raw *http.Response
-	resp, err := r.client.GetKey(runtime.WithCaptureResponse(r.ctx, &raw), name, "", nil)
+	rec, err := getKey(r.ctx, r.client, r.task, name, r.now, &r.noKeySizeAPI, r.log)
 	if err != nil {
 		r.getFailed(name, err)
 		return
-	}
-	rec := keyRecord(r.task, resp.KeyBundle, r.now)
-	if rec.KeySize == 0 && strings.HasPrefix(rec.Kty, "oct") {
-		size, ok := r.symmetricKeySize(name, rec.Version, raw)
-		if !ok {
-			return
-		}
-		rec.KeySize = size
 	}
 	if had {
 		rec.FirstSeenAt = prev.FirstSeenAt
@@ -238,33 +229,39 @@ func (r *vaultRun) getFailed(name string, err error) {
 	r.fail(fmt.Errorf("get key %s: %w", name, err))
 }
 
-// symmetricKeySize is the size in bits of a symmetric (oct-HSM) key, whose
-// material Key Vault never returns. The answer already fetched carries it
-// when the service included key_size; otherwise the key version is read
-// again with azure.KeySizeAPIVersion, the first api-version whose JWK has
-// key_size. A service that does not know that version (400) leaves the size
-// 0 (unknown) for the rest of the vault's sync. ok is false when the key
-// vanished or the vault failed.
-func (r *vaultRun) symmetricKeySize(name, version string, raw *http.Response) (size int, ok bool) {
-	if n := jwkKeySize(raw); n > 0 {
-		return n, true
+// getKey reads the latest version of a key as an inventory record. It
+// makes one GetKey call, and a second for a symmetric (oct-HSM) key,
+// whose material Key Vault never returns, when the first answer lacks
+// key_size: the version is read again with azure.KeySizeAPIVersion, the
+// first api-version whose JWK has key_size. A service that does not know
+// that version (400) sets noKeySizeAPI, and sizes stay 0 (unknown) from
+// then on.
+func getKey(ctx context.Context, client *azkeys.Client, task events.VaultTask, name string, now time.Time, noKeySizeAPI *atomic.Bool, log zerolog.Logger) (events.KeyRecord, error) {
+	var raw *http.Response
+	resp, err := client.GetKey(runtime.WithCaptureResponse(ctx, &raw), name, "", nil)
+	if err != nil {
+		return events.KeyRecord{}, err
 	}
-	if r.noKeySizeAPI.Load() {
-		return 0, true
+	rec := keyRecord(task, resp.KeyBundle, now)
+	if rec.KeySize != 0 || !strings.HasPrefix(rec.Kty, "oct") {
+		return rec, nil
+	}
+	if rec.KeySize = jwkKeySize(raw); rec.KeySize > 0 || noKeySizeAPI.Load() {
+		return rec, nil
 	}
 	var again *http.Response
-	ctx := runtime.WithCaptureResponse(azure.WithAPIVersion(r.ctx, azure.KeySizeAPIVersion), &again)
-	if _, err := r.client.GetKey(ctx, name, version, nil); err != nil {
+	actx := runtime.WithCaptureResponse(azure.WithAPIVersion(ctx, azure.KeySizeAPIVersion), &again)
+	if _, err := client.GetKey(actx, name, rec.Version, nil); err != nil {
 		var re *azcore.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
-			r.noKeySizeAPI.Store(true)
-			r.log.Debug().Err(err).Msg("the service has no api-version with symmetric key sizes: sizes stay unknown")
-			return 0, true
+			noKeySizeAPI.Store(true)
+			log.Debug().Err(err).Msg("the service has no api-version with symmetric key sizes: sizes stay unknown")
+			return rec, nil
 		}
-		r.getFailed(name, err)
-		return 0, false
+		return events.KeyRecord{}, err
 	}
-	return jwkKeySize(again), true
+	rec.KeySize = jwkKeySize(again)
+	return rec, nil
 }
 
 // jwkKeySize reads key.key_size from a captured key bundle answer (0: absent).
