@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +19,8 @@ import (
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/eventgrid"
+	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -30,6 +35,11 @@ type demoRun struct {
 	emu  *akvemu.Emulator
 	conn azure.Connection
 	log  zerolog.Logger
+	// webhookSecret authenticates the emulator's Event Grid deliveries to
+	// the API; webhookCAs trusts the API's self-signed certificate, added
+	// once it exists (before the subscription that uses it).
+	webhookSecret eventgrid.Secret
+	webhookCAs    *x509.CertPool
 }
 
 // prepareDemoDir gives the demo a clean data directory. The emulator's
@@ -68,9 +78,15 @@ func startDemo(ctx context.Context, o options, log zerolog.Logger) (*demoRun, er
 	// by host. A connection created through the API then reaches them with
 	// challenge resource verification on and a key_vault_dns_suffix, like
 	// any Azure Stack (docs/walkthrough.md); *.localhost is loopback.
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	cas := x509.NewCertPool()
 	emu, err := akvemu.Start(ctx, akvemu.Config{
 		Seed:            akvemu.SeedSpec{Vaults: o.demoVaults, KeysPerVault: o.demoKeys, ManagedHSMs: o.demoHSMs, Seed: 1},
 		HostRoutingOnly: true,
+		EventDelivery:   akvemu.EventDeliveryConfig{RootCAs: cas},
 		DataDir:         filepath.Join(o.dataDir, "emulator"),
 		Logger:          log.With().Str("component", "emulator").Logger().Level(zerolog.WarnLevel),
 	})
@@ -92,7 +108,8 @@ func startDemo(ctx context.Context, o options, log zerolog.Logger) (*demoRun, er
 		_ = emu.Close()
 		return nil, err
 	}
-	return &demoRun{o: o, emu: emu, conn: conn, log: log}, nil
+	return &demoRun{o: o, emu: emu, conn: conn, log: log, webhookCAs: cas,
+		webhookSecret: eventgrid.Secret{Name: "demo-emulator", Value: hex.EncodeToString(secret)}}, nil
 }
 
 func (d *demoRun) close() { _ = d.emu.Close() }
@@ -151,6 +168,10 @@ func (d *demoRun) run(ctx context.Context, out io.Writer, plane *control.Plane, 
 	if certFile != "" {
 		k = " --cacert " + certFile
 	}
+	pushVault, err := d.subscribeEvents(ctx, apiURL, certFile)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, `
 akvsync demo — %d emulated vaults and %d Managed HSM %s × %d keys, embedded NATS, one worker
   API       %s
@@ -167,8 +188,14 @@ Try it (a token lives %s; get a new one with the first command):
   curl -s%s -H "Authorization: Bearer $TOKEN" %s/api/v1/cckm/azure/synchronization-jobs?limit=1
   curl -s%s -H "Authorization: Bearer $TOKEN" '%s/api/v1/cckm/azure/keys?limit=2&key_size=2048'
 
+Event Grid push is wired: the emulator sends key events to the API's webhook, so a key
+created or rotated in an emulated vault is in the inventory within a second, with no job:
+  curl -s -X POST %s/admin/vaults/%s/keys/pushed-key -d '{"kty":"RSA"}'
+  curl -s%s -H "Authorization: Bearer $TOKEN" '%s/api/v1/cckm/azure/keys?key_name=pushed-key'
+
 `, d.o.demoVaults, d.o.demoHSMs, plural(d.o.demoHSMs, "pool", "pools"), d.o.demoKeys, apiURL, apiURL, facts.Username, orDash(password), filepath.Join(d.o.dataDir, demoMarker),
-		authSvc.TokenLifetime(), k, apiURL, facts.Username, password, k, apiURL, k, apiURL, k, apiURL, k, apiURL)
+		authSvc.TokenLifetime(), k, apiURL, facts.Username, password, k, apiURL, k, apiURL, k, apiURL, k, apiURL,
+		d.emu.AdminURL(), pushVault, k, apiURL)
 
 	start := time.Now()
 	job, err := plane.Jobs.Create(ctx, control.CreateJobRequest{SynchronizeAll: true}, facts.Username)
@@ -209,6 +236,30 @@ Try it (a token lives %s; get a new one with the first command):
 		}
 		return nil
 	}
+}
+
+// subscribeEvents subscribes the API's Event Grid webhook to the
+// emulator's key events (the handshake runs before it returns) and names
+// a vault to try it on.
+func (d *demoRun) subscribeEvents(ctx context.Context, apiURL, certFile string) (vault string, err error) {
+	if certFile != "" {
+		pem, err := os.ReadFile(certFile) // #nosec G304 -- the certificate this process wrote
+		if err != nil {
+			return "", err
+		}
+		d.webhookCAs.AppendCertsFromPEM(pem)
+	}
+	err = d.emu.AddEventSubscription(ctx, akvemu.EventSubscription{Name: "akvsync-demo", Endpoint: apiURL + httpapi.EventGridPath,
+		DeliveryHeaders: map[string]string{eventgrid.SecretHeader: d.webhookSecret.Value}})
+	if err != nil {
+		return "", fmt.Errorf("demo: event grid subscription: %w", err)
+	}
+	for _, v := range d.emu.Manifest().Vaults {
+		if v.Kind != akvemu.KindManagedHSM {
+			return v.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // progressLine is the demo's progress line: vaults done, keys, rate and

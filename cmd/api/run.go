@@ -29,6 +29,7 @@ import (
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
+	"github.com/akvsync/akvsync/internal/eventgrid"
 	"github.com/akvsync/akvsync/internal/httpapi"
 	"github.com/akvsync/akvsync/internal/schedule"
 	"github.com/akvsync/akvsync/internal/secrets"
@@ -65,6 +66,10 @@ type options struct {
 	allowPrivateEndpoints             bool
 	oidcDiscovery, oidcIssuers        string
 	oidcAudience, oidcRoleMap         string
+	egSecretsFile, egDiscovery        string
+	egIssuers, egAudience, egAppIDs   string
+	egRate                            float64
+	egBurst                           int
 }
 
 // endpointPolicy is the connections' endpoint policy: private addresses
@@ -101,6 +106,13 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.StringVar(&o.oidcIssuers, "oidc-issuers", "", "with --oidc-discovery-url: accepted iss values, comma-separated (default: the discovery document's issuer)")
 	fs.StringVar(&o.oidcAudience, "oidc-audience", "", "with --oidc-discovery-url: the aud the tokens must carry (the app's id URI)")
 	fs.StringVar(&o.oidcRoleMap, "oidc-role-map", "", "with --oidc-discovery-url: app role or group to akvsync role, e.g. \"akvsync.admin=admin,<group id>=viewer\"")
+	fs.StringVar(&o.egSecretsFile, "event-grid-secrets-file", "", "Event Grid webhook: file of \"<name> <secret>\" lines; a delivery carrying one in the "+eventgrid.SecretHeader+" header is accepted")
+	fs.StringVar(&o.egDiscovery, "event-grid-discovery-url", "", "Event Grid webhook: accept Entra ID tokens (Event Grid's Microsoft Entra delivery authentication) from this provider's .well-known/openid-configuration URL")
+	fs.StringVar(&o.egAudience, "event-grid-audience", "", "with --event-grid-discovery-url: the aud the tokens must carry (the Entra application id URI of the subscription)")
+	fs.StringVar(&o.egIssuers, "event-grid-issuers", "", "with --event-grid-discovery-url: accepted iss values, comma-separated (default: the discovery document's issuer)")
+	fs.StringVar(&o.egAppIDs, "event-grid-app-ids", eventGridAppID, "with --event-grid-discovery-url: accepted caller application ids (appid/azp), comma-separated; empty: any")
+	fs.Float64Var(&o.egRate, "event-grid-rate", eventgrid.DefaultRate, "Event Grid webhook: events per second this process accepts (429 with Retry-After beyond)")
+	fs.IntVar(&o.egBurst, "event-grid-burst", eventgrid.DefaultBurst, "Event Grid webhook: events accepted at once above the rate")
 	fs.StringVar(&o.usersFile, "users-file", "", "users file (YAML or JSON, password hashes); see docs/security.md")
 	fs.StringVar(&o.adminPassword, "admin-password", "", "bootstrap admin password (set AKVSYNC_ADMIN_PASSWORD instead of this flag)")
 	fs.StringVar(&o.jwtKeys, "jwt-keys", "", "JWT key ring \"kid:base64,…\" (first signs) or @file; generated and kept in --data-dir when embedded")
@@ -151,6 +163,8 @@ func parse(args []string, usage io.Writer) (options, error) {
 		return o, errors.New("--tls-cert and --tls-key go together")
 	case o.tlsCert != "" && o.tlsSelfSigned:
 		return o, errors.New("--tls-cert and --tls-self-signed are exclusive")
+	case (o.egDiscovery == "") != (o.egAudience == ""):
+		return o, errors.New("--event-grid-discovery-url and --event-grid-audience go together")
 	}
 	tlsOn := o.tlsCert != "" || o.tlsSelfSigned
 	if err := tlsconfig.CheckListen(o.listen, tlsOn, o.insecureHTTP); err != nil {
@@ -407,6 +421,9 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 	}()
+	if deps.EventGridWebhook, err = eventGridWebhook(ctx, o, demo); err != nil {
+		return err
+	}
 	deps.MetricsToken = metricsToken
 	deps.Prices = prices
 	// Discovery (get-subscriptions, get-vaults, get-managed-hsms) reads the
@@ -561,13 +578,51 @@ func oidcVerifier(ctx context.Context, o options) (*auth.OIDCVerifier, error) {
 		}
 		roles[k] = auth.Role(v)
 	}
-	var issuers []string
-	for _, iss := range strings.Split(o.oidcIssuers, ",") {
-		if iss = strings.TrimSpace(iss); iss != "" {
-			issuers = append(issuers, iss)
+	return auth.NewOIDCVerifier(ctx, auth.OIDCConfig{DiscoveryURL: o.oidcDiscovery, Issuers: splitList(o.oidcIssuers), Audience: o.oidcAudience, RoleMap: roles})
+}
+
+// eventGridAppID is the application id of Azure Event Grid's own Entra
+// identity, the caller of its Microsoft Entra authenticated deliveries.
+const eventGridAppID = "4962773b-9cdb-44cf-a8bf-237846a00ab7"
+
+// eventGridWebhook builds the Event Grid webhook's authentication and
+// rate limit from the flags (and the demo's own secret). Without a secret
+// or an identity provider every delivery is refused.
+func eventGridWebhook(ctx context.Context, o options, demo *demoRun) (*eventgrid.Webhook, error) {
+	cfg := eventgrid.Config{Rate: o.egRate, Burst: o.egBurst}
+	if o.egSecretsFile != "" {
+		f, err := os.Open(o.egSecretsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--event-grid-secrets-file: %w", err)
+		}
+		defer func() { _ = f.Close() }()
+		if cfg.Secrets, err = eventgrid.ParseSecrets(f); err != nil {
+			return nil, fmt.Errorf("--event-grid-secrets-file: %w", err)
 		}
 	}
-	return auth.NewOIDCVerifier(ctx, auth.OIDCConfig{DiscoveryURL: o.oidcDiscovery, Issuers: issuers, Audience: o.oidcAudience, RoleMap: roles})
+	if demo != nil {
+		cfg.Secrets = append(cfg.Secrets, demo.webhookSecret)
+	}
+	if o.egDiscovery != "" {
+		v, err := auth.NewOIDCVerifier(ctx, auth.OIDCConfig{DiscoveryURL: o.egDiscovery, Issuers: splitList(o.egIssuers),
+			Audience: o.egAudience, AppIDs: splitList(o.egAppIDs), IdentityOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("event grid: %w", err)
+		}
+		cfg.Tokens = v
+	}
+	return eventgrid.New(cfg)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // reloadUsersOn reloads the users of svc at each signal on sig until ctx

@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,7 +22,20 @@ type RetryAfterObserver interface {
 // paced like first tries and every 429 reaches the throttle.
 type throttlePolicy struct{ t Throttle }
 
+// throttleKey is the context key of WithThrottle.
+type throttleKey struct{}
+
+// WithThrottle makes the requests sent with ctx use t instead of their
+// client's own throttle: one cached client serves many callers, each paced
+// and accounted by its own throttle.
+func WithThrottle(ctx context.Context, t Throttle) context.Context {
+	return context.WithValue(ctx, throttleKey{}, t)
+}
+
 func (p throttlePolicy) Do(req *policy.Request) (*http.Response, error) {
+	if t, ok := req.Raw().Context().Value(throttleKey{}).(Throttle); ok && t != nil {
+		p.t = t
+	}
 	start := time.Now()
 	if err := p.t.Wait(req.Raw().Context()); err != nil {
 		return nil, err

@@ -81,6 +81,8 @@ type Syncer struct {
 	// waits for it); keys is the KEYS stream the refresher reads.
 	ready chan struct{}
 	keys  jetstream.Stream
+	// refreshClients are the refresher's Key Vault clients.
+	refreshClients clientCache
 }
 
 // NewSyncer returns a syncer. store reads the job records (to honour
