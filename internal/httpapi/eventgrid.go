@@ -63,13 +63,14 @@ func (a *api) eventGridOptions(w http.ResponseWriter, r *http.Request) {
 }
 
 // eventGridCaller authenticates a delivery; on failure it has answered
-// (401, or 404 when the webhook is not configured).
+// (401; without a webhook configured no delivery is authenticated, and
+// 503 when the refresh queue is not configured).
 func (a *api) eventGridCaller(w http.ResponseWriter, r *http.Request) bool {
-	if a.d.EventGrid == nil || a.d.EventGridWebhook == nil {
-		writeError(w, http.StatusServiceUnavailable, "the Event Grid webhook is not configured on this server")
-		return false
+	var who string
+	err := eventgrid.ErrUnauthenticated
+	if a.d.EventGridWebhook != nil {
+		who, err = a.d.EventGridWebhook.Authenticate(r)
 	}
-	who, err := a.d.EventGridWebhook.Authenticate(r)
 	if err != nil {
 		if info := infoFrom(r.Context()); info != nil {
 			info.err = err
@@ -80,6 +81,10 @@ func (a *api) eventGridCaller(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if info := infoFrom(r.Context()); info != nil {
 		info.user = who
+	}
+	if a.d.EventGrid == nil {
+		writeError(w, http.StatusServiceUnavailable, "the Event Grid webhook is not configured on this server")
+		return false
 	}
 	return true
 }

@@ -85,6 +85,10 @@ var rolesPublic = map[string]bool{
 	"POST " + APIPrefix + "/auth/revoke": true,
 	"GET " + OpenAPIPath:                 true,
 	"GET " + UIPath:                      true,
+	// Event Grid authenticates with its own credentials (a webhook
+	// secret or an Entra ID token), not an akvsync user's token.
+	"POST " + EventGridPath:    true,
+	"OPTIONS " + EventGridPath: true,
 }
 
 // rolesRow is the expectation for one route.
@@ -615,6 +619,8 @@ func TestPublicRoutesNeedNoToken(t *testing.T) {
 		{"anyone holding a refresh token can revoke it", "POST", APIPrefix + "/auth/revoke", `{"refresh_token":"not-a-real-one"}`, http.StatusNoContent},
 		{"anyone can read the OpenAPI document", "GET", OpenAPIPath, "", http.StatusOK},
 		{"anyone can load the dashboard's page (it holds no data)", "GET", UIPath, "", http.StatusOK},
+		{"Event Grid deliveries need the webhook's own credentials", "POST", EventGridPath, `[{"id":"1"}]`, http.StatusUnauthorized},
+		{"so does Event Grid's CloudEvents handshake", "OPTIONS", EventGridPath, "", http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -622,7 +628,7 @@ func TestPublicRoutesNeedNoToken(t *testing.T) {
 			if r.status != tt.want {
 				t.Fatalf("status %d, want %d; body %s", r.status, tt.want, r.body)
 			}
-			if tt.want == http.StatusUnauthorized {
+			if tt.want == http.StatusUnauthorized && tt.path != EventGridPath {
 				if ae := r.apiError(t); ae.Message != "Unauthorized: Invalid username or password" {
 					t.Errorf("message %q", ae.Message)
 				}
