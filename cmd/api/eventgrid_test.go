@@ -212,6 +212,27 @@ func TestEventGridPush(t *testing.T) {
 		}
 	})
 
+	t.Run("an event naming the key in another case refreshes the same record", func(t *testing.T) {
+		before, _ := inventoryKey(t, "pushed-1")
+		unchanged := metric(t, `akvsync_key_refreshes_total{outcome="unchanged"}`)
+		if code, answer := deliver(t, eventBody("upper-1", vault.ResourceID, "PUSHED-1", "", time.Now()), withSecret); code != http.StatusOK {
+			t.Fatalf("delivery: %d %s", code, answer)
+		}
+		natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+			if got := metric(t, `akvsync_key_refreshes_total{outcome="unchanged"}`); got != unchanged+1 {
+				return fmt.Errorf("%v unchanged refreshes, want %v", got, unchanged+1)
+			}
+			return nil
+		})
+		after, _ := inventoryKey(t, "pushed-1")
+		if after.Kid != before.Kid || after.SyncedAt == before.SyncedAt {
+			t.Fatalf("record %+v, was %+v: want the same version read again", after, before)
+		}
+		if n := metric(t, `akvsync_key_refreshes_total{outcome="failed"}`); n != 0 {
+			t.Fatalf("%v refreshes failed", n)
+		}
+	})
+
 	t.Run("an event of an unregistered vault is counted and dropped", func(t *testing.T) {
 		before := metric(t, `akvsync_eventgrid_events_total{outcome="unknown_vault"}`)
 		topic := vault.ResourceID[:strings.LastIndexByte(vault.ResourceID, '/')+1] + "not-registered"

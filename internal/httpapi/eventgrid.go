@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/akvsync/akvsync/internal/control"
@@ -127,6 +128,12 @@ func (a *api) eventGrid(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.d.Now().UTC()
 	outcomes := map[string]int{}
+	type vaultRef struct{ subscription, name string }
+	type resolved struct {
+		v   events.Vault
+		err error
+	}
+	vaults := map[vaultRef]resolved{}
 	var reqs []events.KeyRefresh
 	for _, ev := range d.Events {
 		if !slices.Contains(events.RefreshEventTypes(), ev.Type) {
@@ -141,7 +148,15 @@ func (a *api) eventGrid(w http.ResponseWriter, r *http.Request) {
 			fail(w, r, invalid("event %s: %s", ev.ID, err.Error()))
 			return
 		}
-		v, err := a.d.EventGrid.Vault(r.Context(), ke.SubscriptionID, ke.VaultName)
+		// A batch usually names few vaults: each is resolved once.
+		ref := vaultRef{ke.SubscriptionID, strings.ToLower(ke.VaultName)}
+		v, err := events.Vault{}, error(nil)
+		if got, ok := vaults[ref]; ok {
+			v, err = got.v, got.err
+		} else {
+			v, err = a.d.EventGrid.Vault(r.Context(), ke.SubscriptionID, ke.VaultName)
+			vaults[ref] = resolved{v, err}
+		}
 		if errors.Is(err, control.ErrNotFound) {
 			outcomes[egUnknownVault]++
 			a.d.Log.Debug().Str("event_id", ev.ID).Str("vault", ke.VaultName).Msg("Event Grid event of an unregistered vault; dropped")

@@ -135,6 +135,14 @@ func (s *Syncer) refreshKey(ctx context.Context, req events.KeyRefresh, res *eve
 			res.Outcome = events.RefreshNotFound
 			return nil
 		}
+		if rec.Name != req.KeyName {
+			// The event spelled the name in another case than Azure's
+			// canonical one, which the record's subject uses.
+			if prev, seq, err = s.currentKey(ctx, req.VaultID, rec.Name); err != nil {
+				return err
+			}
+			had = seq > 0
+		}
 		res.Version = rec.Version
 		res.Outcome = events.RefreshUpdated
 		if had {
