@@ -326,34 +326,15 @@ func typeBit(t EventType) uint8 {
 
 // delivery is a batch of events delivered (and retried) together.
 type delivery struct {
-	events  []*eventRecord
-	attempt int       // failed attempts so far: the aeg-delivery-count of the next try
-	first   time.Time // publication of the oldest event (EventTTL)
-	due     time.Time // next try (retries)
-	index   int       // in the retry heap
+	events   []*eventRecord
+	attempt  int       // failed attempts so far: the aeg-delivery-count of the next try
+	first    time.Time // publication of the oldest event (EventTTL)
+	due      time.Time // next try (retries)
+	heapSlot           // in the retry heap
 }
 
-type deliveryHeap []*delivery
-
-func (q deliveryHeap) Len() int           { return len(q) }
-func (q deliveryHeap) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
-func (q deliveryHeap) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *deliveryHeap) Push(x any) {
-	d := x.(*delivery)
-	d.index = len(*q)
-	*q = append(*q, d)
-}
-func (q *deliveryHeap) Pop() any {
-	old := *q
-	d := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	d.index = -1
-	return d
-}
+// dueAt implements dueItem.
+func (d *delivery) dueAt() time.Time { return d.due }
 
 // eventSub is a running event subscription: its handshake state, its bounded queue
 // (events ready to send plus deliveries waiting for a retry), one scheduler and a
@@ -380,7 +361,7 @@ type eventSub struct {
 	settled chan struct{}
 	vtimer  *time.Timer
 	ready   []*eventRecord
-	retry   deliveryHeap
+	retry   dueHeap[*delivery]
 
 	published, delivered, attempts, failed, retried, dropped, overflow, pending atomic.Int64
 }
@@ -680,7 +661,7 @@ func (s *eventSub) schedule() {
 			next = s.retry[0]
 		case len(s.ready) > 0:
 			fromReady = min(len(s.ready), maxBatch)
-			next = &delivery{events: slices.Clone(s.ready[:fromReady]), first: s.ready[0].time, index: -1}
+			next = &delivery{events: slices.Clone(s.ready[:fromReady]), first: s.ready[0].time, heapSlot: heapSlot{index: -1}}
 		}
 		if next == nil && len(s.retry) > 0 {
 			wait = s.retry[0].due.Sub(now)

@@ -34,33 +34,14 @@ type expiryKey struct {
 }
 
 type expiryItem struct {
-	key   expiryKey
-	due   int64 // unix seconds
-	exp   int64 // the exp the threshold was computed from
-	index int
+	key expiryKey
+	due int64 // unix seconds
+	exp int64 // the exp the threshold was computed from
+	heapSlot
 }
 
-type expiryHeap []*expiryItem
-
-func (q expiryHeap) Len() int           { return len(q) }
-func (q expiryHeap) Less(i, j int) bool { return q[i].due < q[j].due }
-func (q expiryHeap) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *expiryHeap) Push(x any) {
-	it := x.(*expiryItem)
-	it.index = len(*q)
-	*q = append(*q, it)
-}
-func (q *expiryHeap) Pop() any {
-	old := *q
-	it := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	it.index = -1
-	return it
-}
+// dueAt implements dueItem.
+func (it *expiryItem) dueAt() time.Time { return time.Unix(it.due, 0) }
 
 type expiryTracker struct {
 	hub  *eventHub
@@ -71,7 +52,7 @@ type expiryTracker struct {
 	active  bool
 	stopped bool
 	until   int64 // thresholds up to here are in the heap (unix seconds)
-	h       expiryHeap
+	h       dueHeap[*expiryItem]
 	byKey   map[expiryKey]*expiryItem
 	skipped int64
 }
