@@ -22,7 +22,7 @@ func (e *env) runFigures(ctx context.Context) *report {
 	rep := &report{Started: time.Now(), Machine: describeMachine(), Command: "akvsync-bench " + strings.Join(os.Args[1:], " ")}
 	fns := map[string]func(context.Context, *figureResult) error{
 		figP1: e.figP1, figP2: e.figP2, figP4: e.figP4, figFlat: e.figFlat, figP5: e.figP5,
-		figStorage: e.figStorage, figP6: e.figP6, figFanout: e.figFanout,
+		figStorage: e.figStorage, figP6: e.figP6, figFanout: e.figFanout, figFresh: e.figFresh,
 	}
 	for _, name := range figureOrder {
 		if !e.o.figures[name] || ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,6 +54,49 @@ func TestSmallestRun(t *testing.T) {
 	}
 }
 
+// TestFreshPush runs the freshness figure's push run end to end at a
+// small size: an embedded API with an Event Grid secret, the emulator
+// delivering its key events to the webhook, creates and rotations each
+// seen through the keys list. The schedule run is left out: it waits for
+// whole minutes.
+func TestFreshPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"-fresh", "-json", "-work-dir", t.TempDir(), "-fresh.schedule=false",
+		"-fresh.vaults", "2", "-fresh.keys", "30", "-fresh.changes", "4", "-fresh.latency", "0s", "-fresh.visible-timeout", "1m"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Figures) != 1 || rep.Figures[0].Figure != figFresh || rep.Figures[0].Error != "" {
+		t.Fatalf("figures %+v, want fresh without error", rep.Figures)
+	}
+	rows := map[string]row{}
+	for _, r := range rep.Figures[0].Rows {
+		rows[r.Metric] = r
+	}
+	if r, ok := rows["push: change → visible p50"]; !ok || r.Value <= 0 {
+		t.Errorf("push p50 row %+v", r)
+	}
+	// Issue 11: at most 2 Azure calls per change (401 challenges aside),
+	// one GetKey per created or rotated RSA key.
+	if r, ok := rows["push: Azure calls per change"]; !ok || r.Value != 1 || r.Pass == nil || !*r.Pass {
+		t.Errorf("calls per change row %+v, want 1 call", r)
+	}
+	for m := range rows {
+		if strings.Contains(m, "schedule") {
+			t.Errorf("row %q with -fresh.schedule=false", m)
+		}
+	}
+}
+
 func TestParseOptions(t *testing.T) {
 	var stderr bytes.Buffer
 	if _, err := parseOptions(nil, &stderr); err == nil {
@@ -67,6 +111,13 @@ func TestParseOptions(t *testing.T) {
 	}
 	if o.p1Vaults != 7 || o.p1Keys != 250 || o.fanHostRouting {
 		t.Fatalf("-small with -p1.vaults 7: vaults %d keys %d host routing %v", o.p1Vaults, o.p1Keys, o.fanHostRouting)
+	}
+	o, err = parseOptions([]string{"-small", "-fresh"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.frVaults != 4 || o.frChanges != 8 || o.frSpan != 20*time.Second || !o.frSchedule {
+		t.Fatalf("-small -fresh: vaults %d changes %d span %s schedule %v", o.frVaults, o.frChanges, o.frSpan, o.frSchedule)
 	}
 	o, err = parseOptions([]string{"-all"}, &stderr)
 	if err != nil {
