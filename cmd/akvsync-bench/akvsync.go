@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
@@ -232,7 +232,7 @@ func (d *deployment) stop() {
 	if d.api != nil {
 		_ = d.api.stop()
 	}
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, w := range d.workers {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = w.stop() }()
@@ -380,7 +380,7 @@ func (d *deployment) keyTotal(ctx context.Context) (int, error) {
 type apiClient struct {
 	base string
 	hc   *http.Client
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	jwt  string
 }
 

@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -38,7 +38,7 @@ type env struct {
 	tmpWork string
 	seq     int
 
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	procs []*proc
 
 	// fixtures are the embedded inventories shared by figures, by size.

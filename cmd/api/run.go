@@ -36,7 +36,7 @@ import (
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // options are the parsed flags.
@@ -114,13 +114,13 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a generated self-signed certificate (written to <data-dir>/tls-cert.pem)")
 	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (the demo's default is warn, to keep its screen readable)")
-	fs.IntVar(&o.vaultParallelism, "vault-parallelism", sync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
-	fs.IntVar(&o.getConcurrency, "get-concurrency", sync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
-	fs.DurationVar(&o.jobRetention, "job-retention", sync.DefaultJobRetention, "embedded worker: delete finished jobs this long after they finished")
-	fs.IntVar(&o.jobsKept, "jobs-kept", sync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
+	fs.IntVar(&o.vaultParallelism, "vault-parallelism", akvsync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
+	fs.IntVar(&o.getConcurrency, "get-concurrency", akvsync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
+	fs.DurationVar(&o.jobRetention, "job-retention", akvsync.DefaultJobRetention, "embedded worker: delete finished jobs this long after they finished")
+	fs.IntVar(&o.jobsKept, "jobs-kept", akvsync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
 	fs.IntVar(&o.residentLimitMiB, "store-resident-limit-mib", store.DefaultResidentLimit>>20, "embedded worker: file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
-	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
-	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
+	fs.Float64Var(&o.vaultRate, "vault-rate", akvsync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
+	fs.Float64Var(&o.subscriptionRate, "subscription-rate", akvsync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
 	fs.StringVar(&o.metricsTokenFile, "metrics-token-file", "", "file holding a static bearer token that may read /metrics (for Prometheus; a JWT works too)")
 	fs.StringVar(&o.azurePrices, "azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations for the jobs' cost estimate (see docs/operations.md)")
 	if err := app.ParseFlags(fs, args, usage); err != nil {
@@ -333,9 +333,9 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 			Topology:           topo,
 			StorePath:          filepath.Join(o.dataDir, "inventory.db"),
 			StoreResidentLimit: int64(o.residentLimitMiB) << 20,
-			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
+			Sync: akvsync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
 				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Prices: prices},
-			Janitor:     sync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
+			Janitor:     akvsync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
 			Connections: app.ChainConnections{Registry: connReg},
 			Logger:      log,
 			Registry:    reg,

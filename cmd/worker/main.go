@@ -33,7 +33,7 @@ import (
 	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 func main() {
@@ -101,14 +101,14 @@ func run(args []string) error {
 	masterKeys := fs.String("master-keys", "", "master key ring that opens connection secrets in the registry (set AKVSYNC_MASTER_KEYS instead of this flag)")
 	masterKeyFile := fs.String("master-key-file", "", "file holding the master key ring")
 	replicas := fs.Int("replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
-	vaultPar := fs.Int("vault-parallelism", sync.DefaultVaultParallelism, "vaults synced at once by this worker")
-	getConc := fs.Int("get-concurrency", sync.DefaultGetConcurrency, "GetKey calls in flight per vault")
-	vaultRate := fs.Float64("vault-rate", sync.DefaultVaultRate, "Azure requests per second per vault (negative: unlimited)")
-	subRate := fs.Float64("subscription-rate", sync.DefaultSubscriptionRate, "Azure requests per second per subscription, shared by every worker (give all workers the same value; negative: unlimited)")
-	budgetLinger := fs.Duration("budget-linger", sync.DefaultBudgetLinger, "keep this worker's share of a subscription's budget this long after its last vault sync there")
+	vaultPar := fs.Int("vault-parallelism", akvsync.DefaultVaultParallelism, "vaults synced at once by this worker")
+	getConc := fs.Int("get-concurrency", akvsync.DefaultGetConcurrency, "GetKey calls in flight per vault")
+	vaultRate := fs.Float64("vault-rate", akvsync.DefaultVaultRate, "Azure requests per second per vault (negative: unlimited)")
+	subRate := fs.Float64("subscription-rate", akvsync.DefaultSubscriptionRate, "Azure requests per second per subscription, shared by every worker (give all workers the same value; negative: unlimited)")
+	budgetLinger := fs.Duration("budget-linger", akvsync.DefaultBudgetLinger, "keep this worker's share of a subscription's budget this long after its last vault sync there")
 	ackWait := fs.Duration("task-ack-wait", events.DefaultTaskAckWait, "redeliver a vault task after this long without a heartbeat")
-	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
-	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
+	retention := fs.Duration("job-retention", akvsync.DefaultJobRetention, "delete finished jobs this long after they finished")
+	jobsKept := fs.Int("jobs-kept", akvsync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	inventoryBatch := fs.Int("inventory-batch", defaultInventoryBatch, "key records the inventory applies per bbolt transaction (bounds the pages one commit touches)")
 	residentLimit := fs.Int("store-resident-limit-mib", defaultStoreResidentLimitMiB, "file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
@@ -214,10 +214,10 @@ func run(args []string) error {
 		StorePath:          *storePath,
 		StoreResidentLimit: int64(*residentLimit) << 20,
 		InventoryBatch:     *inventoryBatch,
-		Sync: sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
+		Sync: akvsync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(akvsync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
 			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log, Prices: prices},
 		Azure:       azure.Config{},
-		Janitor:     sync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
+		Janitor:     akvsync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
 		Connections: resolver,
 		Logger:      log,
 		BindOnly:    true,

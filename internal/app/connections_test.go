@@ -15,7 +15,7 @@ import (
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -155,7 +155,7 @@ func TestImportConnectionAndChain(t *testing.T) {
 		if got, err := chain.Connection(ctx, "prod"); err != nil || got.TenantID != "t2" {
 			t.Fatalf("got %+v, %v, want the registry's", got, err)
 		}
-		if _, err := chain.Connection(ctx, "ghost"); !errors.Is(err, sync.ErrUnknownConnection) {
+		if _, err := chain.Connection(ctx, "ghost"); !errors.Is(err, akvsync.ErrUnknownConnection) {
 			t.Fatalf("unknown: %v", err)
 		}
 	})
@@ -171,7 +171,7 @@ func TestImportConnectionAndChain(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = ChainConnections{Registry: reg2}.Connection(ctx, "prod")
-		if !errors.Is(err, sync.ErrPermanent) || strings.Contains(err.Error(), "second-secret") {
+		if !errors.Is(err, akvsync.ErrPermanent) || strings.Contains(err.Error(), "second-secret") {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // EmbeddedMaxPayload is the embedded server's message size limit.
@@ -131,8 +131,8 @@ func ConnectNATS(ctx context.Context, url, name string, log zerolog.Logger, opts
 
 func connectRetrying(ctx context.Context, log zerolog.Logger, connect func() (*nats.Conn, error)) (*nats.Conn, error) {
 	var nc *nats.Conn
-	err := sync.Retry(ctx, log, sync.RetryPolicy{Initial: 250 * time.Millisecond, Max: ConnectBackoffMax, Budget: -1,
-		Retryable: sync.WhileForming}, "connect to NATS", func(context.Context) (err error) {
+	err := akvsync.Retry(ctx, log, akvsync.RetryPolicy{Initial: 250 * time.Millisecond, Max: ConnectBackoffMax, Budget: -1,
+		Retryable: akvsync.WhileForming}, "connect to NATS", func(context.Context) (err error) {
 		nc, err = connect()
 		return err
 	})

@@ -10,7 +10,7 @@ import (
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/secrets"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // MasterKeyFile is the name of the master key ring an embedded process
@@ -102,21 +102,21 @@ type ChainConnections struct {
 	Registry *connections.Registry
 }
 
-// Connection implements sync.Connections.
+// Connection implements azure.Connections.
 func (c ChainConnections) Connection(ctx context.Context, name string) (azure.Connection, error) {
 	if conn, ok := c.Static[name]; ok {
 		return conn, nil
 	}
 	if c.Registry == nil {
-		return azure.Connection{}, fmt.Errorf("%w %q", sync.ErrUnknownConnection, name)
+		return azure.Connection{}, fmt.Errorf("%w %q", akvsync.ErrUnknownConnection, name)
 	}
 	conn, err := c.Registry.Connection(ctx, name)
 	switch {
 	case errors.Is(err, connections.ErrNotFound):
-		return azure.Connection{}, fmt.Errorf("%w %q", sync.ErrUnknownConnection, name)
+		return azure.Connection{}, fmt.Errorf("%w %q", akvsync.ErrUnknownConnection, name)
 	case errors.Is(err, connections.ErrCorrupt):
 		// Undecryptable (a retired master key): retrying cannot help.
-		return azure.Connection{}, fmt.Errorf("%w: %w", sync.ErrPermanent, err)
+		return azure.Connection{}, fmt.Errorf("%w: %w", akvsync.ErrPermanent, err)
 	}
 	return conn, err
 }

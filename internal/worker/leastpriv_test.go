@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +42,7 @@ func startLeastPrivilege(t testing.TB) *leastPrivilege {
 // recorder keeps the permission violations the server reported to one
 // connection.
 type recorder struct {
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	errs []string
 	news chan struct{}
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/jobs"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // env is one pipeline under test: a real JetStream server, the emulator
@@ -136,9 +136,9 @@ func setup(t testing.TB, o envOptions) *env {
 
 // startWorker starts a worker with its own store; tweak adjusts its sync
 // settings.
-func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config), more ...func(*worker.Config)) *worker.Worker {
+func (e *env) startWorker(t testing.TB, name string, tweak func(*akvsync.Config), more ...func(*worker.Config)) *worker.Worker {
 	t.Helper()
-	cfg := sync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: 300 * time.Millisecond, VaultRate: -1, SubscriptionRate: -1}
+	cfg := akvsync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: 300 * time.Millisecond, VaultRate: -1, SubscriptionRate: -1}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -524,7 +524,7 @@ func TestCancel(t *testing.T) {
 		if err := e.emu.SetFaults(name, akvemu.Faults{Latency: 20 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
-		e.startWorker(t, "w1", func(c *sync.Config) { c.GetConcurrency = getConc })
+		e.startWorker(t, "w1", func(c *akvsync.Config) { c.GetConcurrency = getConc })
 		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{name}})
 		natstest.CheckFor(t, 30*time.Second, 5*time.Millisecond, func() error {
 			if n := e.emu.Counters(name).Total(akvemu.OpGetKey); n < 30 {
@@ -632,7 +632,7 @@ func TestJanitor(t *testing.T) {
 			t.Fatal(err)
 		}
 		live := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{names[1]}})
-		e.startWorker(t, "w1", func(c *sync.Config) { c.VaultParallelism = 1 }, func(c *worker.Config) {
+		e.startWorker(t, "w1", func(c *akvsync.Config) { c.VaultParallelism = 1 }, func(c *worker.Config) {
 			c.Janitor.Interval, c.Janitor.Grace = 50*time.Millisecond, time.Millisecond
 		})
 		natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -249,7 +249,7 @@ func (s *Store) Detail(ctx context.Context, job events.Job) (events.JobDetail, e
 	d.Vaults = make([]events.JobVault, len(planned))
 	errs := make([]error, len(planned))
 	sem := make(chan struct{}, detailParallelism)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i, pv := range planned {
 		wg.Add(1)
 		sem <- struct{}{}

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -30,15 +29,21 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 	if v.VaultURI == "" {
 		return fmt.Errorf("%w: vault %s is no longer registered", ErrPermanent, v.QualifiedName())
 	}
-	var conn azure.Connection
+	usage := &usageCounter{managedHSM: v.IsManagedHSM()}
+	// The subscription's limiter is set below, before the client sends
+	// its first request.
+	th := &throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), usage: usage, metrics: s.cfg.Metrics}
+	var client *azkeys.Client
 	err := Retry(ctx, log, RetryPolicy{}, "read connection", func(ctx context.Context) (err error) {
-		conn, err = s.conns.Connection(ctx, v.Connection)
+		client, err = s.keys.KeysClient(ctx, v.Connection, v.VaultURI, th)
 		return err
 	})
-	if errors.Is(err, ErrUnknownConnection) || errors.Is(err, azure.ErrInvalidConnection) {
+	switch {
+	case errors.Is(err, ErrPermanent):
+		return err
+	case errors.Is(err, ErrUnknownConnection):
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
-	if err != nil {
+	case err != nil:
 		// The registry may be briefly unreachable: retry the task.
 		return fmt.Errorf("read connection %q: %w", v.Connection, err)
 	}
@@ -47,13 +52,8 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return err
 	}
 	defer release()
-	usage := &usageCounter{managedHSM: v.IsManagedHSM()}
+	th.subscription = subLim
 	defer func() { res.Azure = usage.snapshot() }()
-	th := throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, usage: usage, metrics: s.cfg.Metrics}
-	client, err := s.clients.KeysClient(conn, v.VaultURI, th)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
 	var prev map[string]events.KeyRecord
 	err = Retry(ctx, log, RetryPolicy{}, "read previous inventory", func(ctx context.Context) (err error) {
 		prev, err = s.inventory.VaultKeys(ctx, v.ID)
@@ -95,12 +95,12 @@ type vaultRun struct {
 	now    time.Time
 	usage  *usageCounter
 	sem    chan struct{}
-	wg     gosync.WaitGroup
+	wg     sync.WaitGroup
 
-	// noKeySizeAPI is set once the service refused azure.KeySizeAPIVersion.
+	// noKeySizeAPI is set once the service refused KeySizeAPIVersion.
 	noKeySizeAPI atomic.Bool
 
-	mu                               gosync.Mutex
+	mu                               sync.Mutex
 	seen                             map[string]bool
 	listed, fetched, unchanged, gone int
 	added, changed                   int // fetched keys new to the inventory, and changed ones
@@ -241,7 +241,7 @@ func (r *vaultRun) getFailed(name string, err error) {
 // symmetricKeySize is the size in bits of a symmetric (oct-HSM) key, whose
 // material Key Vault never returns. The answer already fetched carries it
 // when the service included key_size; otherwise the key version is read
-// again with azure.KeySizeAPIVersion, the first api-version whose JWK has
+// again with KeySizeAPIVersion, the first api-version whose JWK has
 // key_size. A service that does not know that version (400) leaves the size
 // 0 (unknown) for the rest of the vault's sync. ok is false when the key
 // vanished or the vault failed.
@@ -253,7 +253,7 @@ func (r *vaultRun) symmetricKeySize(name, version string, raw *http.Response) (s
 		return 0, true
 	}
 	var again *http.Response
-	ctx := runtime.WithCaptureResponse(azure.WithAPIVersion(r.ctx, azure.KeySizeAPIVersion), &again)
+	ctx := runtime.WithCaptureResponse(WithAPIVersion(r.ctx, KeySizeAPIVersion), &again)
 	if _, err := r.client.GetKey(ctx, name, version, nil); err != nil {
 		var re *azcore.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
