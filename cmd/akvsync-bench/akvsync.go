@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/keyring"
 	"github.com/akvsync/akvsync/internal/secrets"
 )
 
@@ -110,8 +111,8 @@ func (e *env) startDistributed(ctx context.Context, name string, em *emulator, w
 	if err != nil {
 		return nil, err
 	}
-	d.env = []string{"AKVSYNC_ADMIN_PASSWORD=" + benchAdminPassword, "AKVSYNC_MASTER_KEYS=" + secrets.FormatKey("m1", mk),
-		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("k1", jk)}
+	d.env = []string{"AKVSYNC_ADMIN_PASSWORD=" + benchAdminPassword, "AKVSYNC_MASTER_KEYS=" + keyring.Format("m1", mk),
+		"AKVSYNC_JWT_KEYS=" + keyring.Format("k1", jk)}
 	err = waitFor(ctx, time.Minute, 100*time.Millisecond, func() error {
 		if err := d.nats.exited(); err != nil {
 			return err

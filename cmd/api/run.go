@@ -23,16 +23,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/app"
+	"github.com/akvsync/akvsync/cmd/internal/cli"
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/httpapi"
+	"github.com/akvsync/akvsync/internal/keyring"
+	"github.com/akvsync/akvsync/internal/natsconn"
 	"github.com/akvsync/akvsync/internal/schedule"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/store"
+	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -123,14 +126,14 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.Float64Var(&o.subscriptionRate, "subscription-rate", akvsync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
 	fs.StringVar(&o.metricsTokenFile, "metrics-token-file", "", "file holding a static bearer token that may read /metrics (for Prometheus; a JWT works too)")
 	fs.StringVar(&o.azurePrices, "azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations for the jobs' cost estimate (see docs/operations.md)")
-	if err := app.ParseFlags(fs, args, usage); err != nil {
+	if err := cli.ParseFlags(fs, args, usage); err != nil {
 		return o, err
 	}
 	if o.demo {
 		o.embedded = true
 		setLevel := false
 		fs.Visit(func(f *flag.Flag) { setLevel = setLevel || f.Name == "log-level" })
-		if _, env := os.LookupEnv(app.EnvName("log-level")); !setLevel && !env {
+		if _, env := os.LookupEnv(cli.EnvName("log-level")); !setLevel && !env {
 			o.logLevel = "warn"
 		}
 	}
@@ -177,15 +180,15 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := app.NewLogger(os.Stderr, o.logLevel, false, "akvsync-api")
+	log, err := cli.NewLogger(os.Stderr, o.logLevel, false, "akvsync-api")
 	if err != nil {
 		return err
 	}
-	prices, err := app.LoadPrices(o.azurePrices)
+	prices, err := events.LoadPrices(o.azurePrices)
 	if err != nil {
 		return err
 	}
-	metricsToken, err := app.LoadMetricsToken(o.metricsTokenFile)
+	metricsToken, err := telemetry.LoadMetricsToken(o.metricsTokenFile)
 	if err != nil {
 		return err
 	}
@@ -215,33 +218,22 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	// NATS: embedded or external.
 	var ns *server.Server
 	connect := func(name string, role events.Role) (*nats.Conn, error) {
-		// Each service reads only its own inboxes (docs/security.md).
-		inbox := nats.CustomInboxPrefix(role.InboxPrefix())
 		if ns != nil {
-			opts := []nats.Option{inbox}
-			if o.natsUser != "" {
-				opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
-			}
-			return app.ConnectInProcess(ns, name, opts...)
-		}
-		opts := []nats.Option{inbox}
-		switch {
-		case o.natsCreds != "":
-			opts = append(opts, nats.UserCredentials(o.natsCreds))
-		case o.natsUser != "":
-			opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
+			// The embedded server's own user, when it has one.
+			return natsconn.ConnectInProcess(ns, name, natsconn.Auth{User: o.natsUser, Password: o.natsPassword}.Options(role)...)
 		}
 		// Waits (and logs) while no NATS server answers yet.
-		return app.ConnectNATS(ctx, o.natsURL, name, log, opts...)
+		auth := natsconn.Auth{Creds: o.natsCreds, User: o.natsUser, Password: o.natsPassword}
+		return natsconn.Connect(ctx, o.natsURL, name, log, auth.Options(role)...)
 	}
 	if o.embedded {
-		ncfg := app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword}
+		ncfg := natsconn.EmbeddedConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword}
 		if o.natsTLSCert != "" {
 			if ncfg.TLS, err = tlsconfig.ServerConfig(o.natsTLSCert, o.natsTLSKey); err != nil {
 				return err
 			}
 		}
-		ns, err = app.StartEmbeddedNATS(ncfg)
+		ns, err = natsconn.StartEmbedded(ncfg)
 		if err != nil {
 			return err
 		}
@@ -278,7 +270,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	if o.embedded {
 		embeddedDir = o.dataDir
 	}
-	ring, err := app.MasterKeyRing(o.masterKeys, o.masterKeyFile, embeddedDir)
+	ring, err := secrets.MasterKeyRing(o.masterKeys, o.masterKeyFile, embeddedDir)
 	if err != nil {
 		return err
 	}
@@ -298,7 +290,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	} else if st.Resealed > 0 {
 		log.Info().Int("resealed", st.Resealed).Str("master_key", sealer.CurrentKeyID()).Msg("connection secrets resealed under the current master key")
 	}
-	conns, err := app.ConfiguredConnections(o.connections, o.manifest)
+	conns, err := connections.ConfiguredConnections(o.connections, o.manifest)
 	if err != nil {
 		return err
 	}
@@ -311,7 +303,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		conns[demo.conn.Name] = demo.conn
 	}
 	for _, c := range conns {
-		if err := app.ImportConnection(ctx, connReg, c); err != nil {
+		if err := connReg.Import(ctx, c); err != nil {
 			return err
 		}
 	}
@@ -336,7 +328,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 			Sync: akvsync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
 				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Prices: prices},
 			Janitor:     akvsync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
-			Connections: app.ChainConnections{Registry: connReg},
+			Connections: connections.Chain{Registry: connReg},
 			Logger:      log,
 			Registry:    reg,
 		})
@@ -586,15 +578,7 @@ func reloadUsersOn(ctx context.Context, sig <-chan os.Signal, svc *auth.Service)
 // embeddedKeyRing loads the key ring kept at path, creating it (0600) on
 // first start.
 func embeddedKeyRing(path string) (string, map[string][]byte, error) {
-	if _, err := os.Stat(path); err == nil {
-		return auth.LoadKeyRingFile(path)
-	}
-	key, err := auth.GenerateKey()
-	if err != nil {
-		return "", nil, err
-	}
-	kid := "k" + time.Now().UTC().Format("20060102")
-	if err := os.WriteFile(path, []byte(auth.FormatKeyRingEntry(kid, key)+"\n"), 0o600); err != nil {
+	if err := keyring.Ensure(path, "k"+time.Now().UTC().Format("20060102"), auth.MinKeyBytes); err != nil {
 		return "", nil, err
 	}
 	return auth.LoadKeyRingFile(path)

@@ -26,9 +26,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/app"
+	"github.com/akvsync/akvsync/cmd/internal/cli"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
+	"github.com/akvsync/akvsync/internal/natsconn"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/internal/worker"
@@ -117,30 +118,21 @@ func run(args []string) error {
 	metricsPublic := fs.Bool("metrics-public", false, "allow a non-loopback --metrics-listen address")
 	azurePrices := fs.String("azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations, for the cost estimate of job finished events (see docs/operations.md)")
 	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft limit of the Go heap in MiB (debug.SetMemoryLimit); 0 for none; the GOMEMLIMIT environment variable, when set, wins")
-	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {
+	if err := cli.ParseFlags(fs, args, os.Stdout); err != nil {
 		return err
 	}
-	log, err := app.NewLogger(os.Stderr, *logLevel, false, "akvsync-worker")
+	log, err := cli.NewLogger(os.Stderr, *logLevel, false, "akvsync-worker")
 	if err != nil {
 		return err
 	}
 	if err := setMemoryLimit(*memLimit); err != nil {
 		return err
 	}
-	natsOpts := func(role events.Role) []nats.Option {
-		opts := []nats.Option{nats.CustomInboxPrefix(role.InboxPrefix())}
-		switch {
-		case *natsCreds != "":
-			opts = append(opts, nats.UserCredentials(*natsCreds))
-		case *natsUser != "":
-			opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
-		}
-		return opts
-	}
+	natsOpts := natsconn.Auth{Creds: *natsCreds, User: *natsUser, Password: *natsPassword}.Options
 	if *initTopo {
 		return initTopology(*natsURL, events.Topology{Replicas: *replicas, TaskAckWait: *ackWait}, log, natsOpts(events.RoleAdmin))
 	}
-	conns, err := app.ConfiguredConnections(*connFile, *manifest)
+	conns, err := connections.ConfiguredConnections(*connFile, *manifest)
 	if err != nil {
 		return err
 	}
@@ -151,7 +143,7 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	prices, err := app.LoadPrices(*azurePrices)
+	prices, err := events.LoadPrices(*azurePrices)
 	if err != nil {
 		return err
 	}
@@ -176,7 +168,7 @@ func run(args []string) error {
 		defer func() { _ = ms.Close() }()
 	}
 	// Waits (and logs) while no NATS server answers yet.
-	nc, err := app.ConnectNATS(ctx, *natsURL, "akvsync-worker", log, natsOpts(events.RoleWorker)...)
+	nc, err := natsconn.Connect(ctx, *natsURL, "akvsync-worker", log, natsOpts(events.RoleWorker)...)
 	if err != nil {
 		return err
 	}
@@ -185,9 +177,9 @@ func run(args []string) error {
 	if err := topo.Validate(); err != nil {
 		return err
 	}
-	resolver := app.ChainConnections{Static: conns}
+	resolver := connections.Chain{Static: conns}
 	if haveKey {
-		ring, err := app.MasterKeyRing(*masterKeys, *masterKeyFile, "")
+		ring, err := secrets.MasterKeyRing(*masterKeys, *masterKeyFile, "")
 		if err != nil {
 			return err
 		}
@@ -254,7 +246,7 @@ func initTopology(url string, topo events.Topology, log zerolog.Logger, opts []n
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, err := app.ConnectNATS(ctx, url, "akvsync-init", log, opts...)
+	nc, err := natsconn.Connect(ctx, url, "akvsync-init", log, opts...)
 	if err != nil {
 		return err
 	}

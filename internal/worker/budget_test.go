@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/akvemu"
@@ -34,7 +35,7 @@ func (e *env) startProcess(t testing.TB, name string, cfg akvsync.Config) *worke
 		StoreNoSync: true,
 		Sync:        cfg,
 		Azure:       azure.Config{},
-		Connections: worker.StaticConnections{"emulator": e.conn},
+		Connections: connections.Chain{Static: map[string]azure.Connection{"emulator": e.conn}},
 		// Warnings show with a failure: why a vault was synced twice.
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})

@@ -25,10 +25,6 @@ import (
 	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
-// ErrUnknownConnection is returned for a vault whose connection is not
-// configured.
-var ErrUnknownConnection = akvsync.ErrUnknownConnection
-
 // Config is a worker's configuration.
 type Config struct {
 	// Topology must match the other processes'.
@@ -376,19 +372,6 @@ func (w *Worker) Close() error {
 	qerr := w.query.Stop()
 	w.wg.Wait()
 	return errors.Join(qerr, w.store.Close(), w.Err())
-}
-
-// StaticConnections resolves connections from a fixed map (configuration
-// given at start).
-type StaticConnections map[string]azure.Connection
-
-// Connection implements azure.Connections.
-func (s StaticConnections) Connection(_ context.Context, name string) (azure.Connection, error) {
-	c, ok := s[name]
-	if !ok {
-		return azure.Connection{}, fmt.Errorf("%w %q", ErrUnknownConnection, name)
-	}
-	return c, nil
 }
 
 // WaitForTopology runs ensure until it succeeds, retrying with backoff and

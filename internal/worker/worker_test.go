@@ -16,9 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/natsconn"
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/akvemu"
@@ -85,7 +86,7 @@ func setup(t testing.TB, o envOptions) *env {
 		}
 		nc, js, users.api = users.connect(t, events.RoleAPI)
 	} else {
-		srv := natstest.RunServer(t, natstest.Options{MaxPayload: app.EmbeddedMaxPayload}) // as embedded
+		srv := natstest.RunServer(t, natstest.Options{MaxPayload: natsconn.EmbeddedMaxPayload}) // as embedded
 		nc, js = natstest.Connect(t, srv)
 		if err := topo.EnsureStreams(ctx, js); err != nil {
 			t.Fatal(err)
@@ -148,7 +149,7 @@ func (e *env) startWorker(t testing.TB, name string, tweak func(*akvsync.Config)
 		StoreNoSync: true,
 		Sync:        cfg,
 		Azure:       azure.Config{Retry: azure.Retry{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond, MaxRetries: 2}},
-		Connections: worker.StaticConnections{"emulator": e.conn},
+		Connections: connections.Chain{Static: map[string]azure.Connection{"emulator": e.conn}},
 		Logger:      zerolog.Nop(),
 	}
 	for _, f := range more {
