@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -83,7 +84,7 @@ func (r *Registry) Test(ctx context.Context, ref string, req TestRequest) (TestR
 			return TestResult{}, err
 		}
 		if len(vaults) == 0 {
-			return TestResult{}, newErr(ErrUnprocessable, "connection %s has no registered vault to test with; give vault_uri", rec.Name)
+			return TestResult{}, apierr.New(ErrUnprocessable, "connection %s has no registered vault to test with; give vault_uri", rec.Name)
 		}
 		slices.SortFunc(vaults, func(a, b events.Vault) int {
 			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/arm"
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -300,7 +301,7 @@ func (s *Service) DeleteSubscription(ctx context.Context, ref string) (Subscript
 	}
 	if err := s.kv.Delete(ctx, rec.ID, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return Subscription{}, newErr(ErrUnavailable, err, "subscription %s changed while being deleted; retry", rec.SubscriptionID)
+			return Subscription{}, apierr.Wrap(ErrUnavailable, err, "subscription %s changed while being deleted; retry", rec.SubscriptionID)
 		}
 		return Subscription{}, unavailable("delete subscription", err)
 	}
