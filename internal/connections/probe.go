@@ -252,18 +252,11 @@ func (r *Registry) recordTest(ctx context.Context, id string, ok bool, msg strin
 	ctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
 	defer cancel()
 	now := r.now()
-	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
-		rec, rev, err := r.byID(ctx, id)
-		if err != nil {
-			r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
-			return
-		}
+	_, _, err := r.update(ctx, id, "record the connection test", func(rec *record) error {
 		rec.LastConnectionOK, rec.LastConnectionError, rec.LastConnectionAt = ok, msg, &now
-		if _, err := r.put(ctx, rec, rev); errors.Is(err, ErrConflict) {
-			continue
-		} else if err != nil {
-			r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
-		}
-		return
+		return nil
+	})
+	if err != nil {
+		r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
 	}
 }
