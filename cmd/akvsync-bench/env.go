@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +33,6 @@ type env struct {
 	log     io.Writer
 	bin     string
 	dir     string
-	tmpBin  string
 	tmpWork string
 	seq     int
 
@@ -89,7 +87,7 @@ func (o options) binaries() []string {
 func buildBinaries(ctx context.Context, dir string, names []string, log io.Writer) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return fmt.Errorf("the go command builds the binaries: %w", err)
 	}
 	for _, name := range names {
 		pkg := binaries[name]

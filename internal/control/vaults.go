@@ -363,7 +363,7 @@ func (r *Registry) dropKeys(ctx context.Context, vaultID string) error {
 // the same time is refused with a [ConflictError]. Adding the vault again
 // afterwards gives it a new id and it syncs normally.
 func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) {
-	v, rev, err := r.get(ctx, id)
+	v, _, err := r.get(ctx, id)
 	if err != nil {
 		return events.Vault{}, err
 	}
@@ -384,7 +384,7 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 			_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
 		}()
 	}
-	v, rev, err = r.update(ctx, v.ID, "mark vault "+v.QualifiedName()+" removing", func(cur *events.Vault) error {
+	v, rev, err := r.update(ctx, v.ID, "mark vault "+v.QualifiedName()+" removing", func(cur *events.Vault) error {
 		if cur.Removing {
 			return events.ErrNoChange
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats.go"
@@ -194,7 +195,7 @@ func (r *vaultRun) firstErr() error {
 // fetch gets the latest version of one key and publishes its record.
 func (r *vaultRun) fetch(name string, prev events.KeyRecord, had bool) {
 	var raw *http.Response
-	resp, err := r.client.GetKey(runtime.WithCaptureResponse(r.ctx, &raw), name, "", nil)
+	resp, err := r.client.GetKey(policy.WithCaptureResponse(r.ctx, &raw), name, "", nil)
 	if err != nil {
 		r.getFailed(name, err)
 		return
@@ -253,7 +254,7 @@ func (r *vaultRun) symmetricKeySize(name, version string, raw *http.Response) (s
 		return 0, true
 	}
 	var again *http.Response
-	ctx := runtime.WithCaptureResponse(WithAPIVersion(r.ctx, KeySizeAPIVersion), &again)
+	ctx := policy.WithCaptureResponse(WithAPIVersion(r.ctx, KeySizeAPIVersion), &again)
 	if _, err := r.client.GetKey(ctx, name, version, nil); err != nil {
 		var re *azcore.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {
