@@ -12,10 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/keyring"
 	"github.com/akvsync/akvsync/internal/secrets"
 )
 
@@ -110,8 +111,8 @@ func (e *env) startDistributed(ctx context.Context, name string, em *emulator, w
 	if err != nil {
 		return nil, err
 	}
-	d.env = []string{"AKVSYNC_ADMIN_PASSWORD=" + benchAdminPassword, "AKVSYNC_MASTER_KEYS=" + secrets.FormatKey("m1", mk),
-		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("k1", jk)}
+	d.env = []string{"AKVSYNC_ADMIN_PASSWORD=" + benchAdminPassword, "AKVSYNC_MASTER_KEYS=" + keyring.Format("m1", mk),
+		"AKVSYNC_JWT_KEYS=" + keyring.Format("k1", jk)}
 	err = waitFor(ctx, time.Minute, 100*time.Millisecond, func() error {
 		if err := d.nats.exited(); err != nil {
 			return err
@@ -232,7 +233,7 @@ func (d *deployment) stop() {
 	if d.api != nil {
 		_ = d.api.stop()
 	}
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, w := range d.workers {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = w.stop() }()
@@ -380,7 +381,7 @@ func (d *deployment) keyTotal(ctx context.Context) (int, error) {
 type apiClient struct {
 	base string
 	hc   *http.Client
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	jwt  string
 }
 

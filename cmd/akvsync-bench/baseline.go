@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -15,7 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/akvsync/akvsync/pkg/akvemu"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // baselineBatch is how many records the baseline commits per bbolt
@@ -98,8 +98,8 @@ func runBaseline(ctx context.Context, em *emulator, dir string) (int, time.Durat
 	}()
 
 	start := time.Now()
-	var wg gosync.WaitGroup
-	vaultSem := make(chan struct{}, sync.DefaultVaultParallelism)
+	var wg sync.WaitGroup
+	vaultSem := make(chan struct{}, akvsync.DefaultVaultParallelism)
 	for _, v := range em.m.Vaults {
 		wg.Add(1)
 		vaultSem <- struct{}{}
@@ -127,9 +127,9 @@ func baselineVault(ctx context.Context, v akvemu.ManifestVault, cred azcore.Toke
 	if err != nil {
 		return err
 	}
-	sem := make(chan struct{}, sync.DefaultGetConcurrency)
-	var wg gosync.WaitGroup
-	var mu gosync.Mutex
+	sem := make(chan struct{}, akvsync.DefaultGetConcurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
 	var firstErr error
 	pager := c.NewListKeyPropertiesPager(nil)
 	for pager.More() {

@@ -9,10 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -34,11 +33,10 @@ type env struct {
 	log     io.Writer
 	bin     string
 	dir     string
-	tmpBin  string
 	tmpWork string
 	seq     int
 
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	procs []*proc
 
 	// fixtures are the embedded inventories shared by figures, by size.
@@ -89,7 +87,7 @@ func (o options) binaries() []string {
 func buildBinaries(ctx context.Context, dir string, names []string, log io.Writer) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return fmt.Errorf("the go command builds the binaries: %w", err)
 	}
 	for _, name := range names {
 		pkg := binaries[name]

@@ -15,9 +15,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/eventgrid"
 	"github.com/akvsync/akvsync/internal/httpapi"
@@ -98,12 +98,12 @@ func startDemo(ctx context.Context, o options, log zerolog.Logger) (*demoRun, er
 		_ = emu.Close()
 		return nil, err
 	}
-	m, err := app.ReadEmulatorManifest(mf)
+	m, err := connections.ReadEmulatorManifest(mf)
 	if err != nil {
 		_ = emu.Close()
 		return nil, err
 	}
-	conn, err := app.EmulatorConnectionFrom(m)
+	conn, err := connections.EmulatorConnectionFrom(m)
 	if err != nil {
 		_ = emu.Close()
 		return nil, err

@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/app"
+	"github.com/akvsync/akvsync/cmd/internal/cli"
 	"github.com/akvsync/akvsync/internal/auth"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
@@ -31,13 +31,16 @@ import (
 	"github.com/akvsync/akvsync/internal/discovery"
 	"github.com/akvsync/akvsync/internal/eventgrid"
 	"github.com/akvsync/akvsync/internal/httpapi"
+	"github.com/akvsync/akvsync/internal/keyring"
+	"github.com/akvsync/akvsync/internal/natsconn"
 	"github.com/akvsync/akvsync/internal/schedule"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/store"
+	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // options are the parsed flags.
@@ -126,23 +129,23 @@ func parse(args []string, usage io.Writer) (options, error) {
 	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a generated self-signed certificate (written to <data-dir>/tls-cert.pem)")
 	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (the demo's default is warn, to keep its screen readable)")
-	fs.IntVar(&o.vaultParallelism, "vault-parallelism", sync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
-	fs.IntVar(&o.getConcurrency, "get-concurrency", sync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
-	fs.DurationVar(&o.jobRetention, "job-retention", sync.DefaultJobRetention, "embedded worker: delete finished jobs this long after they finished")
-	fs.IntVar(&o.jobsKept, "jobs-kept", sync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
+	fs.IntVar(&o.vaultParallelism, "vault-parallelism", akvsync.DefaultVaultParallelism, "embedded worker: vaults synced at once")
+	fs.IntVar(&o.getConcurrency, "get-concurrency", akvsync.DefaultGetConcurrency, "embedded worker: GetKey calls in flight per vault")
+	fs.DurationVar(&o.jobRetention, "job-retention", akvsync.DefaultJobRetention, "embedded worker: delete finished jobs this long after they finished")
+	fs.IntVar(&o.jobsKept, "jobs-kept", akvsync.DefaultJobsKept, "embedded worker: keep at most this many finished jobs")
 	fs.IntVar(&o.residentLimitMiB, "store-resident-limit-mib", store.DefaultResidentLimit>>20, "embedded worker: file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
-	fs.Float64Var(&o.vaultRate, "vault-rate", sync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
-	fs.Float64Var(&o.subscriptionRate, "subscription-rate", sync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
+	fs.Float64Var(&o.vaultRate, "vault-rate", akvsync.DefaultVaultRate, "embedded worker: Azure requests per second per vault")
+	fs.Float64Var(&o.subscriptionRate, "subscription-rate", akvsync.DefaultSubscriptionRate, "embedded worker: Azure requests per second per subscription, shared with any other worker on this NATS (negative: unlimited)")
 	fs.StringVar(&o.metricsTokenFile, "metrics-token-file", "", "file holding a static bearer token that may read /metrics (for Prometheus; a JWT works too)")
 	fs.StringVar(&o.azurePrices, "azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations for the jobs' cost estimate (see docs/operations.md)")
-	if err := app.ParseFlags(fs, args, usage); err != nil {
+	if err := cli.ParseFlags(fs, args, usage); err != nil {
 		return o, err
 	}
 	if o.demo {
 		o.embedded = true
 		setLevel := false
 		fs.Visit(func(f *flag.Flag) { setLevel = setLevel || f.Name == "log-level" })
-		if _, env := os.LookupEnv(app.EnvName("log-level")); !setLevel && !env {
+		if _, env := os.LookupEnv(cli.EnvName("log-level")); !setLevel && !env {
 			o.logLevel = "warn"
 		}
 	}
@@ -191,15 +194,15 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := app.NewLogger(os.Stderr, o.logLevel, false, "akvsync-api")
+	log, err := cli.NewLogger(os.Stderr, o.logLevel, false, "akvsync-api")
 	if err != nil {
 		return err
 	}
-	prices, err := app.LoadPrices(o.azurePrices)
+	prices, err := events.LoadPrices(o.azurePrices)
 	if err != nil {
 		return err
 	}
-	metricsToken, err := app.LoadMetricsToken(o.metricsTokenFile)
+	metricsToken, err := telemetry.LoadMetricsToken(o.metricsTokenFile)
 	if err != nil {
 		return err
 	}
@@ -229,33 +232,22 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	// NATS: embedded or external.
 	var ns *server.Server
 	connect := func(name string, role events.Role) (*nats.Conn, error) {
-		// Each service reads only its own inboxes (docs/security.md).
-		inbox := nats.CustomInboxPrefix(role.InboxPrefix())
 		if ns != nil {
-			opts := []nats.Option{inbox}
-			if o.natsUser != "" {
-				opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
-			}
-			return app.ConnectInProcess(ns, name, opts...)
-		}
-		opts := []nats.Option{inbox}
-		switch {
-		case o.natsCreds != "":
-			opts = append(opts, nats.UserCredentials(o.natsCreds))
-		case o.natsUser != "":
-			opts = append(opts, nats.UserInfo(o.natsUser, o.natsPassword))
+			// The embedded server's own user, when it has one.
+			return natsconn.ConnectInProcess(ns, name, natsconn.Auth{User: o.natsUser, Password: o.natsPassword}.Options(role)...)
 		}
 		// Waits (and logs) while no NATS server answers yet.
-		return app.ConnectNATS(ctx, o.natsURL, name, log, opts...)
+		auth := natsconn.Auth{Creds: o.natsCreds, User: o.natsUser, Password: o.natsPassword}
+		return natsconn.Connect(ctx, o.natsURL, name, log, auth.Options(role)...)
 	}
 	if o.embedded {
-		ncfg := app.EmbeddedNATSConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword}
+		ncfg := natsconn.EmbeddedConfig{DataDir: o.dataDir, Listen: o.natsListen, User: o.natsUser, Password: o.natsPassword}
 		if o.natsTLSCert != "" {
 			if ncfg.TLS, err = tlsconfig.ServerConfig(o.natsTLSCert, o.natsTLSKey); err != nil {
 				return err
 			}
 		}
-		ns, err = app.StartEmbeddedNATS(ncfg)
+		ns, err = natsconn.StartEmbedded(ncfg)
 		if err != nil {
 			return err
 		}
@@ -292,7 +284,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	if o.embedded {
 		embeddedDir = o.dataDir
 	}
-	ring, err := app.MasterKeyRing(o.masterKeys, o.masterKeyFile, embeddedDir)
+	ring, err := secrets.MasterKeyRing(o.masterKeys, o.masterKeyFile, embeddedDir)
 	if err != nil {
 		return err
 	}
@@ -312,7 +304,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 	} else if st.Resealed > 0 {
 		log.Info().Int("resealed", st.Resealed).Str("master_key", sealer.CurrentKeyID()).Msg("connection secrets resealed under the current master key")
 	}
-	conns, err := app.ConfiguredConnections(o.connections, o.manifest)
+	conns, err := connections.ConfiguredConnections(o.connections, o.manifest)
 	if err != nil {
 		return err
 	}
@@ -325,7 +317,7 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 		conns[demo.conn.Name] = demo.conn
 	}
 	for _, c := range conns {
-		if err := app.ImportConnection(ctx, connReg, c); err != nil {
+		if err := connReg.Import(ctx, c); err != nil {
 			return err
 		}
 	}
@@ -347,10 +339,10 @@ func runContext(parent context.Context, args []string, stdout io.Writer) error {
 			Topology:           topo,
 			StorePath:          filepath.Join(o.dataDir, "inventory.db"),
 			StoreResidentLimit: int64(o.residentLimitMiB) << 20,
-			Sync: sync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
+			Sync: akvsync.Config{Source: "akvsync/worker/" + host, VaultParallelism: o.vaultParallelism,
 				GetConcurrency: o.getConcurrency, VaultRate: o.vaultRate, SubscriptionRate: o.subscriptionRate, Logger: log, Prices: prices},
-			Janitor:     sync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
-			Connections: app.ChainConnections{Registry: connReg},
+			Janitor:     akvsync.JanitorConfig{JobRetention: o.jobRetention, JobsKept: o.jobsKept},
+			Connections: connections.Chain{Registry: connReg},
 			Logger:      log,
 			Registry:    reg,
 		})
@@ -641,15 +633,7 @@ func reloadUsersOn(ctx context.Context, sig <-chan os.Signal, svc *auth.Service)
 // embeddedKeyRing loads the key ring kept at path, creating it (0600) on
 // first start.
 func embeddedKeyRing(path string) (string, map[string][]byte, error) {
-	if _, err := os.Stat(path); err == nil {
-		return auth.LoadKeyRingFile(path)
-	}
-	key, err := auth.GenerateKey()
-	if err != nil {
-		return "", nil, err
-	}
-	kid := "k" + time.Now().UTC().Format("20060102")
-	if err := os.WriteFile(path, []byte(auth.FormatKeyRingEntry(kid, key)+"\n"), 0o600); err != nil {
+	if err := keyring.Ensure(path, "k"+time.Now().UTC().Format("20060102"), auth.MinKeyBytes); err != nil {
 		return "", nil, err
 	}
 	return auth.LoadKeyRingFile(path)

@@ -26,14 +26,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/app"
+	"github.com/akvsync/akvsync/cmd/internal/cli"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
+	"github.com/akvsync/akvsync/internal/natsconn"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 func main() {
@@ -101,14 +102,14 @@ func run(args []string) error {
 	masterKeys := fs.String("master-keys", "", "master key ring that opens connection secrets in the registry (set AKVSYNC_MASTER_KEYS instead of this flag)")
 	masterKeyFile := fs.String("master-key-file", "", "file holding the master key ring")
 	replicas := fs.Int("replicas", events.DefaultReplicas, "JetStream replicas of streams and buckets (3 in a cluster)")
-	vaultPar := fs.Int("vault-parallelism", sync.DefaultVaultParallelism, "vaults synced at once by this worker")
-	getConc := fs.Int("get-concurrency", sync.DefaultGetConcurrency, "GetKey calls in flight per vault")
-	vaultRate := fs.Float64("vault-rate", sync.DefaultVaultRate, "Azure requests per second per vault (negative: unlimited)")
-	subRate := fs.Float64("subscription-rate", sync.DefaultSubscriptionRate, "Azure requests per second per subscription, shared by every worker (give all workers the same value; negative: unlimited)")
-	budgetLinger := fs.Duration("budget-linger", sync.DefaultBudgetLinger, "keep this worker's share of a subscription's budget this long after its last vault sync there")
+	vaultPar := fs.Int("vault-parallelism", akvsync.DefaultVaultParallelism, "vaults synced at once by this worker")
+	getConc := fs.Int("get-concurrency", akvsync.DefaultGetConcurrency, "GetKey calls in flight per vault")
+	vaultRate := fs.Float64("vault-rate", akvsync.DefaultVaultRate, "Azure requests per second per vault (negative: unlimited)")
+	subRate := fs.Float64("subscription-rate", akvsync.DefaultSubscriptionRate, "Azure requests per second per subscription, shared by every worker (give all workers the same value; negative: unlimited)")
+	budgetLinger := fs.Duration("budget-linger", akvsync.DefaultBudgetLinger, "keep this worker's share of a subscription's budget this long after its last vault sync there")
 	ackWait := fs.Duration("task-ack-wait", events.DefaultTaskAckWait, "redeliver a vault task after this long without a heartbeat")
-	retention := fs.Duration("job-retention", sync.DefaultJobRetention, "delete finished jobs this long after they finished")
-	jobsKept := fs.Int("jobs-kept", sync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
+	retention := fs.Duration("job-retention", akvsync.DefaultJobRetention, "delete finished jobs this long after they finished")
+	jobsKept := fs.Int("jobs-kept", akvsync.DefaultJobsKept, "keep at most this many finished jobs (the oldest beyond it are deleted)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	inventoryBatch := fs.Int("inventory-batch", defaultInventoryBatch, "key records the inventory applies per bbolt transaction (bounds the pages one commit touches)")
 	residentLimit := fs.Int("store-resident-limit-mib", defaultStoreResidentLimitMiB, "file-backed resident memory in MiB above which the inventory hands its mapped pages back to the page cache (negative: at every apply)")
@@ -117,30 +118,21 @@ func run(args []string) error {
 	metricsPublic := fs.Bool("metrics-public", false, "allow a non-loopback --metrics-listen address")
 	azurePrices := fs.String("azure-prices", "", "JSON file of Azure Key Vault prices per 10,000 operations, for the cost estimate of job finished events (see docs/operations.md)")
 	memLimit := fs.Int("memory-limit-mib", defaultMemoryLimitMiB, "soft limit of the Go heap in MiB (debug.SetMemoryLimit); 0 for none; the GOMEMLIMIT environment variable, when set, wins")
-	if err := app.ParseFlags(fs, args, os.Stdout); err != nil {
+	if err := cli.ParseFlags(fs, args, os.Stdout); err != nil {
 		return err
 	}
-	log, err := app.NewLogger(os.Stderr, *logLevel, false, "akvsync-worker")
+	log, err := cli.NewLogger(os.Stderr, *logLevel, false, "akvsync-worker")
 	if err != nil {
 		return err
 	}
 	if err := setMemoryLimit(*memLimit); err != nil {
 		return err
 	}
-	natsOpts := func(role events.Role) []nats.Option {
-		opts := []nats.Option{nats.CustomInboxPrefix(role.InboxPrefix())}
-		switch {
-		case *natsCreds != "":
-			opts = append(opts, nats.UserCredentials(*natsCreds))
-		case *natsUser != "":
-			opts = append(opts, nats.UserInfo(*natsUser, *natsPassword))
-		}
-		return opts
-	}
+	natsOpts := natsconn.Auth{Creds: *natsCreds, User: *natsUser, Password: *natsPassword}.Options
 	if *initTopo {
 		return initTopology(*natsURL, events.Topology{Replicas: *replicas, TaskAckWait: *ackWait}, log, natsOpts(events.RoleAdmin))
 	}
-	conns, err := app.ConfiguredConnections(*connFile, *manifest)
+	conns, err := connections.ConfiguredConnections(*connFile, *manifest)
 	if err != nil {
 		return err
 	}
@@ -151,7 +143,7 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	prices, err := app.LoadPrices(*azurePrices)
+	prices, err := events.LoadPrices(*azurePrices)
 	if err != nil {
 		return err
 	}
@@ -176,7 +168,7 @@ func run(args []string) error {
 		defer func() { _ = ms.Close() }()
 	}
 	// Waits (and logs) while no NATS server answers yet.
-	nc, err := app.ConnectNATS(ctx, *natsURL, "akvsync-worker", log, natsOpts(events.RoleWorker)...)
+	nc, err := natsconn.Connect(ctx, *natsURL, "akvsync-worker", log, natsOpts(events.RoleWorker)...)
 	if err != nil {
 		return err
 	}
@@ -185,9 +177,9 @@ func run(args []string) error {
 	if err := topo.Validate(); err != nil {
 		return err
 	}
-	resolver := app.ChainConnections{Static: conns}
+	resolver := connections.Chain{Static: conns}
 	if haveKey {
-		ring, err := app.MasterKeyRing(*masterKeys, *masterKeyFile, "")
+		ring, err := secrets.MasterKeyRing(*masterKeys, *masterKeyFile, "")
 		if err != nil {
 			return err
 		}
@@ -214,10 +206,10 @@ func run(args []string) error {
 		StorePath:          *storePath,
 		StoreResidentLimit: int64(*residentLimit) << 20,
 		InventoryBatch:     *inventoryBatch,
-		Sync: sync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(sync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
+		Sync: akvsync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(akvsync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
 			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log, Prices: prices},
 		Azure:       azure.Config{},
-		Janitor:     sync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
+		Janitor:     akvsync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
 		Connections: resolver,
 		Logger:      log,
 		BindOnly:    true,
@@ -254,7 +246,7 @@ func initTopology(url string, topo events.Topology, log zerolog.Logger, opts []n
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, err := app.ConnectNATS(ctx, url, "akvsync-init", log, opts...)
+	nc, err := natsconn.Connect(ctx, url, "akvsync-init", log, opts...)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/azure"
 )
 
@@ -93,14 +94,7 @@ func (e *Error) Unwrap() []error {
 
 // invalidf returns an error wrapping ErrInvalid whose text is the message
 // alone, for clients.
-func invalidf(format string, args ...any) error {
-	return &invalidError{msg: fmt.Sprintf(format, args...)}
-}
-
-type invalidError struct{ msg string }
-
-func (e *invalidError) Error() string { return e.msg }
-func (e *invalidError) Unwrap() error { return ErrInvalid }
+func invalidf(format string, args ...any) error { return apierr.New(ErrInvalid, format, args...) }
 
 // describe turns an SDK error into an [*Error]. Context errors and this
 // package's own errors are returned as they are.

@@ -181,22 +181,3 @@ func (c Config) Validate() error {
 	}
 	return validateKeyRing(c.SigningKeyID, c.Keys)
 }
-
-// validateKeyRing checks the JWT key ring.
-func validateKeyRing(signingKID string, keys map[string][]byte) error {
-	if len(keys) == 0 {
-		return fmt.Errorf("%w: no signing keys", ErrInvalidConfig)
-	}
-	for kid, k := range keys {
-		if err := validateKID(kid); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
-		if len(k) < MinKeyBytes {
-			return fmt.Errorf("%w: key %q has %d bytes, want at least %d", ErrInvalidConfig, kid, len(k), MinKeyBytes)
-		}
-	}
-	if _, ok := keys[signingKID]; !ok {
-		return fmt.Errorf("%w: signing key id %q is not in the key ring", ErrInvalidConfig, signingKID)
-	}
-	return nil
-}

@@ -11,7 +11,7 @@
 //
 //   - on POST /api/v1/auth/tokens: [ParseTokenRequest] the body, call
 //     [Service.IssueToken] with r.RemoteAddr, and write the [TokenResponse]
-//     as JSON (or map the error with [HTTPStatus] / [RetryAfter]);
+//     as JSON (or map the error to a status; [RetryAfter] says how long to wait);
 //   - on every other endpoint (but health): [FromRequest], [Service.Verify],
 //     [WithPrincipal] on the request context, then [Principal.Require] with the
 //     endpoint's [Perm].

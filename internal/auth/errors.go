@@ -3,7 +3,6 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 )
 
@@ -100,28 +99,6 @@ func RetryAfter(err error) (seconds int, ok bool) {
 		s = 1
 	}
 	return s, true
-}
-
-// HTTPStatus maps an error of this package to the HTTP status the API should
-// answer with: 400 bad request, 413 body too large, 401 invalid credentials or
-// token, 403 forbidden, 429 rate limited, and 500 for anything else.
-func HTTPStatus(err error) int {
-	switch {
-	case err == nil:
-		return http.StatusOK
-	case errors.Is(err, ErrBodyTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrBadRequest):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrInvalidCredentials), errors.Is(err, ErrInvalidToken):
-		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, ErrRateLimited):
-		return http.StatusTooManyRequests
-	default:
-		return http.StatusInternalServerError
-	}
 }
 
 // UnauthorizedMessage renders a token error the way CCKM words it, e.g.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/akvsync/akvsync/internal/keyring"
 )
 
 func TestParseKeyRing(t *testing.T) {
@@ -51,7 +53,7 @@ func TestKeyRingFileRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "jwt.keys")
-	if err := os.WriteFile(path, []byte(FormatKeyRingEntry("2026-03", k)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(keyring.Format("2026-03", k)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	kid, keys, err := LoadKeyRingFile(path)

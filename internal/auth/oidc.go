@@ -157,10 +157,18 @@ func (v *OIDCVerifier) fetchKeys(ctx context.Context) error {
 		case "EC":
 			x, err1 := b.DecodeString(k.X)
 			y, err2 := b.DecodeString(k.Y)
-			if k.Crv != "P-256" || err1 != nil || err2 != nil {
+			if k.Crv != "P-256" || err1 != nil || err2 != nil || len(x) > 32 || len(y) > 32 {
 				continue
 			}
-			pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+			// The uncompressed point 0x04 || X || Y, each coordinate 32 bytes.
+			pt := make([]byte, 65)
+			pt[0] = 4
+			copy(pt[33-len(x):33], x)
+			copy(pt[65-len(y):], y)
+			pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt)
+			if err != nil {
+				continue // not a point of the curve
+			}
 			keys[k.Kid] = pub
 		case "RSA":
 			n, err1 := b.DecodeString(k.N)

@@ -70,9 +70,6 @@ var rolePerms = map[Role][]Perm{
 	},
 }
 
-// Roles lists the roles, most privileged first.
-func Roles() []Role { return []Role{RoleAdmin, RoleOperator, RoleViewer} }
-
 // Valid reports whether r is one of the three roles.
 func (r Role) Valid() bool {
 	_, ok := rolePerms[r]
@@ -82,15 +79,6 @@ func (r Role) Valid() bool {
 // Permissions returns a copy of the permissions granted to r (nil for an
 // unknown role).
 func (r Role) Permissions() []Perm { return slices.Clone(rolePerms[r]) }
-
-// ParseRole converts s to a Role, rejecting unknown roles.
-func ParseRole(s string) (Role, error) {
-	r := Role(s)
-	if !r.Valid() {
-		return "", fmt.Errorf("%w: unknown role %q (want admin, operator or viewer)", ErrInvalidConfig, s)
-	}
-	return r, nil
-}
 
 // Principal is an authenticated caller.
 type Principal struct {

@@ -3,26 +3,28 @@ package azure
 import (
 	"net/http"
 	"testing"
+
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 func TestOperationOf(t *testing.T) {
 	for _, c := range []struct {
 		method, path string
-		want         Operation
+		want         akvsync.Operation
 	}{
-		{"GET", "/keys", OpListKeys},
-		{"GET", "/keys/", OpListKeys},
-		{"GET", "/keys/k1", OpGetKey},
-		{"GET", "/keys/k1/0123abcd", OpGetKey},
-		{"GET", "/keys/k1/versions", OpListKeyVersions},
-		{"GET", "/keys/keys", OpGetKey},
-		{"GET", "/keys/keys/versions", OpListKeyVersions},
-		{"GET", "/vaults/kv-1/keys", OpListKeys},
-		{"GET", "/vaults/kv-1/keys/k1/v1", OpGetKey},
-		{"POST", "/keys/k1/create", OpOther},
-		{"GET", "/deletedkeys", OpOther},
-		{"GET", "/secrets/s1", OpOther},
-		{"GET", "/", OpOther},
+		{"GET", "/keys", akvsync.OpListKeys},
+		{"GET", "/keys/", akvsync.OpListKeys},
+		{"GET", "/keys/k1", akvsync.OpGetKey},
+		{"GET", "/keys/k1/0123abcd", akvsync.OpGetKey},
+		{"GET", "/keys/k1/versions", akvsync.OpListKeyVersions},
+		{"GET", "/keys/keys", akvsync.OpGetKey},
+		{"GET", "/keys/keys/versions", akvsync.OpListKeyVersions},
+		{"GET", "/vaults/kv-1/keys", akvsync.OpListKeys},
+		{"GET", "/vaults/kv-1/keys/k1/v1", akvsync.OpGetKey},
+		{"POST", "/keys/k1/create", akvsync.OpOther},
+		{"GET", "/deletedkeys", akvsync.OpOther},
+		{"GET", "/secrets/s1", akvsync.OpOther},
+		{"GET", "/", akvsync.OpOther},
 	} {
 		if got := OperationOf(c.method, c.path); got != c.want {
 			t.Errorf("OperationOf(%s %s) = %s, want %s", c.method, c.path, got, c.want)

@@ -19,6 +19,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // Defaults of [Config]: azcore's own retry defaults, and a connection pool
@@ -59,13 +61,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("azure: invalid client config %+v", c)
 	}
 	return nil
-}
-
-// Throttle paces the requests to one vault. Wait blocks until a request
-// may be sent; Observe is told every response status (429 slows it down).
-type Throttle interface {
-	Wait(ctx context.Context) error
-	Observe(status int)
 }
 
 // Factory builds Key Vault clients. It caches one credential and one HTTP
@@ -201,7 +196,7 @@ func (f *Factory) clientOptions(st *connState) azcore.ClientOptions {
 
 // KeysClient returns a Key Vault keys client for one vault of conn. A
 // non-nil throttle paces every attempt, retries included.
-func (f *Factory) KeysClient(conn Connection, vaultURI string, throttle Throttle) (*azkeys.Client, error) {
+func (f *Factory) KeysClient(conn Connection, vaultURI string, throttle akvsync.Throttle) (*azkeys.Client, error) {
 	if err := CheckVaultURI(vaultURI); err != nil {
 		return nil, err
 	}

@@ -1,39 +1,21 @@
 package azure
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-)
 
-// RetryAfterObserver is an optional extension of Throttle: it is told the
-// delay a 429 answer asked for (Retry-After, retry-after-ms or
-// x-ms-retry-after-ms), so it can hold other requests that long too. The
-// SDK's retry policy already waits that long before retrying the request
-// that was throttled.
-type RetryAfterObserver interface {
-	ObserveRetryAfter(d time.Duration)
-}
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
+)
 
 // throttlePolicy runs once per attempt (a per-retry policy), so retries are
 // paced like first tries and every 429 reaches the throttle.
-type throttlePolicy struct{ t Throttle }
-
-// throttleKey is the context key of WithThrottle.
-type throttleKey struct{}
-
-// WithThrottle makes the requests sent with ctx use t instead of their
-// client's own throttle: one cached client serves many callers, each paced
-// and accounted by its own throttle.
-func WithThrottle(ctx context.Context, t Throttle) context.Context {
-	return context.WithValue(ctx, throttleKey{}, t)
-}
+type throttlePolicy struct{ t akvsync.Throttle }
 
 func (p throttlePolicy) Do(req *policy.Request) (*http.Response, error) {
-	if t, ok := req.Raw().Context().Value(throttleKey{}).(Throttle); ok && t != nil {
+	if t, ok := akvsync.ThrottleFrom(req.Raw().Context()); ok {
 		p.t = t
 	}
 	start := time.Now()
@@ -42,8 +24,8 @@ func (p throttlePolicy) Do(req *policy.Request) (*http.Response, error) {
 	}
 	sent := time.Now()
 	resp, err := req.Next()
-	if ao, ok := p.t.(AttemptObserver); ok {
-		a := Attempt{Operation: OperationOf(req.Raw().Method, req.Raw().URL.Path), Wait: sent.Sub(start), Duration: time.Since(sent)}
+	if ao, ok := p.t.(akvsync.AttemptObserver); ok {
+		a := akvsync.Attempt{Operation: OperationOf(req.Raw().Method, req.Raw().URL.Path), Wait: sent.Sub(start), Duration: time.Since(sent)}
 		if resp != nil {
 			a.Status = resp.StatusCode
 		}
@@ -56,7 +38,7 @@ func (p throttlePolicy) Do(req *policy.Request) (*http.Response, error) {
 	}
 	if resp != nil {
 		p.t.Observe(resp.StatusCode)
-		if ro, ok := p.t.(RetryAfterObserver); ok && resp.StatusCode == http.StatusTooManyRequests {
+		if ro, ok := p.t.(akvsync.RetryAfterObserver); ok && resp.StatusCode == http.StatusTooManyRequests {
 			if d := RetryAfter(resp.Header, time.Now()); d > 0 {
 				ro.ObserveRetryAfter(d)
 			}

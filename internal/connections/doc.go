@@ -8,7 +8,7 @@
 // in sealed form ([secrets.Sealer], associated data = connection id and
 // field name). Secrets leave the package only inside the [azure.Connection]
 // that [Registry.Connection] hands to the vault syncer (it implements
-// sync.Connections) and that [Registry.Test] uses; the API view
+// azure.Connections) and that [Registry.Test] uses; the API view
 // [Connection] has no secret fields.
 //
 // Every field of CCKM's Azure connection models is accepted (Thales'

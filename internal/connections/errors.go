@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/akvsync/akvsync/internal/apierr"
 )
 
 // Sentinel errors. Every error returned by this package wraps one of them
@@ -48,40 +50,17 @@ func (e *InUseError) Error() string {
 // Unwrap makes errors.Is(err, ErrConflict) hold.
 func (e *InUseError) Unwrap() error { return ErrConflict }
 
-// wrapped is an error whose message is meant for clients and which wraps a
-// sentinel (and optionally the underlying cause).
-type wrapped struct {
-	sentinel error
-	msg      string
-	cause    error
-}
+func invalidf(format string, args ...any) error { return apierr.New(ErrInvalid, format, args...) }
 
-func (e *wrapped) Error() string { return e.msg }
+func notFoundf(format string, args ...any) error { return apierr.New(ErrNotFound, format, args...) }
 
-func (e *wrapped) Unwrap() []error {
-	if e.cause != nil {
-		return []error{e.sentinel, e.cause}
-	}
-	return []error{e.sentinel}
-}
-
-func newErr(sentinel error, format string, args ...any) error {
-	return &wrapped{sentinel: sentinel, msg: fmt.Sprintf(format, args...)}
-}
-
-func invalidf(format string, args ...any) error { return newErr(ErrInvalid, format, args...) }
-
-func notFoundf(format string, args ...any) error { return newErr(ErrNotFound, format, args...) }
-
-func conflictf(format string, args ...any) error { return newErr(ErrConflict, format, args...) }
+func conflictf(format string, args ...any) error { return apierr.New(ErrConflict, format, args...) }
 
 // unavailable wraps a NATS error as ErrUnavailable, saying what failed.
-func unavailable(what string, err error) error {
-	return &wrapped{sentinel: ErrUnavailable, msg: what + ": " + err.Error(), cause: err}
-}
+func unavailable(what string, err error) error { return apierr.Unavailable(ErrUnavailable, what, err) }
 
 // corrupt wraps a decoding or unsealing error as ErrCorrupt. The message
 // names the record and field but never a secret.
 func corrupt(id, what string, err error) error {
-	return &wrapped{sentinel: ErrCorrupt, msg: fmt.Sprintf("connection %s: %s: %v", id, what, err), cause: err}
+	return apierr.Wrap(ErrCorrupt, err, "connection %s: %s: %v", id, what, err)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/jsonbody"
 )
 
@@ -72,7 +73,7 @@ func decodeBody(r io.Reader, max int64, v any, emptyOK bool) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &je) && errors.Is(err, jsonbody.ErrTooLarge):
-		return newErr(ErrTooLarge, "request body too large: %s", je.Msg)
+		return apierr.New(ErrTooLarge, "request body too large: %s", je.Msg)
 	case je != nil:
 		return invalidf("%s", je.Msg)
 	default:

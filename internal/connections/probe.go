@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -83,7 +84,7 @@ func (r *Registry) Test(ctx context.Context, ref string, req TestRequest) (TestR
 			return TestResult{}, err
 		}
 		if len(vaults) == 0 {
-			return TestResult{}, newErr(ErrUnprocessable, "connection %s has no registered vault to test with; give vault_uri", rec.Name)
+			return TestResult{}, apierr.New(ErrUnprocessable, "connection %s has no registered vault to test with; give vault_uri", rec.Name)
 		}
 		slices.SortFunc(vaults, func(a, b events.Vault) int {
 			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
@@ -251,18 +252,11 @@ func (r *Registry) recordTest(ctx context.Context, id string, ok bool, msg strin
 	ctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
 	defer cancel()
 	now := r.now()
-	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
-		rec, rev, err := r.byID(ctx, id)
-		if err != nil {
-			r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
-			return
-		}
+	_, _, err := r.update(ctx, id, "record the connection test", func(rec *record) error {
 		rec.LastConnectionOK, rec.LastConnectionError, rec.LastConnectionAt = ok, msg, &now
-		if _, err := r.put(ctx, rec, rev); errors.Is(err, ErrConflict) {
-			continue
-		} else if err != nil {
-			r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
-		}
-		return
+		return nil
+	})
+	if err != nil {
+		r.cfg.Logger.Warn().Err(err).Str("connection_id", id).Msg("cannot record the connection test")
 	}
 }

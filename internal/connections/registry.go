@@ -139,35 +139,20 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest) (c Connection,
 	return rec.view(), nil
 }
 
-// claimName creates the uniqueness index entry of rec. An entry left
-// behind by a process that died before writing the record is taken over
-// once it is older than staleIndexAfter.
+// claimName creates the uniqueness index entry of rec (see
+// events.ClaimKey: an entry left behind by a process that died before
+// writing the record is taken over once it is older than staleIndexAfter).
 func (r *Registry) claimName(ctx context.Context, key string, rec record) (uint64, error) {
-	for attempt := 0; ; attempt++ {
-		rev, err := r.kv.Create(ctx, key, []byte(rec.ID))
-		if err == nil {
-			return rev, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, unavailable("register connection "+rec.Name, err)
-		}
-		e, gerr := r.kv.Get(ctx, key)
-		if errors.Is(gerr, jetstream.ErrKeyNotFound) && attempt == 0 {
-			continue
-		}
-		if gerr != nil {
-			return 0, conflictf("connection %s already exists", rec.Name)
-		}
-		existing := string(e.Value())
-		_, verr := r.kv.Get(ctx, existing)
-		stale := errors.Is(verr, jetstream.ErrKeyNotFound) && r.cfg.Now().Sub(e.Created()) > staleIndexAfter
-		if !stale || attempt > 0 {
-			return 0, conflictf("connection %s already exists (id %s)", rec.Name, existing)
-		}
-		if err := r.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return 0, unavailable("repair connection index", err)
-		}
+	rev, holder, err := events.ClaimKey(ctx, r.kv, key, rec.ID, staleIndexAfter, r.cfg.Now())
+	switch {
+	case errors.Is(err, events.ErrTaken) && holder != "":
+		return 0, conflictf("connection %s already exists (id %s)", rec.Name, holder)
+	case errors.Is(err, events.ErrTaken):
+		return 0, conflictf("connection %s already exists", rec.Name)
+	case err != nil:
+		return 0, unavailable("register connection "+rec.Name, err)
 	}
+	return rev, nil
 }
 
 // load returns the record a reference names — its id, else its name —
@@ -298,15 +283,15 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 	if err := req.checkShape(); err != nil {
 		return Connection{}, err
 	}
+	found, _, err := r.load(ctx, ref)
+	if err != nil {
+		return Connection{}, err
+	}
 	var generated []byte // made once, on the first attempt that needs it
-	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
-		rec, rev, err := r.load(ctx, ref)
-		if err != nil {
-			return Connection{}, err
-		}
+	next, _, err := r.update(ctx, found.ID, "update connection "+found.Name, func(rec *record) error {
 		cur, err := rec.open(r.sealer)
 		if err != nil {
-			return Connection{}, err
+			return err
 		}
 		if req.needsGeneratedCertificate(rec.Settings, cur) && generated == nil {
 			days := rec.CertDuration
@@ -314,53 +299,78 @@ func (r *Registry) Patch(ctx context.Context, ref string, req PatchRequest) (Con
 				days = *req.CertDuration
 			}
 			if days < 1 || days > MaxCertDuration {
-				return Connection{}, invalidf("cert_duration must be from 1 to %d days, not %d", MaxCertDuration, days)
+				return invalidf("cert_duration must be from 1 to %d days, not %d", MaxCertDuration, days)
 			}
 			if generated, err = generateCertificate(rec.Name, days, r.now()); err != nil {
-				return Connection{}, err
+				return err
 			}
 		}
 		settings, sec, gen, err := req.apply(rec.Settings, rec.Generated, cur, generated)
 		if err != nil {
-			return Connection{}, err
+			return err
 		}
 		if err := validate(settings, sec, false); err != nil {
-			return Connection{}, err
+			return err
 		}
 		if err := r.checkEndpoints(settings); err != nil {
-			return Connection{}, err
+			return err
 		}
 		if err := needsCredentialAgain(req, rec.Settings, settings, cur, sec); err != nil {
-			return Connection{}, err
+			return err
 		}
-		next := rec
-		next.Settings = settings
-		next.Generated = gen
-		next.UpdatedAt = r.now()
-		next.Deleting = false // a delete that died half-way left its mark
-		if req.ClientSecret != nil || req.Certificate != nil || settings.CredentialType != rec.CredentialType ||
-			gen != rec.Generated || (gen && string(sec.Certificate) != string(cur.Certificate)) {
-			if err := next.seal(r.sealer, sec); err != nil {
-				return Connection{}, err
+		prev := *rec
+		rec.Settings = settings
+		rec.Generated = gen
+		rec.UpdatedAt = r.now()
+		rec.Deleting = false // a delete that died half-way left its mark
+		if req.ClientSecret != nil || req.Certificate != nil || settings.CredentialType != prev.CredentialType ||
+			gen != prev.Generated || (gen && string(sec.Certificate) != string(cur.Certificate)) {
+			if err := rec.seal(r.sealer, sec); err != nil {
+				return err
 			}
 		}
-		data, err := json.Marshal(next) // #nosec G117 -- record.ClientSecret holds secrets.Sealer output only (sealed), never the plain secret
-		if err != nil {
-			return Connection{}, fmt.Errorf("connections: encode: %w", err)
-		}
-		_, err = r.kv.Update(ctx, rec.ID, data, rev)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue
-		}
-		if err != nil {
-			return Connection{}, unavailable("update connection "+rec.Name, err)
-		}
-		r.forget(rec.Name)
-		r.cfg.Logger.Info().Str("connection_id", rec.ID).Str("connection", rec.Name).
-			Strs("fields", req.fields()).Msg("connection updated")
-		return next.view(), nil
+		return nil
+	})
+	if errors.Is(err, events.ErrContended) {
+		return Connection{}, conflictf("connection %s changed concurrently %d times; retry", ref, r.cfg.CASRetries)
 	}
-	return Connection{}, conflictf("connection %s changed concurrently %d times; retry", ref, r.cfg.CASRetries)
+	if err != nil {
+		return Connection{}, err
+	}
+	r.forget(next.Name)
+	r.cfg.Logger.Info().Str("connection_id", next.ID).Str("connection", next.Name).
+		Strs("fields", req.fields()).Msg("connection updated")
+	return next.view(), nil
+}
+
+// update is the compare-and-set of one connection record (by id): it
+// applies mutate (no I/O) to the decoded record and writes it back with
+// events.UpdateValue. It returns the record as written or found and
+// whether it wrote. A missing record is ErrNotFound, a failed access
+// ErrUnavailable (saying what); events.ErrContended is left to the caller.
+func (r *Registry) update(ctx context.Context, id, what string, mutate func(rec *record) error) (record, bool, error) {
+	var rec record
+	_, _, wrote, err := events.UpdateValue(ctx, r.kv, id, events.CAS{Attempts: r.cfg.CASRetries}, func(old []byte, _ bool) ([]byte, error) {
+		var err error
+		if rec, err = decodeRecord(id, old); err != nil {
+			return nil, err
+		}
+		if err := mutate(&rec); err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(rec) // #nosec G117 -- record.ClientSecret holds secrets.Sealer output only (sealed), never the plain secret
+		if err != nil {
+			return nil, fmt.Errorf("connections: encode: %w", err)
+		}
+		return data, nil
+	})
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return rec, false, notFoundf("connection %q not found", id)
+	case errors.Is(err, events.ErrKV):
+		return rec, false, unavailable(what, err)
+	}
+	return rec, wrote, err
 }
 
 // put writes rec over revision rev and returns the new revision; a

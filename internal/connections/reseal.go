@@ -2,11 +2,9 @@ package connections
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
 // ResealStats counts what [Registry.Reseal] did.
@@ -58,43 +56,31 @@ func (r *Registry) Reseal(ctx context.Context) (ResealStats, error) {
 // resealOne reseals the secrets of one record, retrying on concurrent
 // updates. It reports whether the record was rewritten.
 func (r *Registry) resealOne(ctx context.Context, id string) (bool, error) {
-	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
-		rec, rev, err := r.byID(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			return false, nil // deleted meanwhile
-		}
-		if err != nil {
-			return false, err
-		}
-		next := rec
+	_, changed, err := r.update(ctx, id, "reseal connection "+id, func(rec *record) error {
+		prev := *rec
 		for _, f := range []struct {
 			field string
 			v     *string
-		}{{fieldClientSecret, &next.ClientSecret}, {fieldCertificate, &next.Certificate}} {
+		}{{fieldClientSecret, &rec.ClientSecret}, {fieldCertificate, &rec.Certificate}} {
 			if *f.v == "" || !r.sealer.NeedsReseal(*f.v) {
 				continue
 			}
 			v, err := r.sealer.Reseal(*f.v, aad(rec.ID, f.field))
 			if err != nil {
-				return false, corrupt(rec.ID, "reseal "+f.field, err)
+				return corrupt(rec.ID, "reseal "+f.field, err)
 			}
 			*f.v = v
 		}
-		if next.ClientSecret == rec.ClientSecret && next.Certificate == rec.Certificate {
-			return false, nil
+		if rec.ClientSecret == prev.ClientSecret && rec.Certificate == prev.Certificate {
+			return events.ErrNoChange
 		}
-		data, err := json.Marshal(next) // #nosec G117 -- record.ClientSecret holds secrets.Sealer output only (resealed), never the plain secret
-		if err != nil {
-			return false, fmt.Errorf("connections: encode: %w", err)
-		}
-		_, err = r.kv.Update(ctx, rec.ID, data, rev)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue
-		}
-		if err != nil {
-			return false, unavailable("reseal connection "+rec.Name, err)
-		}
-		return true, nil
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil // deleted meanwhile
+	case errors.Is(err, events.ErrContended):
+		return false, conflictf("connection %s changed concurrently %d times while resealing; run again", id, r.cfg.CASRetries)
 	}
-	return false, conflictf("connection %s changed concurrently %d times while resealing; run again", id, r.cfg.CASRetries)
+	return changed, err
 }

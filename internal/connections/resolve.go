@@ -18,7 +18,7 @@ type cached struct {
 }
 
 // Connection returns the decrypted connection with the given name (or
-// id), ready for the Azure adapter; it implements sync.Connections.
+// id), ready for the Azure adapter; it implements azure.Connections.
 //
 // Each call reads the record (one KV get) and reuses the decrypted form
 // only while the record's revision is unchanged, so a patched connection

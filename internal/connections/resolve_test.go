@@ -4,12 +4,12 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
-	"github.com/akvsync/akvsync/pkg/sync"
 )
 
 // The registry is what workers resolve connections with.
-var _ sync.Connections = (*connections.Registry)(nil)
+var _ azure.Connections = (*connections.Registry)(nil)
 
 func TestConnectionFollowsRecreate(t *testing.T) {
 	e := setup(t)

@@ -54,11 +54,6 @@ func validName(name string) bool {
 	return nameRE.MatchString(name) && !strings.Contains(name, "..") && strings.Trim(name, ".") != ""
 }
 
-// ValidName reports whether name is an acceptable connection name
-// (1 to 64 letters, digits, dots, underscores and hyphens; no "..", not
-// only dots).
-func ValidName(name string) bool { return validName(name) }
-
 // validate checks a connection's settings and secrets as they would be
 // stored; pending says the client certificate is still to be generated
 // (so it is not there yet). It has no side effect and its messages never

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 
 	"github.com/akvsync/akvsync/internal/azure"
@@ -102,7 +102,7 @@ func TestDeletingAConnectionRacesAddingAVault(t *testing.T) {
 		}
 		req := vaultReq(testSub, fmt.Sprintf("vault-race-%02d", i))
 		req.Connection = name
-		var wg gosync.WaitGroup
+		var wg sync.WaitGroup
 		var addErr, delErr error
 		wg.Add(2)
 		go func() { defer wg.Done(); _, addErr = plane.Vaults.AddVaults(ctx, req) }()

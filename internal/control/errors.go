@@ -3,6 +3,8 @@ package control
 import (
 	"errors"
 	"fmt"
+
+	"github.com/akvsync/akvsync/internal/apierr"
 )
 
 // Sentinel errors. Every error returned by this package wraps one of them
@@ -48,43 +50,18 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 
 // invalidf returns an error wrapping ErrInvalid whose text is the message
 // alone (the sentinel's text is not repeated), for use as a client message.
-func invalidf(format string, args ...any) error {
-	return &wrapped{sentinel: ErrInvalid, msg: fmt.Sprintf(format, args...)}
-}
+func invalidf(format string, args ...any) error { return apierr.New(ErrInvalid, format, args...) }
 
 // conflictf is invalidf for ErrConflict.
-func conflictf(format string, args ...any) error {
-	return &wrapped{sentinel: ErrConflict, msg: fmt.Sprintf(format, args...)}
-}
+func conflictf(format string, args ...any) error { return apierr.New(ErrConflict, format, args...) }
 
 // unprocessablef is invalidf for ErrUnprocessable.
 func unprocessablef(format string, args ...any) error {
-	return &wrapped{sentinel: ErrUnprocessable, msg: fmt.Sprintf(format, args...)}
+	return apierr.New(ErrUnprocessable, format, args...)
 }
 
 // notFoundf is invalidf for ErrNotFound.
-func notFoundf(format string, args ...any) error {
-	return &wrapped{sentinel: ErrNotFound, msg: fmt.Sprintf(format, args...)}
-}
+func notFoundf(format string, args ...any) error { return apierr.New(ErrNotFound, format, args...) }
 
 // unavailable wraps a NATS error as ErrUnavailable, saying what failed.
-func unavailable(what string, err error) error {
-	return &wrapped{sentinel: ErrUnavailable, msg: what + ": " + err.Error(), cause: err}
-}
-
-// wrapped is an error whose message is meant for clients and which wraps a
-// sentinel (and optionally the underlying cause).
-type wrapped struct {
-	sentinel error
-	msg      string
-	cause    error
-}
-
-func (e *wrapped) Error() string { return e.msg }
-
-func (e *wrapped) Unwrap() []error {
-	if e.cause != nil {
-		return []error{e.sentinel, e.cause}
-	}
-	return []error{e.sentinel}
-}
+func unavailable(what string, err error) error { return apierr.Unavailable(ErrUnavailable, what, err) }

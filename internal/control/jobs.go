@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -239,7 +239,7 @@ func (j *Jobs) create(ctx context.Context, req CreateJobRequest, createdBy, conf
 // longer registered: its removal completed in that window.
 func (j *Jobs) verifyRegistered(ctx context.Context, ids []string) error {
 	errs := make([]error, len(ids))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	sem := make(chan struct{}, resolveParallelism)
 	for i, id := range ids {
 		wg.Add(1)
@@ -271,7 +271,7 @@ func (j *Jobs) resolve(ctx context.Context, req CreateJobRequest) ([]events.Vaul
 	}
 	out := make([]events.Vault, len(req.KeyVaults))
 	errs := make([]error, len(req.KeyVaults))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	sem := make(chan struct{}, resolveParallelism)
 	for i, ref := range req.KeyVaults {
 		wg.Add(1)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -196,7 +196,7 @@ func (r *Registry) List(ctx context.Context, q VaultQuery) (VaultPage, error) {
 func (r *Registry) whole(ctx context.Context, slim []events.Vault, match func(events.Vault) bool) ([]events.Vault, error) {
 	out := make([]events.Vault, len(slim))
 	errs := make([]error, len(slim))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	sem := make(chan struct{}, resolveParallelism)
 	for i, s := range slim {
 		wg.Add(1)

@@ -202,35 +202,20 @@ func (r *Registry) AddVaults(ctx context.Context, req AddVaultsRequest) (added [
 	return vaults, nil
 }
 
-// claimName creates the uniqueness index entry of v. An entry left behind
-// by a process that died before writing the vault record is taken over
-// once it is older than staleIndexAfter.
+// claimName creates the uniqueness index entry of v (see
+// events.ClaimKey: an entry left behind by a process that died before
+// writing the record is taken over once it is older than staleIndexAfter).
 func (r *Registry) claimName(ctx context.Context, key string, v events.Vault) (uint64, error) {
-	for attempt := 0; ; attempt++ {
-		rev, err := r.kv.Create(ctx, key, []byte(v.ID))
-		if err == nil {
-			return rev, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, unavailable("register vault "+v.QualifiedName(), err)
-		}
-		e, gerr := r.kv.Get(ctx, key)
-		if errors.Is(gerr, jetstream.ErrKeyNotFound) && attempt == 0 {
-			continue
-		}
-		if gerr != nil {
-			return 0, conflictf("vault %s already exists", v.QualifiedName())
-		}
-		existing := string(e.Value())
-		_, verr := r.kv.Get(ctx, existing)
-		stale := errors.Is(verr, jetstream.ErrKeyNotFound) && r.cfg.Now().Sub(e.Created()) > staleIndexAfter
-		if !stale || attempt > 0 {
-			return 0, conflictf("vault %s already exists (id %s)", v.QualifiedName(), existing)
-		}
-		if err := r.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return 0, unavailable("repair vault index", err)
-		}
+	rev, holder, err := events.ClaimKey(ctx, r.kv, key, v.ID, staleIndexAfter, r.cfg.Now())
+	switch {
+	case errors.Is(err, events.ErrTaken) && holder != "":
+		return 0, conflictf("vault %s already exists (id %s)", v.QualifiedName(), holder)
+	case errors.Is(err, events.ErrTaken):
+		return 0, conflictf("vault %s already exists", v.QualifiedName())
+	case err != nil:
+		return 0, unavailable("register vault "+v.QualifiedName(), err)
 	}
+	return rev, nil
 }
 
 // Get returns the vault with the given id.
@@ -378,7 +363,7 @@ func (r *Registry) dropKeys(ctx context.Context, vaultID string) error {
 // the same time is refused with a [ConflictError]. Adding the vault again
 // afterwards gives it a new id and it syncs normally.
 func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) {
-	v, rev, err := r.get(ctx, id)
+	v, _, err := r.get(ctx, id)
 	if err != nil {
 		return events.Vault{}, err
 	}
@@ -399,29 +384,15 @@ func (r *Registry) Remove(ctx context.Context, id string) (events.Vault, error) 
 			_ = r.store.ReleaseLock(cctx, v.ID, lockRev)
 		}()
 	}
-	for attempt := 0; !v.Removing; attempt++ {
-		if attempt == r.cfg.CASRetries {
-			return events.Vault{}, conflictf("vault %s changed concurrently %d times; retry", v.QualifiedName(), attempt)
+	v, rev, err := r.update(ctx, v.ID, "mark vault "+v.QualifiedName()+" removing", func(cur *events.Vault) error {
+		if cur.Removing {
+			return events.ErrNoChange
 		}
-		marked := v
-		marked.Removing = true
-		data, err := json.Marshal(marked)
-		if err != nil {
-			return events.Vault{}, fmt.Errorf("control: encode vault: %w", err)
-		}
-		next, err := r.kv.Update(ctx, v.ID, data, rev)
-		switch {
-		case err == nil:
-			v, rev = marked, next
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists):
-			if v, rev, err = r.get(ctx, id); err != nil {
-				return events.Vault{}, err
-			}
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return events.Vault{}, notFoundf("vault %q not found", id)
-		default:
-			return events.Vault{}, unavailable("mark vault "+v.QualifiedName()+" removing", err)
-		}
+		cur.Removing = true
+		return nil
+	})
+	if err != nil {
+		return events.Vault{}, err
 	}
 	if err := r.dropKeys(ctx, v.ID); err != nil {
 		return events.Vault{}, err
@@ -495,18 +466,15 @@ func (r *Registry) Patch(ctx context.Context, id string, p VaultPatch) (events.V
 		}
 		conn = c
 	}
-	for attempt := 0; attempt < r.cfg.CASRetries; attempt++ {
-		v, rev, err := r.get(ctx, id)
-		if err != nil {
-			return events.Vault{}, err
-		}
+	var prev events.Vault
+	v, next, err := r.update(ctx, id, "update vault "+id, func(v *events.Vault) error {
 		if p.Name != nil && !strings.EqualFold(*p.Name, v.Name) && !strings.EqualFold(*p.Name, v.QualifiedName()) {
-			return events.Vault{}, invalidf("name cannot be changed: it is the vault's name in Azure (%s)", v.QualifiedName())
+			return invalidf("name cannot be changed: it is the vault's name in Azure (%s)", v.QualifiedName())
 		}
-		prev := v
+		prev = *v
 		if p.Connection != nil {
 			if err := r.cfg.checkVaultURI("connection", v.VaultURI, conn); err != nil {
-				return events.Vault{}, err
+				return err
 			}
 			v.Connection, v.Cloud = conn.Name, conn.Cloud
 		}
@@ -514,36 +482,49 @@ func (r *Registry) Patch(ctx context.Context, id string, p VaultPatch) (events.V
 			v.CloudKeyBackupLimit = limit
 		}
 		v.UpdatedAt = r.cfg.Now().UTC().Truncate(time.Microsecond)
-		data, err := json.Marshal(v)
-		if err != nil {
-			return events.Vault{}, fmt.Errorf("control: encode vault: %w", err)
-		}
-		next, err := r.kv.Update(ctx, v.ID, data, rev)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue
-		}
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return events.Vault{}, notFoundf("vault %q not found", id)
-		}
-		if err != nil {
-			return events.Vault{}, unavailable("update vault "+v.QualifiedName(), err)
-		}
-		// A connection deleted meanwhile either saw the vault on its old
-		// connection, or is gone now: then undo, as AddVaults does.
-		if p.Connection != nil {
-			if _, found, err := r.cfg.connection(ctx, conn.Name); err != nil || !found {
-				cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
-				defer cancel()
-				if old, merr := json.Marshal(prev); merr == nil {
-					_, _ = r.kv.Update(cctx, v.ID, old, next)
-				}
-				if err != nil {
-					return events.Vault{}, unavailable("check connection", err)
-				}
-				return events.Vault{}, invalidf("connection %q was deleted while the vault was being moved to it", conn.Name)
-			}
-		}
-		return v, nil
+		return nil
+	})
+	if err != nil {
+		return events.Vault{}, err
 	}
-	return events.Vault{}, conflictf("vault %s changed concurrently %d times; retry", id, r.cfg.CASRetries)
+	// A connection deleted meanwhile either saw the vault on its old
+	// connection, or is gone now: then undo, as AddVaults does.
+	if p.Connection != nil {
+		if _, found, err := r.cfg.connection(ctx, conn.Name); err != nil || !found {
+			cctx, cancel := cleanupContext(ctx, r.cfg.CleanupTimeout)
+			defer cancel()
+			if old, merr := json.Marshal(prev); merr == nil {
+				_, _ = r.kv.Update(cctx, v.ID, old, next)
+			}
+			if err != nil {
+				return events.Vault{}, unavailable("check connection", err)
+			}
+			return events.Vault{}, invalidf("connection %q was deleted while the vault was being moved to it", conn.Name)
+		}
+	}
+	return v, nil
+}
+
+// update is the compare-and-set of the vault record with the given id:
+// events.UpdateRecord with this package's errors (ErrNotFound, ErrConflict
+// after CASRetries rounds, ErrUnavailable saying what failed). mutate
+// must do no I/O. It returns the record as written or found and its
+// revision.
+func (r *Registry) update(ctx context.Context, id, what string, mutate func(v *events.Vault) error) (events.Vault, uint64, error) {
+	nid, ok := normalizeID(id)
+	if !ok {
+		return events.Vault{}, 0, notFoundf("vault %q not found", id)
+	}
+	v, rev, _, err := events.UpdateRecord(ctx, r.kv, nid, events.CAS{Attempts: r.cfg.CASRetries}, func(v *events.Vault, _ bool) error { return mutate(v) })
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return events.Vault{}, 0, notFoundf("vault %q not found", id)
+	case errors.Is(err, events.ErrContended):
+		return events.Vault{}, 0, conflictf("vault %s changed concurrently %d times; retry", id, r.cfg.CASRetries)
+	case errors.Is(err, events.ErrKV):
+		return events.Vault{}, 0, unavailable(what, err)
+	case err != nil:
+		return events.Vault{}, 0, err
+	}
+	return v, rev, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/arm"
 	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/internal/connections"
@@ -187,7 +188,7 @@ func (s *Service) connection(ctx context.Context, ref string) (azure.Connection,
 	case errors.Is(err, connections.ErrNotFound), errors.Is(err, connections.ErrInvalid):
 		return azure.Connection{}, invalidf("connection %q is not a known connection", ref)
 	case errors.Is(err, connections.ErrCorrupt):
-		return azure.Connection{}, newErr(ErrUnprocessable, err, "connection %q cannot be used: %v", ref, err)
+		return azure.Connection{}, apierr.Wrap(ErrUnprocessable, err, "connection %q cannot be used: %v", ref, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return azure.Connection{}, err
 	default:
@@ -201,11 +202,11 @@ func (s *Service) connection(ctx context.Context, ref string) (azure.Connection,
 func (s *Service) azureErr(conn azure.Connection, err error) error {
 	switch {
 	case errors.Is(err, azure.ErrNoResourceManager):
-		return newErr(ErrUnprocessable, err, "connection %s has no resource_manager_url (cloud %s has no default): set one to use discovery", conn.Name, conn.Cloud)
+		return apierr.Wrap(ErrUnprocessable, err, "connection %s has no resource_manager_url (cloud %s has no default): set one to use discovery", conn.Name, conn.Cloud)
 	case errors.Is(err, azure.ErrInvalidConnection):
-		return newErr(ErrUnprocessable, err, "connection %s cannot be used: %s", conn.Name, strings.TrimPrefix(err.Error(), azure.ErrInvalidConnection.Error()+" "))
+		return apierr.Wrap(ErrUnprocessable, err, "connection %s cannot be used: %s", conn.Name, strings.TrimPrefix(err.Error(), azure.ErrInvalidConnection.Error()+" "))
 	case errors.Is(err, arm.ErrInvalid):
-		return newErr(ErrInvalid, err, "%s", err.Error())
+		return apierr.Wrap(ErrInvalid, err, "%s", err.Error())
 	}
 	if errors.Is(err, arm.ErrAzure) {
 		s.cfg.Logger.Info().Str("connection", conn.Name).Err(err).Msg("discovery: Azure refused")

@@ -2,7 +2,8 @@ package discovery
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/akvsync/akvsync/internal/apierr"
 )
 
 // Sentinel errors. Every error of this package wraps one of them, an
@@ -22,32 +23,9 @@ var (
 	ErrUnavailable = errors.New("discovery unavailable")
 )
 
-// wrapped is an error whose message is meant for clients and which wraps a
-// sentinel (and optionally the underlying cause).
-type wrapped struct {
-	sentinel error
-	msg      string
-	cause    error
-}
+func invalidf(format string, args ...any) error { return apierr.New(ErrInvalid, format, args...) }
 
-func (e *wrapped) Error() string { return e.msg }
-
-func (e *wrapped) Unwrap() []error {
-	if e.cause != nil {
-		return []error{e.sentinel, e.cause}
-	}
-	return []error{e.sentinel}
-}
-
-func newErr(sentinel error, cause error, format string, args ...any) error {
-	return &wrapped{sentinel: sentinel, msg: fmt.Sprintf(format, args...), cause: cause}
-}
-
-func invalidf(format string, args ...any) error { return newErr(ErrInvalid, nil, format, args...) }
-
-func notFoundf(format string, args ...any) error { return newErr(ErrNotFound, nil, format, args...) }
+func notFoundf(format string, args ...any) error { return apierr.New(ErrNotFound, format, args...) }
 
 // unavailable wraps a NATS error as ErrUnavailable, saying what failed.
-func unavailable(what string, err error) error {
-	return newErr(ErrUnavailable, err, "%s: %v", what, err)
-}
+func unavailable(what string, err error) error { return apierr.Unavailable(ErrUnavailable, what, err) }

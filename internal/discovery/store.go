@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/arm"
 	"github.com/akvsync/akvsync/pkg/events"
 )
@@ -82,44 +83,30 @@ func (s *Service) store(ctx context.Context, connection string, subs []arm.Subsc
 // upsert creates rec, or updates the stored record when its content
 // changed (keeping created_at), with compare-and-set.
 func (s *Service) upsert(ctx context.Context, rec Subscription) error {
-	for attempt := 0; attempt < s.cfg.CASRetries; attempt++ {
-		e, err := s.kv.Get(ctx, rec.ID)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			data, err := json.Marshal(rec)
-			if err != nil {
-				return fmt.Errorf("discovery: encode subscription: %w", err)
-			}
-			if _, err := s.kv.Create(ctx, rec.ID, data); errors.Is(err, jetstream.ErrKeyExists) {
-				continue // stored meanwhile by another request
-			} else if err != nil {
-				return unavailable("store subscription "+rec.SubscriptionID, err)
-			}
-			return nil
-		case err != nil:
-			return unavailable("read subscription "+rec.SubscriptionID, err)
-		}
+	_, _, _, err := events.UpdateValue(ctx, s.kv, rec.ID, events.CAS{Attempts: s.cfg.CASRetries, Create: true}, func(raw []byte, exists bool) ([]byte, error) {
+		next := rec
 		var old Subscription
-		if json.Unmarshal(e.Value(), &old) == nil {
-			if sameContent(old, rec) {
-				return nil
+		if exists && json.Unmarshal(raw, &old) == nil {
+			if sameContent(old, next) {
+				return nil, events.ErrNoChange
 			}
 			if !old.CreatedAt.IsZero() {
-				rec.CreatedAt = old.CreatedAt
+				next.CreatedAt = old.CreatedAt
 			}
 		}
-		data, err := json.Marshal(rec)
+		data, err := json.Marshal(next)
 		if err != nil {
-			return fmt.Errorf("discovery: encode subscription: %w", err)
+			return nil, fmt.Errorf("discovery: encode subscription: %w", err)
 		}
-		if _, err := s.kv.Update(ctx, rec.ID, data, e.Revision()); errors.Is(err, jetstream.ErrKeyExists) {
-			continue // changed meanwhile: read it again
-		} else if err != nil {
-			return unavailable("store subscription "+rec.SubscriptionID, err)
-		}
-		return nil
+		return data, nil
+	})
+	switch {
+	case errors.Is(err, events.ErrContended):
+		return unavailable("store subscription "+rec.SubscriptionID, errors.New("it changed concurrently too often"))
+	case errors.Is(err, events.ErrKV):
+		return unavailable("store subscription "+rec.SubscriptionID, err)
 	}
-	return unavailable("store subscription "+rec.SubscriptionID, errors.New("it changed concurrently too often"))
+	return err
 }
 
 // SubscriptionQuery filters and pages the stored subscriptions.
@@ -300,7 +287,7 @@ func (s *Service) DeleteSubscription(ctx context.Context, ref string) (Subscript
 	}
 	if err := s.kv.Delete(ctx, rec.ID, jetstream.LastRevision(rev)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return Subscription{}, newErr(ErrUnavailable, err, "subscription %s changed while being deleted; retry", rec.SubscriptionID)
+			return Subscription{}, apierr.Wrap(ErrUnavailable, err, "subscription %s changed while being deleted; retry", rec.SubscriptionID)
 		}
 		return Subscription{}, unavailable("delete subscription", err)
 	}

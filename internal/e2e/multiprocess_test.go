@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/akvsync/akvsync/internal/auth"
+	"github.com/akvsync/akvsync/internal/keyring"
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/store"
@@ -187,7 +188,7 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl.masterKeys = secrets.FormatKey("m1", mk)
+	cl.masterKeys = keyring.Format("m1", mk)
 	for _, w := range o.workers {
 		cl.startWorker(t, w, o.workerArgs...)
 	}
@@ -204,7 +205,7 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 		"AKVSYNC_NATS_PASSWORD=" + apiPassword,
 		"AKVSYNC_MASTER_KEYS=" + cl.masterKeys,
 		"AKVSYNC_ADMIN_PASSWORD=" + adminPassword,
-		"AKVSYNC_JWT_KEYS=" + auth.FormatKeyRingEntry("e2e", cl.jwtKey),
+		"AKVSYNC_JWT_KEYS=" + keyring.Format("e2e", cl.jwtKey),
 	}, args...)
 	cl.c = &client{t: t, base: fmt.Sprintf("https://127.0.0.1:%d", apiPort)}
 	if o.natsLater {
@@ -461,7 +462,7 @@ func TestDistributedSyncAll(t *testing.T) {
 	t.Run("NoSecretInLogsOrResponses", func(t *testing.T) {
 		secretsToHide := map[string]string{
 			"client secret": cl.emu.Manifest().ClientSecret, "admin password": adminPassword, "access token": cl.tok.JWT,
-			"refresh token": cl.tok.RefreshToken, "master key": cl.masterKeys, "JWT key": auth.FormatKeyRingEntry("e2e", cl.jwtKey),
+			"refresh token": cl.tok.RefreshToken, "master key": cl.masterKeys, "JWT key": keyring.Format("e2e", cl.jwtKey),
 			"API NATS password": apiPassword, "worker NATS password": workerPassword,
 		}
 		var bodies strings.Builder

@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +21,7 @@ type proc struct {
 }
 
 type lockedBuffer struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	b  bytes.Buffer
 }
 
@@ -98,7 +98,7 @@ func tail(s string, n int) string {
 // cluster given the same port fail to start (a route port "already in
 // use" left a cluster without quorum).
 var handedOut = struct {
-	gosync.Mutex
+	sync.Mutex
 	ports map[int]bool
 }{ports: map[int]bool{}}
 

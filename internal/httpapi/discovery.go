@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -126,13 +125,13 @@ func ParseGetVaults(r io.Reader, max int64) (discovery.GetVaultsRequest, error) 
 	return req, nil
 }
 
-// errNoDiscovery answers the discovery routes of a process built without
-// the discovery service.
-var errNoDiscovery = errors.New("Azure discovery is not configured on this server")
+// noDiscovery answers the discovery routes of a process built without the
+// discovery service.
+const noDiscovery = "Azure discovery is not configured on this server"
 
 func (a *api) discovery(w http.ResponseWriter) (DiscoveryService, bool) {
 	if a.d.Discovery == nil {
-		writeError(w, http.StatusServiceUnavailable, errNoDiscovery.Error())
+		writeError(w, http.StatusServiceUnavailable, noDiscovery)
 		return nil, false
 	}
 	return a.d.Discovery, true

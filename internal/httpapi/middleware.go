@@ -29,14 +29,6 @@ func infoFrom(ctx context.Context) *reqInfo {
 	return info
 }
 
-// RequestID returns the id of the request ctx belongs to ("" if none).
-func RequestID(ctx context.Context) string {
-	if info := infoFrom(ctx); info != nil {
-		return info.id
-	}
-	return ""
-}
-
 // statusWriter records the status and size of a response.
 type statusWriter struct {
 	http.ResponseWriter

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/akvsync/akvsync/internal/apierr"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/jsonbody"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -25,17 +26,11 @@ const (
 	MaxKeySize = 16384
 )
 
-// invalid returns an error for a bad request, wrapping control.ErrInvalid.
+// invalid returns an error for a bad request, wrapping control.ErrInvalid
+// so one mapping serves parsers and the control plane.
 func invalid(format string, args ...any) error {
-	return &paramError{msg: fmt.Sprintf(format, args...)}
+	return apierr.New(control.ErrInvalid, format, args...)
 }
-
-// paramError is a client error of a parser; it wraps control.ErrInvalid so
-// one mapping serves parsers and the control plane.
-type paramError struct{ msg string }
-
-func (e *paramError) Error() string { return e.msg }
-func (e *paramError) Unwrap() error { return control.ErrInvalid }
 
 // ParseCreateJob decodes and validates the body of POST
 // /cckm/azure/synchronization-jobs, of at most max bytes (max <= 0:

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +43,7 @@ type Projector struct {
 	log        zerolog.Logger
 	batchLimit int
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	applied map[string]uint64
 	changed chan struct{} // closed and replaced after every applied batch
 }

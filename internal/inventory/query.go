@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,7 +48,7 @@ type QueryService struct {
 	log  zerolog.Logger
 	sem  chan struct{}
 	svc  micro.Service
-	wg   gosync.WaitGroup
+	wg   sync.WaitGroup
 	// stopping is cancelled by Stop: running exports end at their next
 	// record or acknowledgement.
 	stopping context.Context

@@ -20,7 +20,7 @@ func TestStoreOfAnotherSchemaIsRebuiltFromTheStreams(t *testing.T) {
 	f := setup(t)
 	vault := events.NewID()
 	f.publishKeys(t, vault, 0, 400, "one")
-	p, st, stop := f.run(t)
+	p, _, stop := f.run(t)
 	if ok, err := p.CatchUp(f.ctx, inventory.SourceKeys, 10*time.Second); err != nil || !ok {
 		t.Fatalf("catch up: %v %v", ok, err)
 	}
@@ -49,7 +49,7 @@ func TestStoreOfAnotherSchemaIsRebuiltFromTheStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, st, stop = f.run(t) // fails the test if Open refuses the file
+	p, st, stop := f.run(t) // fails the test if Open refuses the file
 	defer stop()
 	if ok, err := p.CatchUp(f.ctx, inventory.SourceKeys, 10*time.Second); err != nil || !ok {
 		t.Fatalf("catch up: %v %v", ok, err)

@@ -436,27 +436,19 @@ func (s *Scheduler) List(ctx context.Context, q Query) (Page, error) {
 
 // Update applies a patch (compare-and-set), moves the name reservation
 // when the name changes, and re-arms the schedule when run_at, disabled or
-// the dates changed.
+// the dates changed. A new name is reserved before the record is written,
+// and the write checks that the name it replaces is still the record's.
 func (s *Scheduler) Update(ctx context.Context, id string, req Request) (JobConfig, error) {
 	for range DefaultCASRetries {
-		r, rev, err := s.get(ctx, id)
+		r, _, err := s.get(ctx, id)
 		if err != nil {
 			return JobConfig{}, err
 		}
-		old := r.JobConfig
-		c := old
-		c.Params.KeyVaults = slices.Clone(old.Params.KeyVaults)
-		if err := s.apply(&c, req); err != nil {
+		c, err := s.patched(r.JobConfig, req)
+		if err != nil {
 			return JobConfig{}, err
 		}
-		now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-		c.UpdatedAt = now
-		rearm := c.RunAt != old.RunAt || c.Disabled != old.Disabled || !sameTime(c.StartDate, old.StartDate) || !sameTime(c.EndDate, old.EndDate)
-		nr := record{JobConfig: c, ArmedAt: r.ArmedAt}
-		if rearm {
-			nr.ArmedAt = now
-		}
-		renamed := !strings.EqualFold(c.Name, old.Name)
+		renamed := !strings.EqualFold(c.Name, r.Name)
 		if renamed {
 			if _, err := s.kv.Create(ctx, nameKey(c.Name), []byte(c.ID)); errors.Is(err, jetstream.ErrKeyExists) {
 				return JobConfig{}, conflictf("a job config named %q exists", c.Name)
@@ -464,21 +456,42 @@ func (s *Scheduler) Update(ctx context.Context, id string, req Request) (JobConf
 				return JobConfig{}, unavailable("reserve name", err)
 			}
 		}
-		raw, err := json.Marshal(nr)
-		if err != nil {
-			return JobConfig{}, fmt.Errorf("schedule: %w", err)
+		rearm := false
+		_, _, _, err = events.UpdateRecord(ctx, s.kv, configKey(r.ID), events.CAS{Attempts: DefaultCASRetries}, func(cur *record, _ bool) error {
+			if cur.Name != r.Name {
+				return errRenamedMeanwhile
+			}
+			old := cur.JobConfig
+			next, err := s.patched(old, req)
+			if err != nil {
+				return err
+			}
+			now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+			next.UpdatedAt = now
+			rearm = next.RunAt != old.RunAt || next.Disabled != old.Disabled || !sameTime(next.StartDate, old.StartDate) || !sameTime(next.EndDate, old.EndDate)
+			if rearm {
+				cur.ArmedAt = now
+			}
+			cur.JobConfig, c = next, next
+			return nil
+		})
+		if err != nil && renamed {
+			_ = s.kv.Delete(context.WithoutCancel(ctx), nameKey(c.Name))
 		}
-		if _, err := s.kv.Update(ctx, configKey(c.ID), raw, rev); err != nil {
-			if renamed {
-				_ = s.kv.Delete(context.WithoutCancel(ctx), nameKey(c.Name))
-			}
-			if isCASConflict(err) {
-				continue
-			}
+		switch {
+		case errors.Is(err, errRenamedMeanwhile):
+			continue
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return JobConfig{}, notFoundf("job config %q not found", id)
+		case errors.Is(err, events.ErrContended):
+			return JobConfig{}, conflictf("job config %s is being updated too often; retry", id)
+		case errors.Is(err, events.ErrKV):
 			return JobConfig{}, unavailable("update job config", err)
+		case err != nil:
+			return JobConfig{}, err
 		}
 		if renamed {
-			_ = s.kv.Delete(ctx, nameKey(old.Name))
+			_ = s.kv.Delete(ctx, nameKey(r.Name))
 		}
 		if rearm {
 			if err := s.arm(ctx, &c); err != nil {
@@ -488,6 +501,19 @@ func (s *Scheduler) Update(ctx context.Context, id string, req Request) (JobConf
 		return c, nil
 	}
 	return JobConfig{}, conflictf("job config %s is being updated too often; retry", id)
+}
+
+// errRenamedMeanwhile: the config was renamed since its name reservation
+// was decided; Update starts again.
+var errRenamedMeanwhile = errors.New("schedule: renamed meanwhile")
+
+// patched returns c with req applied (no I/O).
+func (s *Scheduler) patched(c JobConfig, req Request) (JobConfig, error) {
+	c.Params.KeyVaults = slices.Clone(c.Params.KeyVaults)
+	if err := s.apply(&c, req); err != nil {
+		return JobConfig{}, err
+	}
+	return c, nil
 }
 
 // Delete removes a config's schedule, then its records.
@@ -548,11 +574,4 @@ func (s *Scheduler) disarm(ctx context.Context, id string) error {
 
 func sameTime(a, b *time.Time) bool {
 	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
-}
-
-// isCASConflict reports a compare-and-set that lost (the record moved).
-func isCASConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }

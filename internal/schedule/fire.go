@@ -296,12 +296,14 @@ func (s *Scheduler) renewClaim(ctx context.Context, id, jobID string) (stop func
 				return
 			case <-t.C:
 			}
-			st, rev, err := s.state(rctx, id)
-			if err != nil || st.ClaimJobID != jobID {
-				continue
-			}
-			st.ClaimAt = s.cfg.Now().UTC()
-			_, _ = s.putState(rctx, id, st, rev)
+			// One compare-and-set: a claim that moved is not ours to renew.
+			_, _, _, _ = events.UpdateRecord(rctx, s.kv, stateKey(id), events.CAS{Attempts: 1}, func(st *state, _ bool) error {
+				if st.ClaimJobID != jobID {
+					return events.ErrNoChange
+				}
+				st.ClaimAt = s.cfg.Now().UTC()
+				return nil
+			})
 		}
 	}()
 	return func() { cancel(); <-done }
@@ -309,23 +311,19 @@ func (s *Scheduler) renewClaim(ctx context.Context, id, jobID string) (stop func
 
 // record marks tick handled by jobID and publishes the fired event.
 func (s *Scheduler) record(ctx context.Context, c *JobConfig, tick time.Time, jobID string, catchUp bool) error {
-	for range DefaultCASRetries {
-		st, rev, err := s.state(ctx, c.ID)
-		if err != nil {
-			return err
-		}
+	_, _, _, err := events.UpdateRecord(ctx, s.kv, stateKey(c.ID), events.CAS{Attempts: DefaultCASRetries, Create: true}, func(st *state, _ bool) error {
 		if !tick.After(st.LastTick) {
-			break // another replica recorded it
+			return events.ErrNoChange // another replica recorded it
 		}
 		st.LastTick, st.LastJobID = tick, jobID
 		st.ClaimTick, st.ClaimJobID, st.ClaimAt = time.Time{}, "", time.Time{}
-		ok, err := s.putState(ctx, c.ID, st, rev)
-		if err != nil {
-			return err
-		}
-		if ok {
-			break
-		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, events.ErrKV):
+		return unavailable("write schedule state", err)
+	case err != nil && !errors.Is(err, events.ErrContended):
+		return fmt.Errorf("schedule: state of %s: %w", c.ID, err)
 	}
 	return s.publish(ctx, c, events.KindScheduleFired, events.ScheduleEvent{
 		JobConfigID: c.ID, Name: c.Name, Tick: tick, JobID: jobID, CatchUp: catchUp,
@@ -391,7 +389,7 @@ func (s *Scheduler) putState(ctx context.Context, id string, st state, rev uint6
 	} else {
 		_, err = s.kv.Update(ctx, stateKey(id), raw, rev)
 	}
-	if isCASConflict(err) {
+	if events.RevisionMismatch(err) {
 		return false, nil
 	}
 	if err != nil {

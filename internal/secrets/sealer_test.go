@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/akvsync/akvsync/internal/keyring"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, KeySize) }
@@ -195,15 +197,15 @@ func TestParseKeyRing(t *testing.T) {
 		n       int
 		wantErr bool
 	}{
-		{name: "single", in: FormatKey("k1", k1), current: "k1", n: 1},
-		{name: "first is current", in: FormatKey("2026b", k2) + "," + FormatKey("2026a", k1), current: "2026b", n: 2},
+		{name: "single", in: keyring.Format("k1", k1), current: "k1", n: 1},
+		{name: "first is current", in: keyring.Format("2026b", k2) + "," + keyring.Format("2026a", k1), current: "2026b", n: 2},
 		{name: "url-safe unpadded", in: "a:" + base64.RawURLEncoding.EncodeToString(k1), current: "a", n: 1},
 		{name: "file with comments and newlines", in: "# current\nb:" + base64.StdEncoding.EncodeToString(k2) + "\n# previous\na:" + base64.StdEncoding.EncodeToString(k1) + "\n", current: "b", n: 2},
 		{name: "empty", in: " \n", wantErr: true},
 		{name: "16-byte key", in: "a:" + base64.StdEncoding.EncodeToString(make([]byte, 16)), wantErr: true},
 		{name: "64-byte key", in: "a:" + base64.StdEncoding.EncodeToString(make([]byte, 64)), wantErr: true},
-		{name: "duplicate id", in: FormatKey("a", k1) + "," + FormatKey("a", k2), wantErr: true},
-		{name: "id with dot", in: FormatKey("a.b", k1), wantErr: true},
+		{name: "duplicate id", in: keyring.Format("a", k1) + "," + keyring.Format("a", k2), wantErr: true},
+		{name: "id with dot", in: keyring.Format("a.b", k1), wantErr: true},
 		{name: "missing colon", in: base64.StdEncoding.EncodeToString(k1), wantErr: true},
 	}
 	for _, tt := range tests {
@@ -228,7 +230,7 @@ func TestLoadKeyRingFileAndGenerate(t *testing.T) {
 		t.Fatalf("GenerateKey = %x %v", k, err)
 	}
 	path := filepath.Join(t.TempDir(), "master.keys")
-	if err := os.WriteFile(path, []byte(FormatKey("m1", k)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(keyring.Format("m1", k)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r, err := LoadKeyRingFile(path)

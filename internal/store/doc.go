@@ -7,5 +7,5 @@
 //
 // The model is etcd's server/storage/backend: JetStream replicates the log,
 // bbolt holds each node's materialized state, and writes are committed in
-// batches (see Batcher).
+// batches (see [Store.Apply]; the inventory projector sizes them).
 package store

@@ -28,7 +28,7 @@ func refKeyMatch(q events.KeyQuery, r events.KeyRecord) bool {
 			return false
 		}
 	}
-	if q.KeyName != "" && strings.ToLower(r.Name) != strings.ToLower(q.KeyName) {
+	if q.KeyName != "" && !strings.EqualFold(r.Name, q.KeyName) {
 		return false
 	}
 	if q.Kid != "" {

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // Metric names of [WorkerMetrics] (all prefixed akvsync_).
@@ -51,7 +51,7 @@ type WorkerMetrics struct {
 	wait        prometheus.Histogram
 	refreshes   *prometheus.CounterVec
 
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	jobs map[string]int // running vault syncs by job
 }
 
@@ -107,7 +107,7 @@ func NewWorkerMetrics(reg prometheus.Registerer) (*WorkerMetrics, error) {
 		events.RefreshNotFound, events.RefreshVaultRemoved, events.RefreshFailed} {
 		m.refreshes.WithLabelValues(o)
 	}
-	for _, op := range azure.Operations {
+	for _, op := range akvsync.Operations {
 		m.throttled.WithLabelValues(string(op))
 		m.retries.WithLabelValues(string(op))
 	}
@@ -148,7 +148,7 @@ func (m *WorkerMetrics) VaultSyncFinished(res events.VaultResult, took time.Dura
 }
 
 // AzureAttempt implements sync.Metrics.
-func (m *WorkerMetrics) AzureAttempt(a azure.Attempt) {
+func (m *WorkerMetrics) AzureAttempt(a akvsync.Attempt) {
 	op := string(a.Operation)
 	code, class := codeNone, codeClassNone
 	if a.Status > 0 {

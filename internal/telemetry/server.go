@@ -121,9 +121,6 @@ func Listen(cfg Config, h http.Handler, log zerolog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// Addr is the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
 // Close stops the server, letting requests in flight finish for a while.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 func TestConfigListen(t *testing.T) {
@@ -43,10 +43,10 @@ func TestWorkerMetricsLintAndCount(t *testing.T) {
 	m.VaultSyncStarted("j1")
 	m.VaultSyncStarted("j2")
 	m.VaultSyncStopped("j2")
-	m.AzureAttempt(azure.Attempt{Operation: azure.OpListKeys, Status: 401, Duration: time.Millisecond})
-	m.AzureAttempt(azure.Attempt{Operation: azure.OpGetKey, Status: 429, Wait: time.Second})
-	m.AzureAttempt(azure.Attempt{Operation: azure.OpGetKey, Status: 200, Retry: true})
-	m.AzureAttempt(azure.Attempt{Operation: azure.OpGetKey})
+	m.AzureAttempt(akvsync.Attempt{Operation: akvsync.OpListKeys, Status: 401, Duration: time.Millisecond})
+	m.AzureAttempt(akvsync.Attempt{Operation: akvsync.OpGetKey, Status: 429, Wait: time.Second})
+	m.AzureAttempt(akvsync.Attempt{Operation: akvsync.OpGetKey, Status: 200, Retry: true})
+	m.AzureAttempt(akvsync.Attempt{Operation: akvsync.OpGetKey})
 	m.VaultSyncFinished(events.VaultResult{Status: events.VaultCompleted, New: 3, Unchanged: 4}, time.Second)
 
 	if got := testutil.ToFloat64(m.inProgress); got != 2 {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +15,7 @@ import (
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 func envInt(name string, def int) int {
@@ -57,8 +57,8 @@ func BenchmarkSyncAll(b *testing.B) {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			var wg gosync.WaitGroup
-			sem := make(chan struct{}, sync.DefaultVaultParallelism)
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, akvsync.DefaultVaultParallelism)
 			for _, v := range e.vaults {
 				wg.Add(1)
 				sem <- struct{}{}
@@ -76,7 +76,7 @@ func BenchmarkSyncAll(b *testing.B) {
 	})
 
 	// AKVSYNC_BENCH_FSYNC=1 keeps bbolt's fsync on, as the binaries run.
-	e.startWorker(b, "bench", func(c *sync.Config) { c.VaultRate, c.SubscriptionRate = -1, -1 },
+	e.startWorker(b, "bench", func(c *akvsync.Config) { c.VaultRate, c.SubscriptionRate = -1, -1 },
 		func(c *worker.Config) { c.StoreNoSync = os.Getenv("AKVSYNC_BENCH_FSYNC") != "1" })
 	b.Run("full", func(b *testing.B) {
 		for b.Loop() {
@@ -136,10 +136,10 @@ func scriptVault(ctx context.Context, f *azure.Factory, conn azure.Connection, u
 			names = append(names, k.KID.Name())
 		}
 	}
-	sem := make(chan struct{}, sync.DefaultGetConcurrency)
+	sem := make(chan struct{}, akvsync.DefaultGetConcurrency)
 	errc := make(chan error, len(names))
 	out := make([]azkeys.GetKeyResponse, len(names))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i, n := range names {
 		wg.Add(1)
 		sem <- struct{}{}

@@ -10,17 +10,18 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // startProcess starts a worker as a separate process would be: its own
 // NATS connection, store, syncer and limiters; production Azure client
 // settings.
-func (e *env) startProcess(t testing.TB, name string, cfg sync.Config) *worker.Worker {
+func (e *env) startProcess(t testing.TB, name string, cfg akvsync.Config) *worker.Worker {
 	t.Helper()
 	nc, err := nats.Connect(e.nc.ConnectedUrl(), nats.MaxReconnects(-1))
 	if err != nil {
@@ -34,7 +35,7 @@ func (e *env) startProcess(t testing.TB, name string, cfg sync.Config) *worker.W
 		StoreNoSync: true,
 		Sync:        cfg,
 		Azure:       azure.Config{},
-		Connections: worker.StaticConnections{"emulator": e.conn},
+		Connections: connections.Chain{Static: map[string]azure.Connection{"emulator": e.conn}},
 		// Warnings show with a failure: why a vault was synced twice.
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
@@ -66,7 +67,7 @@ func TestSubscriptionBudgetAcrossWorkers(t *testing.T) {
 	}})
 	for i := range workers {
 		// Two vaults at a time each: every worker gets its part.
-		e.startProcess(t, fmt.Sprintf("w%d", i+1), sync.Config{VaultRate: -1, SubscriptionRate: rate, VaultParallelism: 2})
+		e.startProcess(t, fmt.Sprintf("w%d", i+1), akvsync.Config{VaultRate: -1, SubscriptionRate: rate, VaultParallelism: 2})
 	}
 
 	start := time.Now()
@@ -117,7 +118,7 @@ func TestBudgetAdaptsToALowerCeiling(t *testing.T) {
 		c.SubscriptionLimit = limit * int(akvemu.ThrottleWindow/time.Second)
 		c.SubscriptionBurst = limit / 2
 	}})
-	e.startWorker(t, "w", func(c *sync.Config) { c.SubscriptionRate = budget; c.VaultRate = -1 },
+	e.startWorker(t, "w", func(c *akvsync.Config) { c.SubscriptionRate = budget; c.VaultRate = -1 },
 		func(c *worker.Config) { c.Azure = azure.Config{} })
 	job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
 	if done := e.waitJob(t, job.ID); done.OverallStatus != events.JobCompleted {

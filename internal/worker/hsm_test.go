@@ -8,7 +8,7 @@ import (
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // TestManagedHSMPoolSync syncs an emulated managed HSM pool end to end: the
@@ -104,7 +104,7 @@ func TestSymmetricKeySizeUnknownWithoutTheAPIVersion(t *testing.T) {
 		})
 	}})
 	// One GetKey at a time, so the first refusal is seen before the next AES key.
-	e.startWorker(t, "w1", func(c *sync.Config) { c.GetConcurrency = 1 })
+	e.startWorker(t, "w1", func(c *akvsync.Config) { c.GetConcurrency = 1 })
 	pool := e.vaults["hsm-old"]
 	done := e.waitJob(t, e.createJob(t, control.CreateJobRequest{KeyVaults: []string{pool.ID}}).ID)
 	if done.OverallStatus != events.JobCompleted {

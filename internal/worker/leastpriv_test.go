@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/natsconn"
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/events"
@@ -35,14 +35,14 @@ func startLeastPrivilege(t testing.TB) *leastPrivilege {
 	for _, r := range events.Roles() {
 		lp.passwords[r] = "test-" + string(r) + "-password"
 	}
-	lp.srv = natstest.RunServer(t, natstest.Options{MaxPayload: app.EmbeddedMaxPayload, Users: lp.passwords})
+	lp.srv = natstest.RunServer(t, natstest.Options{MaxPayload: natsconn.EmbeddedMaxPayload, Users: lp.passwords})
 	return lp
 }
 
 // recorder keeps the permission violations the server reported to one
 // connection.
 type recorder struct {
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	errs []string
 	news chan struct{}
 }

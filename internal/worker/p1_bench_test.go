@@ -8,7 +8,7 @@ import (
 	"github.com/akvsync/akvsync/internal/control"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // azureSubscriptionLimit is Azure's documented subscription-wide Key Vault
@@ -53,11 +53,11 @@ func BenchmarkP1RealLimits(b *testing.B) {
 	// Production rate settings: zero takes the defaults.
 	// AKVSYNC_BENCH_WORKERS > 1 adds workers as separate processes would
 	// be (own NATS connection, store and limiters), sharing the budget.
-	vaultRate, subRate := float64(envInt("AKVSYNC_BENCH_VAULT_RATE", 0)), sync.DefaultSubscriptionRate*limit/azureSubscriptionLimit
-	e.startWorker(b, "p1", func(c *sync.Config) { c.VaultRate, c.SubscriptionRate = vaultRate, subRate })
+	vaultRate, subRate := float64(envInt("AKVSYNC_BENCH_VAULT_RATE", 0)), akvsync.DefaultSubscriptionRate*limit/azureSubscriptionLimit
+	e.startWorker(b, "p1", func(c *akvsync.Config) { c.VaultRate, c.SubscriptionRate = vaultRate, subRate })
 	workers := envInt("AKVSYNC_BENCH_WORKERS", 1)
 	for i := 1; i < workers; i++ {
-		e.startProcess(b, fmt.Sprintf("p1-%d", i), sync.Config{VaultRate: vaultRate, SubscriptionRate: subRate})
+		e.startProcess(b, fmt.Sprintf("p1-%d", i), akvsync.Config{VaultRate: vaultRate, SubscriptionRate: subRate})
 	}
 	for b.Loop() {
 		b.StopTimer()

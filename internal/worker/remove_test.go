@@ -9,11 +9,11 @@ import (
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // removedText is the detailed_status of a vault removed while its job ran.
-var removedText = string(events.VaultAborted) + ": " + sync.ErrVaultRemoved.Error()
+var removedText = string(events.VaultAborted) + ": " + akvsync.ErrVaultRemoved.Error()
 
 func TestRemovingAVaultDuringAJob(t *testing.T) {
 	t.Run("MidSyncTheVaultStopsAbortedAndKeepsNoKey", func(t *testing.T) {
@@ -24,7 +24,7 @@ func TestRemovingAVaultDuringAJob(t *testing.T) {
 		if err := e.emu.SetFaults(name, akvemu.Faults{Latency: 20 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
-		w := e.startWorker(t, "w1", func(c *sync.Config) { c.GetConcurrency = getConc })
+		w := e.startWorker(t, "w1", func(c *akvsync.Config) { c.GetConcurrency = getConc })
 		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{name}})
 		natstest.CheckFor(t, 30*time.Second, 5*time.Millisecond, func() error {
 			if n := e.emu.Counters(name).Total(akvemu.OpGetKey); n < 30 {

@@ -7,7 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,12 +22,8 @@ import (
 	"github.com/akvsync/akvsync/internal/telemetry"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/jobs"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
-
-// ErrUnknownConnection is returned for a vault whose connection is not
-// configured.
-var ErrUnknownConnection = sync.ErrUnknownConnection
 
 // Config is a worker's configuration.
 type Config struct {
@@ -46,14 +42,14 @@ type Config struct {
 	// them again, so the batch bounds the worker's resident file pages.
 	InventoryBatch int
 	// Sync tunes the planner, syncer and tracker.
-	Sync sync.Config
+	Sync akvsync.Config
 	// Azure tunes the Azure clients.
 	Azure azure.Config
 	// Connections resolves vault connections.
-	Connections sync.Connections
+	Connections azure.Connections
 	// Janitor tunes the repair of orphaned jobs and the retention of
-	// finished ones (zero fields: the sync.Default* values).
-	Janitor sync.JanitorConfig
+	// finished ones (zero fields: the akvsync.Default* values).
+	Janitor akvsync.JanitorConfig
 	// Logger receives the worker's logs.
 	Logger zerolog.Logger
 	// BindOnly makes the worker look up the streams, buckets and durable
@@ -103,11 +99,11 @@ type Worker struct {
 	nc        *nats.Conn
 	consumers []jetstream.Consumer
 	cancel    context.CancelFunc
-	wg        gosync.WaitGroup
+	wg        sync.WaitGroup
 	closed    atomic.Bool
 	caughtUp  atomic.Bool // the inventory caught up with its streams once since start
 
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	err    error
 	failed chan struct{} // closed at the first component failure
 }
@@ -123,7 +119,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 	log := cfg.Logger
 	// An async publish whose ack was lost with a JetStream node fails
 	// after PublishAckWait, and the syncer publishes it again.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(sync.PublishAckWait))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(akvsync.PublishAckWait))
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
@@ -195,17 +191,17 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	planner, err := sync.NewPlanner(cfg.Sync, js, jobStore)
+	planner, err := akvsync.NewPlanner(cfg.Sync, js, jobStore)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	syncer, err := sync.NewSyncer(cfg.Sync, nc, js, jobStore, cfg.Connections, factory, proj)
+	syncer, err := akvsync.NewSyncer(cfg.Sync, nc, js, jobStore, azure.KeySource{Connections: cfg.Connections, Factory: factory}, proj)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	tracker, err := sync.NewTracker(cfg.Sync, js, jobStore, proj)
+	tracker, err := akvsync.NewTracker(cfg.Sync, js, jobStore, proj)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
@@ -217,7 +213,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: query service: %w", err)
 	}
 
-	janitor, err := sync.NewJanitor(cfg.Sync, cfg.Janitor, nc, js, jobStore, proj)
+	janitor, err := akvsync.NewJanitor(cfg.Sync, cfg.Janitor, nc, js, jobStore, proj)
 	if err != nil {
 		_ = query.Stop()
 		_ = st.Close()
@@ -379,27 +375,14 @@ func (w *Worker) Close() error {
 	return errors.Join(qerr, w.store.Close(), w.Err())
 }
 
-// StaticConnections resolves connections from a fixed map (configuration
-// given at start).
-type StaticConnections map[string]azure.Connection
-
-// Connection implements sync.Connections.
-func (s StaticConnections) Connection(_ context.Context, name string) (azure.Connection, error) {
-	c, ok := s[name]
-	if !ok {
-		return azure.Connection{}, fmt.Errorf("%w %q", ErrUnknownConnection, name)
-	}
-	return c, nil
-}
-
 // WaitForTopology runs ensure until it succeeds, retrying with backoff and
 // a log line per attempt while the NATS cluster is still forming or the
 // topology is missing (events.ErrTopologyMissing: the init step has not
-// run yet), until ctx ends; see sync.WhileForming for what counts as
+// run yet), until ctx ends; see akvsync.WhileForming for what counts as
 // forming.
 func WaitForTopology(ctx context.Context, log zerolog.Logger, ensure func(ctx context.Context) error) error {
-	retryable := func(err error) bool { return errors.Is(err, events.ErrTopologyMissing) || sync.WhileForming(err) }
-	return sync.Retry(ctx, log, sync.RetryPolicy{Initial: 250 * time.Millisecond, Max: topologyBackoffMax, Budget: -1,
+	retryable := func(err error) bool { return errors.Is(err, events.ErrTopologyMissing) || akvsync.WhileForming(err) }
+	return akvsync.Retry(ctx, log, akvsync.RetryPolicy{Initial: 250 * time.Millisecond, Max: topologyBackoffMax, Budget: -1,
 		Retryable: retryable}, "ensure NATS topology", func(ctx context.Context) error {
 		// Each attempt has its own deadline, so one lost request does not
 		// stall the wait.

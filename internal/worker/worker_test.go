@@ -16,15 +16,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/app"
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/internal/control"
+	"github.com/akvsync/akvsync/internal/natsconn"
 	"github.com/akvsync/akvsync/internal/natstest"
 	"github.com/akvsync/akvsync/internal/worker"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/jobs"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // env is one pipeline under test: a real JetStream server, the emulator
@@ -85,7 +86,7 @@ func setup(t testing.TB, o envOptions) *env {
 		}
 		nc, js, users.api = users.connect(t, events.RoleAPI)
 	} else {
-		srv := natstest.RunServer(t, natstest.Options{MaxPayload: app.EmbeddedMaxPayload}) // as embedded
+		srv := natstest.RunServer(t, natstest.Options{MaxPayload: natsconn.EmbeddedMaxPayload}) // as embedded
 		nc, js = natstest.Connect(t, srv)
 		if err := topo.EnsureStreams(ctx, js); err != nil {
 			t.Fatal(err)
@@ -136,9 +137,9 @@ func setup(t testing.TB, o envOptions) *env {
 
 // startWorker starts a worker with its own store; tweak adjusts its sync
 // settings.
-func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config), more ...func(*worker.Config)) *worker.Worker {
+func (e *env) startWorker(t testing.TB, name string, tweak func(*akvsync.Config), more ...func(*worker.Config)) *worker.Worker {
 	t.Helper()
-	cfg := sync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: 300 * time.Millisecond, VaultRate: -1, SubscriptionRate: -1}
+	cfg := akvsync.Config{Source: "test/" + name, RetryDelay: 50 * time.Millisecond, Heartbeat: 300 * time.Millisecond, VaultRate: -1, SubscriptionRate: -1}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -148,7 +149,7 @@ func (e *env) startWorker(t testing.TB, name string, tweak func(*sync.Config), m
 		StoreNoSync: true,
 		Sync:        cfg,
 		Azure:       azure.Config{Retry: azure.Retry{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond, MaxRetries: 2}},
-		Connections: worker.StaticConnections{"emulator": e.conn},
+		Connections: connections.Chain{Static: map[string]azure.Connection{"emulator": e.conn}},
 		Logger:      zerolog.Nop(),
 	}
 	for _, f := range more {
@@ -524,7 +525,7 @@ func TestCancel(t *testing.T) {
 		if err := e.emu.SetFaults(name, akvemu.Faults{Latency: 20 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
-		e.startWorker(t, "w1", func(c *sync.Config) { c.GetConcurrency = getConc })
+		e.startWorker(t, "w1", func(c *akvsync.Config) { c.GetConcurrency = getConc })
 		job := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{name}})
 		natstest.CheckFor(t, 30*time.Second, 5*time.Millisecond, func() error {
 			if n := e.emu.Counters(name).Total(akvemu.OpGetKey); n < 30 {
@@ -632,7 +633,7 @@ func TestJanitor(t *testing.T) {
 			t.Fatal(err)
 		}
 		live := e.createJob(t, control.CreateJobRequest{KeyVaults: []string{names[1]}})
-		e.startWorker(t, "w1", func(c *sync.Config) { c.VaultParallelism = 1 }, func(c *worker.Config) {
+		e.startWorker(t, "w1", func(c *akvsync.Config) { c.VaultParallelism = 1 }, func(c *worker.Config) {
 			c.Janitor.Interval, c.Janitor.Grace = 50*time.Millisecond, time.Millisecond
 		})
 		natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {

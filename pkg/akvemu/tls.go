@@ -102,11 +102,6 @@ func (ca *certAuthority) serverConfig() *tls.Config {
 	}
 }
 
-// clientConfig trusts only the emulator's CA.
-func (ca *certAuthority) clientConfig() *tls.Config {
-	return &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
-}
-
 // issueClientCertificate signs a client-authentication certificate for a principal.
 // The key is RSA because MSAL signs client assertions with PS256.
 func (ca *certAuthority) issueClientCertificate(clientID string) (*x509.Certificate, *rsa.PrivateKey, error) {

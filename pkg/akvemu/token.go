@@ -230,6 +230,8 @@ func (ts *tokenService) issue(rec *principalRec, aud string, acr string, lifetim
 	return tok, nil
 }
 
+//lint:file-ignore ST1005 the token errors below are Key Vault's own messages, verbatim.
+
 // mintAppToken signs an access token of the tenant for a first-party application
 // (Event Grid's webhook deliveries) with the same key and claims as issued tokens,
 // so it verifies against the JWKS. It is not counted in TokenStats.
@@ -389,11 +391,12 @@ func (ts *tokenService) serveKeys(w http.ResponseWriter, r *http.Request) {
 	if !ts.tenantOK(w, r) {
 		return
 	}
-	pub := ts.key.PublicKey
-	x := make([]byte, 32)
-	y := make([]byte, 32)
-	pub.X.FillBytes(x)
-	pub.Y.FillBytes(y)
+	pt, err := ts.key.PublicKey.Bytes() // 0x04 || X || Y, 32 bytes each for P-256
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	x, y := pt[1:33], pt[33:65]
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]string{{
 		"kty": "EC", "use": "sig", "kid": ts.kid, "crv": "P-256", "x": b64(x), "y": b64(y), "alg": "ES256",
 	}}})

@@ -303,26 +303,6 @@ func (r Role) Streams() []string {
 	return dedupe(out)
 }
 
-// Buckets lists the buckets the role opens.
-func (r Role) Buckets() []string {
-	var out []string
-	for _, s := range r.Streams() {
-		if b, ok := strings.CutPrefix(s, "KV_"); ok {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
-// Durables lists the durable consumers the role binds to, by stream.
-func (r Role) Durables() map[string]string {
-	out := map[string]string{}
-	for s, c := range r.access().durables {
-		out[s] = c
-	}
-	return out
-}
-
 // dedupe drops repeated subjects, keeping the first of each.
 func dedupe(in []string) []string {
 	var out []string

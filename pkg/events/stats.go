@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"time"
 )
 
@@ -128,6 +129,24 @@ func ParsePrices(r io.Reader) (Prices, error) {
 	}
 	if err := p.Validate(); err != nil {
 		return Prices{}, err
+	}
+	return p, nil
+}
+
+// LoadPrices reads the price table from a JSON file (see ParsePrices); ""
+// gives DefaultPrices.
+func LoadPrices(path string) (Prices, error) {
+	if path == "" {
+		return DefaultPrices(), nil
+	}
+	f, err := os.Open(path) // #nosec G304 -- path from the operator's own --azure-prices flag
+	if err != nil {
+		return Prices{}, fmt.Errorf("azure prices: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	p, err := ParsePrices(f)
+	if err != nil {
+		return Prices{}, fmt.Errorf("azure prices %s: %w", path, err)
 	}
 	return p, nil
 }

@@ -3,6 +3,8 @@ package events
 import (
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +69,19 @@ func TestJobProgressAddVault(t *testing.T) {
 	p.AddVault(v, -1)
 	if p.Completed != 1 || p.Listed != 5 || p.New != 2 || p.Azure.Calls() != 5 || p.Azure.StandardOps != 4 {
 		t.Errorf("progress %+v", p)
+	}
+}
+
+func TestLoadPrices(t *testing.T) {
+	p, err := LoadPrices("")
+	if err != nil || p.StandardPer10k != 0.03 {
+		t.Fatalf("defaults %+v %v", p, err)
+	}
+	f := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(f, []byte(`{"currency":"EUR","standard_per_10k":-1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPrices(f); err == nil {
+		t.Error("a negative price was accepted")
 	}
 }

@@ -1,7 +1,8 @@
 // Package jobs owns the synchronization job record: its header, the plan
 // that lists its vaults, one status record per vault, the vault locks it
-// holds, and the compare-and-set loop every writer uses. The API (create,
-// cancel), the job trackers (vault progress, finish) and the janitor
+// holds, and the compare-and-set every writer uses (over
+// events.UpdateRecord, the module's one loop). The API (create, cancel),
+// the job trackers (vault progress, finish) and the janitor
 // (stale locks, retention) all go through it.
 //
 // # Layout

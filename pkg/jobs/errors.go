@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/akvsync/akvsync/pkg/events"
 )
 
 var (
@@ -13,12 +13,12 @@ var (
 	ErrNotFound = errors.New("jobs: not found")
 	// ErrNoChange is returned by an update function to leave the record
 	// as it is: the update then succeeds without writing.
-	ErrNoChange = errors.New("jobs: no change")
+	ErrNoChange = events.ErrNoChange
 	// ErrContended is returned when a compare-and-set kept losing to
 	// concurrent writers for all its retries.
-	ErrContended = errors.New("jobs: record updated concurrently too often")
+	ErrContended = events.ErrContended
 	// ErrBadRecord is returned for a record that does not decode.
-	ErrBadRecord = errors.New("jobs: malformed record")
+	ErrBadRecord = events.ErrBadRecord
 	// ErrInvalid is returned for an invalid argument or configuration.
 	ErrInvalid = errors.New("jobs: invalid")
 )
@@ -37,15 +37,4 @@ func (e *LockConflictError) Error() string {
 		return fmt.Sprintf("jobs: vault %s: lock contended", e.VaultID)
 	}
 	return fmt.Sprintf("jobs: vault %s is locked by %s", e.VaultID, e.Holder)
-}
-
-// RevisionMismatch reports a compare-and-set conflict on a key-value
-// bucket, whichever code the stream used (R1 and R3 streams differ).
-func RevisionMismatch(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

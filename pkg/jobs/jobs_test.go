@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,7 +250,7 @@ func TestUpdateVault(t *testing.T) {
 			t.Fatal(err)
 		}
 		const writers = 20
-		var wg gosync.WaitGroup
+		var wg sync.WaitGroup
 		for range writers {
 			wg.Add(1)
 			go func() {

@@ -126,7 +126,7 @@ func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, know
 			switch {
 			case err == nil:
 				revs[id] = rev
-			case RevisionMismatch(err):
+			case events.RevisionMismatch(err):
 				slow = append(slow, id)
 			default:
 				return fmt.Errorf("jobs: take lock %s: %w", id, err)
@@ -146,7 +146,7 @@ func (s *Store) lockBatch(ctx context.Context, ids []string, holder string, know
 			revs[id] = rev
 			continue
 		}
-		if !RevisionMismatch(err) {
+		if !events.RevisionMismatch(err) {
 			return nil, fmt.Errorf("jobs: take lock %s: %w", id, err)
 		}
 		e, gerr := s.locks.Get(ctx, id)
@@ -182,7 +182,7 @@ func (s *Store) releaseLocks(ctx context.Context, revs map[string]uint64) error 
 			win = append(win, pending{vaultID: id, fut: fut})
 		}
 		if err := await(ctx, win, func(id string, _ uint64, err error) error {
-			if err != nil && !RevisionMismatch(err) {
+			if err != nil && !events.RevisionMismatch(err) {
 				return fmt.Errorf("jobs: release lock %s: %w", id, err)
 			}
 			return nil

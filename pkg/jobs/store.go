@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	gosync "sync"
-	"time"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -159,7 +157,8 @@ func (s *Store) EachPlanned(ctx context.Context, job events.Job, fn func(events.
 // write. Update returns the header as written (or as found when unchanged)
 // and whether it wrote.
 func (s *Store) Update(ctx context.Context, jobID string, mutate func(*events.Job) error) (events.Job, bool, error) {
-	return cas(ctx, s.jobs, HeaderKey(jobID), s.cfg.CASRetries, false, func(j *events.Job, _ bool) error { return mutate(j) })
+	j, _, changed, err := update(ctx, s.jobs, HeaderKey(jobID), events.CAS{Attempts: s.cfg.CASRetries}, func(j *events.Job, _ bool) error { return mutate(j) })
+	return j, changed, err
 }
 
 // UpdateVault applies mutate to a vault's status record in a job with
@@ -169,70 +168,25 @@ func (s *Store) Update(ctx context.Context, jobID string, mutate func(*events.Jo
 // sequence of its last write): an inventory that applied that sequence
 // reflects it.
 func (s *Store) UpdateVault(ctx context.Context, jobID, vaultID string, mutate func(v *events.JobVault, exists bool) error) (events.JobVault, bool, uint64, error) {
-	key := VaultKey(jobID, vaultID)
-	var rev uint64
-	v, changed, err := casRev(ctx, s.jobs, key, s.cfg.CASRetries, true, mutate, &rev)
+	v, rev, changed, err := update(ctx, s.jobs, VaultKey(jobID, vaultID), events.CAS{Attempts: s.cfg.CASRetries, Create: true}, mutate)
 	return v, changed, rev, err
 }
 
-// cas is casRev without the revision.
-func cas[T any](ctx context.Context, kv jetstream.KeyValue, key string, retries int, create bool, mutate func(*T, bool) error) (T, bool, error) {
-	var rev uint64
-	return casRev(ctx, kv, key, retries, create, mutate, &rev)
-}
-
-// casRev is the one compare-and-set loop of the job records: read, apply
-// mutate, write at the read revision (or create when allowed and absent),
-// retry on conflict. *rev receives the revision written or found.
-func casRev[T any](ctx context.Context, kv jetstream.KeyValue, key string, retries int, create bool, mutate func(*T, bool) error, rev *uint64) (T, bool, error) {
-	for attempt := 0; ; attempt++ {
-		v, r, err := get[T](ctx, kv, key)
-		exists := err == nil
-		if err != nil && !(create && errors.Is(err, ErrNotFound)) {
-			return v, false, err
-		}
-		*rev = r
-		if err := mutate(&v, exists); errors.Is(err, ErrNoChange) {
-			return v, false, nil
-		} else if err != nil {
-			return v, false, err
-		}
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return v, false, fmt.Errorf("jobs: encode %s: %w", key, err)
-		}
-		if exists {
-			r, err = kv.Update(ctx, key, raw, r)
-		} else {
-			r, err = kv.Create(ctx, key, raw)
-		}
-		if err == nil {
-			*rev = r
-			return v, true, nil
-		}
-		if !RevisionMismatch(err) {
-			return v, false, fmt.Errorf("jobs: write %s: %w", key, err)
-		}
-		if attempt+1 >= retries {
-			return v, false, fmt.Errorf("%w: %s", ErrContended, key)
-		}
-		// Back off a little, with jitter, so racing writers spread out.
-		t := time.NewTimer(time.Duration(rand.Int64N(int64(casBackoff) * int64(min(attempt+1, 8))))) // #nosec G404 -- backoff jitter, not a secret
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return v, false, ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// casBackoff is the unit of the jittered wait between compare-and-set
-// attempts: up to attempt × casBackoff, capped at 8 units.
-const casBackoff = 500 * time.Microsecond
-
 // detailParallelism bounds the vault records Detail reads at once.
 const detailParallelism = 16
+
+// update is events.UpdateRecord with this package's errors: ErrNotFound for
+// a missing record, "jobs: write" for a failed access.
+func update[T any](ctx context.Context, kv jetstream.KeyValue, key string, c events.CAS, mutate func(*T, bool) error) (T, uint64, bool, error) {
+	v, rev, changed, err := events.UpdateRecord(ctx, kv, key, c, mutate)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		err = fmt.Errorf("%s: %w", key, ErrNotFound)
+	case errors.Is(err, events.ErrKV):
+		err = fmt.Errorf("jobs: %w", err)
+	}
+	return v, rev, changed, err
+}
 
 // Detail reads a job's whole detail from its own records: its plan and
 // every vault's record, counting the progress. It costs a read per vault,
@@ -249,7 +203,7 @@ func (s *Store) Detail(ctx context.Context, job events.Job) (events.JobDetail, e
 	d.Vaults = make([]events.JobVault, len(planned))
 	errs := make([]error, len(planned))
 	sem := make(chan struct{}, detailParallelism)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i, pv := range planned {
 		wg.Add(1)
 		sem <- struct{}{}

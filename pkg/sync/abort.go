@@ -2,14 +2,14 @@ package sync
 
 import (
 	"context"
-	gosync "sync"
+	"sync"
 )
 
 // abortRegistry maps a job to the cancel functions of its running vault
 // syncs on this worker, so an abort cancels them (in-flight Azure requests
 // included) the moment the job record says abort.
 type abortRegistry struct {
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	next uint64
 	jobs map[string]map[uint64]context.CancelCauseFunc
 }

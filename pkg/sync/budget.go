@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -113,9 +113,9 @@ type Budget struct {
 	kv  jetstream.KeyValue
 	ttl time.Duration
 	log zerolog.Logger
-	wg  gosync.WaitGroup
+	wg  sync.WaitGroup
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	subs     map[string]*subBudget
 	gen      uint64                      // memberships so far, in lease keys
 	fallback map[string]*AdaptiveLimiter // per subscription, while joining fails

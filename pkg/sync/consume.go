@@ -3,7 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,7 +29,7 @@ const trailingFactor = 3
 func consume(ctx context.Context, cons jetstream.Consumer, parallel int, handle func(ctx context.Context, msg jetstream.Msg, release func())) error {
 	slots := make(chan struct{}, parallel)
 	inFlight := make(chan struct{}, parallel*(1+trailingFactor))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		select {
@@ -55,7 +55,7 @@ func consume(ctx context.Context, cons jetstream.Consumer, parallel int, handle 
 		go func() {
 			defer wg.Done()
 			defer func() { <-inFlight }()
-			var once gosync.Once
+			var once sync.Once
 			release := func() { once.Do(func() { <-slots }) }
 			defer release()
 			handle(ctx, msg, release)

@@ -3,7 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +45,7 @@ func TestConsumeRelease(t *testing.T) {
 	run := func(t *testing.T, name string, releaseEarly bool) int {
 		cctx, stop := context.WithCancel(ctx)
 		unblock := make(chan struct{})
-		var mu gosync.Mutex
+		var mu sync.Mutex
 		running := 0
 		done := make(chan error, 1)
 		go func() {

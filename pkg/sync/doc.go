@@ -4,6 +4,15 @@
 // record, abort, and the rate control that keeps a sync inside Azure's
 // limits.
 //
+// Its name collides with the standard library's sync, so import it as
+// akvsync, as every package of this module does:
+//
+//	import akvsync "github.com/akvsync/akvsync/pkg/sync"
+//
+// The package reaches Key Vault only through a [KeySource], which opens
+// a vault's azkeys client for it; it depends on nothing of this module
+// outside pkg/.
+//
 // Ack semantics, stated once for every consumer here: a message is acked
 // only after everything it causes is durably published (tasks, key records,
 // result events) or found to be already done; it is nacked (redelivered)

@@ -2,7 +2,7 @@ package sync
 
 import (
 	"context"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/akvsync/akvsync/pkg/events"
@@ -22,7 +22,7 @@ const jobCacheMax = 256
 type jobCache struct {
 	store *jobs.Store
 
-	mu gosync.Mutex
+	mu sync.Mutex
 	m  map[string]cachedJob
 }
 

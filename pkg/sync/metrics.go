@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -23,7 +22,7 @@ type Metrics interface {
 	// published (res.Status is completed, failed or aborted).
 	VaultSyncFinished(res events.VaultResult, took time.Duration)
 	// AzureAttempt is called for every Key Vault HTTP attempt.
-	AzureAttempt(a azure.Attempt)
+	AzureAttempt(a Attempt)
 	// KeyRefreshed is called when a key refresh ended, with its outcome
 	// (one of the events.Refresh* constants).
 	KeyRefreshed(outcome string)
@@ -35,7 +34,7 @@ type noMetrics struct{}
 func (noMetrics) VaultSyncStarted(string)                             {}
 func (noMetrics) VaultSyncStopped(string)                             {}
 func (noMetrics) VaultSyncFinished(events.VaultResult, time.Duration) {}
-func (noMetrics) AzureAttempt(azure.Attempt)                          {}
+func (noMetrics) AzureAttempt(Attempt)                                {}
 func (noMetrics) KeyRefreshed(string)                                 {}
 
 // usageCounter is one vault sync's accounting of its Azure requests
@@ -50,13 +49,13 @@ type usageCounter struct {
 }
 
 // observe counts one attempt.
-func (u *usageCounter) observe(a azure.Attempt) {
+func (u *usageCounter) observe(a Attempt) {
 	switch a.Operation {
-	case azure.OpListKeys:
+	case OpListKeys:
 		u.listKeys.Add(1)
-	case azure.OpListKeyVersions:
+	case OpListKeyVersions:
 		u.listKeyVersions.Add(1)
-	case azure.OpGetKey:
+	case OpGetKey:
 		u.getKey.Add(1)
 	default:
 		u.other.Add(1)

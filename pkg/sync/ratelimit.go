@@ -4,12 +4,10 @@ import (
 	"context"
 	"math"
 	"net/http"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/akvsync/akvsync/internal/azure"
 )
 
 // Adaptive rate control: the rate starts at its ceiling (the configured
@@ -57,12 +55,12 @@ const (
 // climbs back while Azure stops throttling, below a ceiling that may be
 // moved at run time (a worker's share of its subscription's budget). It
 // also honours Retry-After by holding every request until then. It
-// implements azure.Throttle. A nil *AdaptiveLimiter never waits.
+// implements Throttle. A nil *AdaptiveLimiter never waits.
 type AdaptiveLimiter struct {
 	lim   *rate.Limiter
 	burst float64 // bucket, in seconds of the rate
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	ceiling  float64   // the most it may send, requests per second
 	cur      float64   // current rate, at most ceiling
 	knee     float64   // rate when the last 429 came (0: none); recovery slows above it
@@ -297,9 +295,9 @@ func (t throttles) Observe(status int) {
 	t.subscription.ObserveFrom(status, t.vaultID)
 }
 
-// ObserveAttempt implements azure.AttemptObserver: the vault sync's own
+// ObserveAttempt implements AttemptObserver: the vault sync's own
 // accounting and the worker's metrics.
-func (t throttles) ObserveAttempt(a azure.Attempt) {
+func (t throttles) ObserveAttempt(a Attempt) {
 	if t.usage != nil {
 		t.usage.observe(a)
 	}
@@ -308,7 +306,7 @@ func (t throttles) ObserveAttempt(a azure.Attempt) {
 	}
 }
 
-// ObserveRetryAfter implements azure.RetryAfterObserver.
+// ObserveRetryAfter implements RetryAfterObserver.
 func (t throttles) ObserveRetryAfter(d time.Duration) {
 	t.vault.Pause(d)
 	t.subscription.PauseIfShared(d)
@@ -318,7 +316,7 @@ func (t throttles) ObserveRetryAfter(d time.Duration) {
 // so what a vault taught us about its limit is not forgotten.
 type limiterSet struct {
 	rate float64
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	m    map[string]*AdaptiveLimiter
 }
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -48,7 +47,7 @@ func (s *Syncer) RunRefresher(ctx context.Context, cons jetstream.Consumer) erro
 	if err != nil {
 		return fmt.Errorf("key refresher: %w", err)
 	}
-	s.keys = keys
+	s.keyStream = keys
 	return consume(ctx, cons, s.cfg.RefreshParallelism, func(ctx context.Context, msg jetstream.Msg, _ func()) {
 		s.handleRefresh(ctx, msg)
 	})
@@ -194,7 +193,7 @@ func (s *Syncer) registeredVault(ctx context.Context, vaultID string) (events.Va
 // currentKey reads the key's record on the KEYS stream and its sequence
 // (0: none).
 func (s *Syncer) currentKey(ctx context.Context, vaultID, name string) (events.KeyRecord, uint64, error) {
-	m, err := s.keys.GetLastMsgForSubject(ctx, events.KeySubject(vaultID, name))
+	m, err := s.keyStream.GetLastMsgForSubject(ctx, events.KeySubject(vaultID, name))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return events.KeyRecord{}, 0, nil
 	}
@@ -212,13 +211,6 @@ func (s *Syncer) currentKey(ctx context.Context, vaultID, name string) (events.K
 // readKey reads the key from Azure under the vault's and subscription's
 // rate limits; found is false when Azure has no such key.
 func (s *Syncer) readKey(ctx context.Context, v events.Vault, name string, res *events.KeyRefreshed, log zerolog.Logger) (rec events.KeyRecord, found bool, err error) {
-	conn, err := s.conns.Connection(ctx, v.Connection)
-	if err != nil {
-		if errors.Is(err, ErrUnknownConnection) {
-			return rec, false, fmt.Errorf("%w: %w", ErrPermanent, err)
-		}
-		return rec, false, fmt.Errorf("read connection %q: %w", v.Connection, err)
-	}
 	subLim, release, err := s.budget.Acquire(ctx, v.SubscriptionID)
 	if err != nil {
 		return rec, false, err
@@ -226,14 +218,21 @@ func (s *Syncer) readKey(ctx context.Context, v events.Vault, name string, res *
 	defer release()
 	usage := &usageCounter{managedHSM: v.IsManagedHSM()}
 	defer func() { res.AzureCalls += usage.snapshot().Calls() }()
-	th := throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, usage: usage, metrics: s.cfg.Metrics}
-	cacheKey := v.ID + "|" + v.VaultURI + "|" + conn.Name
-	client, err := s.refreshClients.get(cacheKey, func() (*azkeys.Client, error) { return s.clients.KeysClient(conn, v.VaultURI, th) })
-	if err != nil {
+	th := &throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, usage: usage, metrics: s.cfg.Metrics}
+	cacheKey := v.ID + "|" + v.VaultURI + "|" + v.Connection
+	client, err := s.refreshClients.get(cacheKey, func() (*azkeys.Client, error) {
+		return s.keys.KeysClient(ctx, v.Connection, v.VaultURI, th)
+	})
+	switch {
+	case errors.Is(err, ErrPermanent):
+		return rec, false, err
+	case errors.Is(err, ErrUnknownConnection):
 		return rec, false, fmt.Errorf("%w: %w", ErrPermanent, err)
+	case err != nil:
+		return rec, false, fmt.Errorf("read connection %q: %w", v.Connection, err)
 	}
 	var noKeySizeAPI atomic.Bool
-	rec, err = getKey(azure.WithThrottle(ctx, th), client, events.VaultTask{Vault: v}, name, time.Now().UTC(), &noKeySizeAPI, log)
+	rec, err = getKey(WithThrottle(ctx, th), client, events.VaultTask{Vault: v}, name, time.Now().UTC(), &noKeySizeAPI, log)
 	var re *azcore.ResponseError
 	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 		return rec, false, nil
@@ -260,21 +259,25 @@ const maxRefreshClients = 1024
 // request) before its first call. Each call brings its own throttle
 // (azure.WithThrottle). When full, the cache is emptied.
 type clientCache struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	m  map[string]*azkeys.Client
 }
 
-// get returns the cached client of key, building it on first use.
+// get returns the cached client of key, building it on first use (not
+// under the lock: a build reads the connection registry).
 func (c *clientCache) get(key string, build func() (*azkeys.Client, error)) (*azkeys.Client, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cl, ok := c.m[key]; ok {
+	cl, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
 		return cl, nil
 	}
 	cl, err := build()
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxRefreshClients {
 		c.m = make(map[string]*azkeys.Client)
 	}

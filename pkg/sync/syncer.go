@@ -7,32 +7,18 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 	"github.com/akvsync/akvsync/pkg/jobs"
 )
-
-// Connections resolves a vault's connection name to its settings. An error
-// wrapping ErrUnknownConnection, azure.ErrInvalidConnection or ErrPermanent
-// fails the vault; any other is retried.
-type Connections interface {
-	Connection(ctx context.Context, name string) (azure.Connection, error)
-}
-
-// Clients builds Key Vault clients; *azure.Factory implements it.
-type Clients interface {
-	KeysClient(conn azure.Connection, vaultURI string, throttle azure.Throttle) (*azkeys.Client, error)
-}
 
 // Inventory is the worker's own inventory. VaultKeys gives a vault's keys
 // as the KEYS stream holds them now, by lower-cased key name: what the last
@@ -65,8 +51,7 @@ type Syncer struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	store     *jobs.Store
-	conns     Connections
-	clients   Clients
+	keys      KeySource
 	inventory Inventory
 	log       zerolog.Logger
 
@@ -78,23 +63,24 @@ type Syncer struct {
 	vaultLim *limiterSet
 	budget   *Budget
 	// ready is closed once Run has set up vaults and budget (RunRefresher
-	// waits for it); keys is the KEYS stream the refresher reads.
-	ready chan struct{}
-	keys  jetstream.Stream
+	// waits for it); keyStream is the KEYS stream the refresher reads.
+	ready     chan struct{}
+	keyStream jetstream.Stream
 	// refreshClients are the refresher's Key Vault clients.
 	refreshClients clientCache
 }
 
 // NewSyncer returns a syncer. store reads the job records (to honour
-// abort before and during a sync); inv gives the previous state of a vault
-// for delta sync and gone-marking.
-func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, store *jobs.Store, conns Connections, clients Clients, inv Inventory) (*Syncer, error) {
+// abort before and during a sync); keys opens each vault's Key Vault
+// client; inv gives the previous state of a vault for delta sync and
+// gone-marking.
+func NewSyncer(cfg Config, nc *nats.Conn, js jetstream.JetStream, store *jobs.Store, keys KeySource, inv Inventory) (*Syncer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
 	return &Syncer{
-		cfg: cfg, nc: nc, js: js, store: store, conns: conns, clients: clients, inventory: inv,
+		cfg: cfg, nc: nc, js: js, store: store, keys: keys, inventory: inv,
 		log:      cfg.Logger.With().Str("component", "syncer").Logger(),
 		aborts:   newAbortRegistry(),
 		removals: newAbortRegistry(),
@@ -354,7 +340,7 @@ func (s *Syncer) vaultRemoved(ctx context.Context, log zerolog.Logger, vaultID s
 // disconnected) still stops the sync within one beat.
 func (s *Syncer) heartbeat(ctx context.Context, msg jetstream.Msg, jobID, vaultID string, cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

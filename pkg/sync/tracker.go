@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -214,7 +214,7 @@ func (t *Tracker) publishProgress(ctx context.Context, log zerolog.Logger, job e
 func keepInProgress(beat func(), every time.Duration) (stop func()) {
 	beat()
 	done := make(chan struct{})
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -238,10 +238,10 @@ func keepInProgress(beat func(), every time.Duration) (stop func()) {
 // them.
 func (t *Tracker) apply(ctx context.Context, log zerolog.Logger, evs []trackedEvent) (uint64, error) {
 	var (
-		mu     gosync.Mutex
+		mu     sync.Mutex
 		maxRev uint64
 		errs   []error
-		wg     gosync.WaitGroup
+		wg     sync.WaitGroup
 		sem    = make(chan struct{}, trackerParallelism)
 	)
 	for _, e := range evs {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,8 +83,8 @@ func TestTrackersRacingOnOneJob(t *testing.T) {
 	const vaults = 40
 	job, vs := e.createJob(t, ctx, vaults)
 
-	var wg gosync.WaitGroup
-	var mu gosync.Mutex
+	var wg sync.WaitGroup
+	var mu sync.Mutex
 	finished := 0
 	for i, v := range vs {
 		tr, err := NewTracker(Config{}, e.js, e.store, e.proj)

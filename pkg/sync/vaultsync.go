@@ -8,18 +8,18 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/internal/azure"
 	"github.com/akvsync/akvsync/pkg/events"
 )
 
@@ -30,15 +30,21 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 	if v.VaultURI == "" {
 		return fmt.Errorf("%w: vault %s is no longer registered", ErrPermanent, v.QualifiedName())
 	}
-	var conn azure.Connection
+	usage := &usageCounter{managedHSM: v.IsManagedHSM()}
+	// The subscription's limiter is set below, before the client sends
+	// its first request.
+	th := &throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), usage: usage, metrics: s.cfg.Metrics}
+	var client *azkeys.Client
 	err := Retry(ctx, log, RetryPolicy{}, "read connection", func(ctx context.Context) (err error) {
-		conn, err = s.conns.Connection(ctx, v.Connection)
+		client, err = s.keys.KeysClient(ctx, v.Connection, v.VaultURI, th)
 		return err
 	})
-	if errors.Is(err, ErrUnknownConnection) || errors.Is(err, azure.ErrInvalidConnection) {
+	switch {
+	case errors.Is(err, ErrPermanent):
+		return err
+	case errors.Is(err, ErrUnknownConnection):
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
-	if err != nil {
+	case err != nil:
 		// The registry may be briefly unreachable: retry the task.
 		return fmt.Errorf("read connection %q: %w", v.Connection, err)
 	}
@@ -47,13 +53,8 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return err
 	}
 	defer release()
-	usage := &usageCounter{managedHSM: v.IsManagedHSM()}
+	th.subscription = subLim
 	defer func() { res.Azure = usage.snapshot() }()
-	th := throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, usage: usage, metrics: s.cfg.Metrics}
-	client, err := s.clients.KeysClient(conn, v.VaultURI, th)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
 	var prev map[string]events.KeyRecord
 	err = Retry(ctx, log, RetryPolicy{}, "read previous inventory", func(ctx context.Context) (err error) {
 		prev, err = s.inventory.VaultKeys(ctx, v.ID)
@@ -95,12 +96,12 @@ type vaultRun struct {
 	now    time.Time
 	usage  *usageCounter
 	sem    chan struct{}
-	wg     gosync.WaitGroup
+	wg     sync.WaitGroup
 
-	// noKeySizeAPI is set once the service refused azure.KeySizeAPIVersion.
+	// noKeySizeAPI is set once the service refused KeySizeAPIVersion.
 	noKeySizeAPI atomic.Bool
 
-	mu                               gosync.Mutex
+	mu                               sync.Mutex
 	seen                             map[string]bool
 	listed, fetched, unchanged, gone int
 	added, changed                   int // fetched keys new to the inventory, and changed ones
@@ -232,13 +233,13 @@ func (r *vaultRun) getFailed(name string, err error) {
 // getKey reads the latest version of a key as an inventory record. It
 // makes one GetKey call, and a second for a symmetric (oct-HSM) key,
 // whose material Key Vault never returns, when the first answer lacks
-// key_size: the version is read again with azure.KeySizeAPIVersion, the
+// key_size: the version is read again with KeySizeAPIVersion, the
 // first api-version whose JWK has key_size. A service that does not know
 // that version (400) sets noKeySizeAPI, and sizes stay 0 (unknown) from
 // then on.
 func getKey(ctx context.Context, client *azkeys.Client, task events.VaultTask, name string, now time.Time, noKeySizeAPI *atomic.Bool, log zerolog.Logger) (events.KeyRecord, error) {
 	var raw *http.Response
-	resp, err := client.GetKey(runtime.WithCaptureResponse(ctx, &raw), name, "", nil)
+	resp, err := client.GetKey(policy.WithCaptureResponse(ctx, &raw), name, "", nil)
 	if err != nil {
 		return events.KeyRecord{}, err
 	}
@@ -250,7 +251,7 @@ func getKey(ctx context.Context, client *azkeys.Client, task events.VaultTask, n
 		return rec, nil
 	}
 	var again *http.Response
-	actx := runtime.WithCaptureResponse(azure.WithAPIVersion(ctx, azure.KeySizeAPIVersion), &again)
+	actx := policy.WithCaptureResponse(WithAPIVersion(ctx, KeySizeAPIVersion), &again)
 	if _, err := client.GetKey(actx, name, rec.Version, nil); err != nil {
 		var re *azcore.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest {

@@ -1,4 +1,9 @@
-package app
+// Package natsconn connects akvsync's processes to NATS: the one set of
+// client options every process uses (reconnect forever with a large
+// buffer, its role's inbox prefix and credentials), a first connect that
+// waits for a cluster still forming, and the in-process server of an
+// embedded API.
+package natsconn
 
 import (
 	"context"
@@ -13,14 +18,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/akvsync/akvsync/pkg/sync"
+	"github.com/akvsync/akvsync/pkg/events"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 // EmbeddedMaxPayload is the embedded server's message size limit.
 const EmbeddedMaxPayload = 8 << 20
 
-// EmbeddedNATSConfig configures the in-process NATS server.
-type EmbeddedNATSConfig struct {
+// EmbeddedConfig configures the in-process NATS server.
+type EmbeddedConfig struct {
 	// DataDir holds the JetStream store (in DataDir/nats).
 	DataDir string
 	// Listen is "host:port" for NATS clients; empty listens nowhere
@@ -33,8 +39,8 @@ type EmbeddedNATSConfig struct {
 	TLS *tls.Config
 }
 
-// StartEmbeddedNATS starts an in-process NATS server with JetStream.
-func StartEmbeddedNATS(cfg EmbeddedNATSConfig) (*server.Server, error) {
+// StartEmbedded starts an in-process NATS server with JetStream.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName: "akvsync-embedded",
 		JetStream:  true,
@@ -88,7 +94,7 @@ func ConnectInProcess(s *server.Server, name string, opts ...nats.Option) (*nats
 	return nc, nil
 }
 
-// Client connection defaults of [ConnectNATS].
+// Client connection defaults of [Connect].
 const (
 	// ReconnectWait is the pause between two reconnect attempts to the
 	// same server (nats.go adds jitter).
@@ -99,6 +105,27 @@ const (
 	// ConnectBackoffMax caps the wait between two first-connect attempts.
 	ConnectBackoffMax = 5 * time.Second
 )
+
+// Auth is how a process authenticates to NATS: a credentials file (user
+// JWT and nkey seed), else a user and password, else nothing.
+type Auth struct {
+	Creds          string
+	User, Password string
+}
+
+// Options are a process's connection options as role: its inbox prefix
+// (each service reads only its own inboxes, docs/security.md) and its
+// credentials.
+func (a Auth) Options(role events.Role) []nats.Option {
+	opts := []nats.Option{nats.CustomInboxPrefix(role.InboxPrefix())}
+	switch {
+	case a.Creds != "":
+		opts = append(opts, nats.UserCredentials(a.Creds))
+	case a.User != "":
+		opts = append(opts, nats.UserInfo(a.User, a.Password))
+	}
+	return opts
+}
 
 // ClientOptions are the connection options every akvsync process uses
 // with an external NATS server or cluster: reconnect forever with a
@@ -120,19 +147,19 @@ func ClientOptions(name string, log zerolog.Logger) []nats.Option {
 	}
 }
 
-// ConnectNATS connects to url (comma-separated servers) with opts after
+// Connect connects to url (comma-separated servers) with opts after
 // ClientOptions. While no server answers (a cluster still starting), it
 // tries again with a doubling backoff up to ConnectBackoffMax and logs
 // each attempt, until ctx ends. A refused credential ends it at once.
-func ConnectNATS(ctx context.Context, url, name string, log zerolog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	opts = append(ClientOptions(name, log), opts...)
 	return connectRetrying(ctx, log, func() (*nats.Conn, error) { return nats.Connect(url, opts...) })
 }
 
 func connectRetrying(ctx context.Context, log zerolog.Logger, connect func() (*nats.Conn, error)) (*nats.Conn, error) {
 	var nc *nats.Conn
-	err := sync.Retry(ctx, log, sync.RetryPolicy{Initial: 250 * time.Millisecond, Max: ConnectBackoffMax, Budget: -1,
-		Retryable: sync.WhileForming}, "connect to NATS", func(context.Context) (err error) {
+	err := akvsync.Retry(ctx, log, akvsync.RetryPolicy{Initial: 250 * time.Millisecond, Max: ConnectBackoffMax, Budget: -1,
+		Retryable: akvsync.WhileForming}, "connect to NATS", func(context.Context) (err error) {
 		nc, err = connect()
 		return err
 	})

@@ -1,4 +1,4 @@
-package app
+package telemetry
 
 import (
 	"errors"
@@ -30,19 +30,5 @@ func TestLoadMetricsToken(t *testing.T) {
 	}
 	if tok, err := LoadMetricsToken(""); tok != nil || err != nil {
 		t.Errorf("no file: %q %v", tok, err)
-	}
-}
-
-func TestLoadPrices(t *testing.T) {
-	p, err := LoadPrices("")
-	if err != nil || p.StandardPer10k != 0.03 {
-		t.Fatalf("defaults %+v %v", p, err)
-	}
-	f := filepath.Join(t.TempDir(), "prices.json")
-	if err := os.WriteFile(f, []byte(`{"currency":"EUR","standard_per_10k":-1}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LoadPrices(f); err == nil {
-		t.Error("a negative price was accepted")
 	}
 }

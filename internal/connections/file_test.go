@@ -1,4 +1,4 @@
-package app
+package connections_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/akvsync/akvsync/internal/secrets"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/events"
-	"github.com/akvsync/akvsync/pkg/sync"
+	akvsync "github.com/akvsync/akvsync/pkg/sync"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -41,7 +41,7 @@ func TestLoadConnections(t *testing.T) {
 			{"name":"stack","tenant_id":"t","client_id":"c","client_secret":"s","cloud_name":"AzureStack",
 			 "active_directory_endpoint":"https://login.stack.example/","key_vault_dns_suffix":"vault.stack.example","ca_cert_file":"ca.pem"},
 			{"name":"aks","credential_type":"managed_identity"}]}`)
-		got, err := LoadConnections(f)
+		got, err := connections.LoadConnections(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,53 +64,11 @@ func TestLoadConnections(t *testing.T) {
 	} {
 		t.Run("Refuses "+name, func(t *testing.T) {
 			f := write(t, dir, "bad.json", body)
-			if _, err := LoadConnections(f); !errors.Is(err, ErrConnectionsFile) {
-				t.Fatalf("err = %v, want ErrConnectionsFile", err)
+			if _, err := connections.LoadConnections(f); !errors.Is(err, connections.ErrConnectionsFile) {
+				t.Fatalf("err = %v, want connections.ErrConnectionsFile", err)
 			}
 		})
 	}
-}
-
-func TestMasterKeyRing(t *testing.T) {
-	key, err := secrets.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring := secrets.FormatKey("m7", key)
-
-	t.Run("FromValueAndFromFile", func(t *testing.T) {
-		for _, r := range []func() (secrets.KeyRing, error){
-			func() (secrets.KeyRing, error) { return MasterKeyRing(ring, "", "") },
-			func() (secrets.KeyRing, error) { return MasterKeyRing("", write(t, t.TempDir(), "mk", ring), "") },
-		} {
-			kr, err := r()
-			if err != nil || kr.Current != "m7" {
-				t.Fatalf("ring = %+v, %v", kr, err)
-			}
-		}
-	})
-	t.Run("GeneratedOnceInTheDataDirAndKept", func(t *testing.T) {
-		dir := t.TempDir()
-		a, err := MasterKeyRing("", "", dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := MasterKeyRing("", "", dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(a.Keys[a.Current]) != string(b.Keys[b.Current]) {
-			t.Fatal("a second start generated another key: the sealed secrets would not open")
-		}
-		if fi, _ := os.Stat(filepath.Join(dir, MasterKeyFile)); fi.Mode().Perm() != 0o600 {
-			t.Fatalf("mode %v", fi.Mode().Perm())
-		}
-	})
-	t.Run("NoneIsAClearError", func(t *testing.T) {
-		if _, err := MasterKeyRing("", "", ""); !errors.Is(err, ErrNoMasterKey) {
-			t.Fatalf("err = %v", err)
-		}
-	})
 }
 
 func TestImportConnectionAndChain(t *testing.T) {
@@ -134,11 +92,11 @@ func TestImportConnectionAndChain(t *testing.T) {
 	conn := azure.Connection{Name: "prod", CredentialType: azure.CredentialClientSecret, TenantID: "t1", ClientID: "c1", ClientSecret: "first-secret"}
 
 	t.Run("CreatesThenUpdates", func(t *testing.T) {
-		if err := ImportConnection(ctx, reg, conn); err != nil {
+		if err := reg.Import(ctx, conn); err != nil {
 			t.Fatal(err)
 		}
 		conn.TenantID, conn.ClientSecret = "t2", "second-secret"
-		if err := ImportConnection(ctx, reg, conn); err != nil {
+		if err := reg.Import(ctx, conn); err != nil {
 			t.Fatal(err)
 		}
 		got, err := reg.Connection(ctx, "prod")
@@ -147,7 +105,7 @@ func TestImportConnectionAndChain(t *testing.T) {
 		}
 	})
 	t.Run("ChainPrefersConfiguredConnectionsThenTheRegistry", func(t *testing.T) {
-		chain := ChainConnections{Static: map[string]azure.Connection{"prod": {Name: "prod", TenantID: "static"}}, Registry: reg}
+		chain := connections.Chain{Static: map[string]azure.Connection{"prod": {Name: "prod", TenantID: "static"}}, Registry: reg}
 		if got, _ := chain.Connection(ctx, "prod"); got.TenantID != "static" {
 			t.Fatalf("got %+v, want the configured one", got)
 		}
@@ -155,7 +113,7 @@ func TestImportConnectionAndChain(t *testing.T) {
 		if got, err := chain.Connection(ctx, "prod"); err != nil || got.TenantID != "t2" {
 			t.Fatalf("got %+v, %v, want the registry's", got, err)
 		}
-		if _, err := chain.Connection(ctx, "ghost"); !errors.Is(err, sync.ErrUnknownConnection) {
+		if _, err := chain.Connection(ctx, "ghost"); !errors.Is(err, akvsync.ErrUnknownConnection) {
 			t.Fatalf("unknown: %v", err)
 		}
 	})
@@ -170,8 +128,8 @@ func TestImportConnectionAndChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = ChainConnections{Registry: reg2}.Connection(ctx, "prod")
-		if !errors.Is(err, sync.ErrPermanent) || strings.Contains(err.Error(), "second-secret") {
+		_, err = connections.Chain{Registry: reg2}.Connection(ctx, "prod")
+		if !errors.Is(err, akvsync.ErrPermanent) || strings.Contains(err.Error(), "second-secret") {
 			t.Fatalf("err = %v", err)
 		}
 	})

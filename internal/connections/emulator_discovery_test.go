@@ -1,4 +1,4 @@
-package app
+package connections_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/akvsync/akvsync/internal/arm"
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 )
 
@@ -27,11 +28,11 @@ func TestEmulatorConnectionDiscovers(t *testing.T) {
 	if err := emu.WriteManifest(mf); err != nil {
 		t.Fatal(err)
 	}
-	conns, err := ConfiguredConnections("", mf)
+	conns, err := connections.ConfiguredConnections("", mf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := conns[EmulatorConnection]
+	conn := conns[connections.EmulatorConnection]
 	if conn.ResourceManagerURL() != emu.ResourceManagerURL() {
 		t.Fatalf("resource manager %q, want the emulator's %q", conn.ResourceManagerURL(), emu.ResourceManagerURL())
 	}

@@ -2,8 +2,8 @@
 // password_hash field of the akvsync users file. It reads the password from
 // the first line of standard input, so it does not end up in shell history:
 //
-//	go run ./internal/auth/hashpw            # type the password, then Enter
-//	printf '%s\n' "$PW" | go run ./internal/auth/hashpw
+//	go run ./cmd/hashpw            # type the password, then Enter
+//	printf '%s\n' "$PW" | go run ./cmd/hashpw
 //
 // With -generate it makes up a random password, prints it on standard error
 // and its hash on standard output.

@@ -1,4 +1,4 @@
-package app
+package connections_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/akvsync/akvsync/internal/azure"
+	"github.com/akvsync/akvsync/internal/connections"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 )
 
@@ -26,11 +27,11 @@ func TestEmulatorConnectionHonoursHostRouting(t *testing.T) {
 	if err := emu.WriteManifest(mf); err != nil {
 		t.Fatal(err)
 	}
-	conns, err := ConfiguredConnections("", mf)
+	conns, err := connections.ConfiguredConnections("", mf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := conns[EmulatorConnection]
+	conn := conns[connections.EmulatorConnection]
 	if conn.DisableChallengeResourceVerification {
 		t.Fatal("host routing: challenge resource verification is off")
 	}

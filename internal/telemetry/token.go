@@ -1,12 +1,10 @@
-package app
+package telemetry
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"os"
-
-	"github.com/akvsync/akvsync/pkg/events"
 )
 
 // MinMetricsTokenLen is the shortest static metrics token accepted.
@@ -35,22 +33,4 @@ func LoadMetricsToken(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w %s: the token must be one line without spaces", ErrMetricsToken, path)
 	}
 	return tok, nil
-}
-
-// LoadPrices reads the Azure price table from a JSON file (see
-// events.ParsePrices); "" gives events.DefaultPrices.
-func LoadPrices(path string) (events.Prices, error) {
-	if path == "" {
-		return events.DefaultPrices(), nil
-	}
-	f, err := os.Open(path) // #nosec G304 -- path from the operator's own --azure-prices flag
-	if err != nil {
-		return events.Prices{}, fmt.Errorf("azure prices: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	p, err := events.ParsePrices(f)
-	if err != nil {
-		return events.Prices{}, fmt.Errorf("azure prices %s: %w", path, err)
-	}
-	return p, nil
 }

@@ -1,4 +1,4 @@
-package app
+package connections
 
 import (
 	"encoding/json"

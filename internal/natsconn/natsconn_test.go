@@ -1,4 +1,4 @@
-package app
+package natsconn
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ func freePort(t *testing.T) int {
 
 func TestEmbeddedNATS(t *testing.T) {
 	t.Run("ListensNowhereByDefault", func(t *testing.T) {
-		s, err := StartEmbeddedNATS(EmbeddedNATSConfig{DataDir: t.TempDir()})
+		s, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func TestEmbeddedNATS(t *testing.T) {
 
 	t.Run("WhenAskedToListenItRequiresCredentials", func(t *testing.T) {
 		port := freePort(t)
-		s, err := StartEmbeddedNATS(EmbeddedNATSConfig{DataDir: t.TempDir(), Listen: fmt.Sprintf("127.0.0.1:%d", port), User: "akv", Password: "pw-123456"})
+		s, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir(), Listen: fmt.Sprintf("127.0.0.1:%d", port), User: "akv", Password: "pw-123456"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestEmbeddedNATS(t *testing.T) {
 }
 
 func TestEmbeddedNATSAllowsLargeJobRecords(t *testing.T) {
-	s, err := StartEmbeddedNATS(EmbeddedNATSConfig{DataDir: t.TempDir()})
+	s, err := StartEmbedded(EmbeddedConfig{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package app
+// Package cli is what akvsync's service binaries (cmd/api, cmd/worker)
+// share on their command line: flags that also read AKVSYNC_ environment
+// variables, and the logger. Only cmd/ may import it.
+package cli
 
 import (
 	"errors"
