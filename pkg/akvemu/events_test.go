@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -334,7 +333,7 @@ func TestEventGridSchemaNewVersions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rotated = azkeys.CreateKeyResponse{KeyBundle: r.KeyBundle}
+		rotated = azkeys.CreateKeyResponse(r)
 		if _, err := c.UpdateKey(ctx, "payments-key", "", azkeys.UpdateKeyParameters{Tags: map[string]*string{"a": ptr("b")}}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -867,7 +866,15 @@ func TestEventDeliveryEntraToken(t *testing.T) {
 	for _, k := range jwks.Keys {
 		x, _ := base64.RawURLEncoding.DecodeString(k.X)
 		y, _ := base64.RawURLEncoding.DecodeString(k.Y)
-		keys[k.Kid] = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		pt := make([]byte, 65)
+		pt[0] = 4
+		copy(pt[33-len(x):33], x)
+		copy(pt[65-len(y):], y)
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt)
+		if err != nil {
+			t.Fatalf("JWKS key %s: %v", k.Kid, err)
+		}
+		keys[k.Kid] = pub
 	}
 	for i, r := range reqs {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
