@@ -184,6 +184,28 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 			}
 			return nil
 		})
+		// An Event Grid event's key refresh: the API queues it, a worker
+		// reads the key's record, calls Key Vault and publishes the record
+		// and a key refreshed event.
+		page, err := e.plane.Queries.Keys(e.ctx, events.KeyQuery{Limit: 1})
+		if err != nil || len(page.Resources) != 1 {
+			t.Fatalf("keys: %v (%d)", err, len(page.Resources))
+		}
+		before := page.Resources[0]
+		if _, err := e.plane.Refreshes.Request(e.ctx, []events.KeyRefresh{{VaultID: before.VaultID, KeyName: before.Name,
+			EventID: "least-privilege-1", EventType: events.EventGridKeyNearExpiry, EventTime: time.Now(), ReceivedAt: time.Now()}}); err != nil {
+			t.Fatalf("queue a key refresh: %v", err)
+		}
+		natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			page, err := e.plane.Queries.Keys(e.ctx, events.KeyQuery{VaultID: before.VaultID, KeyName: before.Name})
+			if err != nil {
+				return err
+			}
+			if len(page.Resources) != 1 || !page.Resources[0].SyncedAt.After(before.SyncedAt) {
+				return fmt.Errorf("key %s not refreshed yet", before.Name)
+			}
+			return nil
+		})
 		// Remove a vault: the API purges its keys and marks it removed.
 		for _, v := range e.vaults {
 			if _, err := e.plane.Vaults.Remove(e.ctx, v.ID); err != nil {
