@@ -77,7 +77,17 @@ type connState struct {
 	conn      Connection
 	transport *http.Client
 	cred      azcore.TokenCredential
+
+	mu sync.Mutex
+	// clients are the shared Key Vault clients of this connection's
+	// settings, by vault URI (SharedKeysClient); a change of settings
+	// makes a new connState, so they never outlive the settings.
+	clients map[string]*azkeys.Client
 }
+
+// MaxSharedClients bounds the shared Key Vault clients kept per
+// connection; past it the cache starts over.
+const MaxSharedClients = 4096
 
 // NewFactory returns a factory with the given config.
 func NewFactory(cfg Config) (*Factory, error) {
@@ -217,6 +227,35 @@ func (f *Factory) KeysClient(conn Connection, vaultURI string, throttle akvsync.
 	if err != nil {
 		return nil, fmt.Errorf("azure: keys client for %s: %w", vaultURI, err)
 	}
+	return c, nil
+}
+
+// SharedKeysClient returns the Key Vault client of vaultURI for conn,
+// built on first use and shared by every later call while conn's settings
+// stay the same: a shared client has done its authentication challenge
+// once (a new client's first request is answered 401 to learn the
+// tenant). Its requests are paced by the throttle in their context
+// (akvsync.WithThrottle), else by the throttle it was built with.
+func (f *Factory) SharedKeysClient(conn Connection, vaultURI string, throttle akvsync.Throttle) (*azkeys.Client, error) {
+	st, err := f.state(conn)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	c, ok := st.clients[vaultURI]
+	st.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	if c, err = f.KeysClient(conn, vaultURI, throttle); err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.clients == nil || len(st.clients) >= MaxSharedClients {
+		st.clients = make(map[string]*azkeys.Client)
+	}
+	st.clients[vaultURI] = c
 	return c, nil
 }
 

@@ -20,10 +20,12 @@ import (
 // client should tell it each attempt and each 429's Retry-After. A client
 // that sends a request whose context carries an api-version
 // (WithAPIVersion) with that api-version learns the size of symmetric
-// keys; one that does not leaves them unknown. A request whose context
-// carries a throttle (WithThrottle) is paced and told with that throttle
-// instead of the client's own: the key refresher keeps one client per
-// vault and gives each call its own throttle.
+// keys; one that does not leaves them unknown.
+//
+// KeysClient may return a client it built before for the same vault, with
+// another throttle: the syncer puts its throttle in the context of every
+// request it sends (WithThrottle), and a shared client must pace and tell
+// that one instead of its own.
 //
 // An error wrapping ErrUnknownConnection or ErrPermanent fails the vault;
 // a transient NATS error (IsTransient) is retried; any other error fails

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -219,10 +217,7 @@ func (s *Syncer) readKey(ctx context.Context, v events.Vault, name string, res *
 	usage := &usageCounter{managedHSM: v.IsManagedHSM()}
 	defer func() { res.AzureCalls += usage.snapshot().Calls() }()
 	th := &throttles{vaultID: v.ID, vault: s.vaultLim.get(v.ID), subscription: subLim, usage: usage, metrics: s.cfg.Metrics}
-	cacheKey := v.ID + "|" + v.VaultURI + "|" + v.Connection
-	client, err := s.refreshClients.get(cacheKey, func() (*azkeys.Client, error) {
-		return s.keys.KeysClient(ctx, v.Connection, v.VaultURI, th)
-	})
+	client, err := s.keys.KeysClient(ctx, v.Connection, v.VaultURI, th)
 	switch {
 	case errors.Is(err, ErrPermanent):
 		return rec, false, err
@@ -237,11 +232,6 @@ func (s *Syncer) readKey(ctx context.Context, v events.Vault, name string, res *
 	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 		return rec, false, nil
 	}
-	if errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden) {
-		// The connection's credential may have changed: the next
-		// attempt builds a new client.
-		s.refreshClients.drop(cacheKey)
-	}
 	if err != nil {
 		return rec, false, classify(err)
 	}
@@ -249,47 +239,6 @@ func (s *Syncer) readKey(ctx context.Context, v events.Vault, name string, res *
 		usage.hsmKeyRead()
 	}
 	return rec, true, nil
-}
-
-// maxRefreshClients bounds the refresher's cached Key Vault clients.
-const maxRefreshClients = 1024
-
-// clientCache keeps one Key Vault client per vault for the refresher: a
-// new client pays an authentication challenge (one more Key Vault
-// request) before its first call. Each call brings its own throttle
-// (azure.WithThrottle). When full, the cache is emptied.
-type clientCache struct {
-	mu sync.Mutex
-	m  map[string]*azkeys.Client
-}
-
-// get returns the cached client of key, building it on first use (not
-// under the lock: a build reads the connection registry).
-func (c *clientCache) get(key string, build func() (*azkeys.Client, error)) (*azkeys.Client, error) {
-	c.mu.Lock()
-	cl, ok := c.m[key]
-	c.mu.Unlock()
-	if ok {
-		return cl, nil
-	}
-	cl, err := build()
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxRefreshClients {
-		c.m = make(map[string]*azkeys.Client)
-	}
-	c.m[key] = cl
-	return cl, nil
-}
-
-// drop forgets the client of key.
-func (c *clientCache) drop(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, key)
 }
 
 // sameKey reports whether a fresh read of a key left its record as it

@@ -66,8 +66,6 @@ type Syncer struct {
 	// waits for it); keyStream is the KEYS stream the refresher reads.
 	ready     chan struct{}
 	keyStream jetstream.Stream
-	// refreshClients are the refresher's Key Vault clients.
-	refreshClients clientCache
 }
 
 // NewSyncer returns a syncer. store reads the job records (to honour

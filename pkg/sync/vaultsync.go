@@ -64,7 +64,9 @@ func (s *Syncer) syncVault(ctx context.Context, task events.VaultTask, res *even
 		return fmt.Errorf("read previous inventory: %w", err)
 	}
 
-	run := &vaultRun{s: s, ctx: ctx, log: log, task: task, client: client, prev: prev, now: time.Now().UTC(), usage: usage,
+	// The client may be shared with other syncs of the vault (KeySource):
+	// this run's requests carry its own throttle.
+	run := &vaultRun{s: s, ctx: WithThrottle(ctx, th), log: log, task: task, client: client, prev: prev, now: time.Now().UTC(), usage: usage,
 		seen: make(map[string]bool, len(prev)), sem: make(chan struct{}, s.cfg.GetConcurrency), compactAt: minAckCompaction}
 	err = run.list()
 	run.wg.Wait()
