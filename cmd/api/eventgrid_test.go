@@ -267,8 +267,25 @@ func TestEventGridPush(t *testing.T) {
 		if code, answer := deliver(t, `[{"id":"x"}]`, withSecret); code != http.StatusBadRequest {
 			t.Errorf("malformed: %d %s, want 400", code, answer)
 		}
-		if code, answer := deliver(t, eventBody("bad-key", vault.ResourceID, "not_a_key_name", "", time.Now()), withSecret); code != http.StatusBadRequest {
-			t.Errorf("bad key name: %d %s, want 400", code, answer)
+		// A bad event is dropped alone: Event Grid never redelivers a batch
+		// answered 400, so the good events of it must be taken.
+		malformed := metric(t, `akvsync_eventgrid_events_total{outcome="malformed"}`)
+		queued := metric(t, `akvsync_eventgrid_events_total{outcome="queued"}`)
+		good, bad := eventBody("good-1", vault.ResourceID, "pushed-1", "", time.Now()), eventBody("bad-key", vault.ResourceID, "not_a_key_name", "", time.Now())
+		if code, answer := deliver(t, good[:len(good)-1]+","+bad[1:], withSecret); code != http.StatusOK {
+			t.Errorf("a batch with a bad key name: %d %s, want 200", code, answer)
+		}
+		if got := metric(t, `akvsync_eventgrid_events_total{outcome="malformed"}`); got != malformed+1 {
+			t.Errorf("%v malformed events, want %v", got, malformed+1)
+		}
+		if got := metric(t, `akvsync_eventgrid_events_total{outcome="queued"}`); got != queued+1 {
+			t.Errorf("%v queued events, want %v", got, queued+1)
+		}
+		// The handshakes need no credentials: they grant nothing.
+		code, answer := deliver(t, `[{"id":"v-2","topic":"`+vault.ResourceID+`","subject":"","eventType":"Microsoft.EventGrid.SubscriptionValidationEvent",
+			"eventTime":"2026-12-02T10:00:00Z","data":{"validationCode":"code-456"},"dataVersion":"1"}]`, nil)
+		if code != http.StatusOK || !strings.Contains(answer, `"validationResponse":"code-456"`) {
+			t.Errorf("unauthenticated validation: %d %s", code, answer)
 		}
 	})
 

@@ -56,6 +56,9 @@ type Delivery struct {
 	// is empty).
 	Validation *Validation
 	Events     []Event
+	// Malformed counts the events left out because they are not events
+	// of the schema (no id or type, an unreadable time).
+	Malformed int
 }
 
 // wireEvent holds the fields of both schemas (encoding/json matches
@@ -79,7 +82,12 @@ type wireEvent struct {
 
 // Parse reads a delivery body. A JSON array is a batch (of Event Grid
 // events, or of CloudEvents when its events carry specversion); a JSON
-// object is one CloudEvent.
+// object is one CloudEvent. The array is decoded one event at a time and
+// refused past MaxEvents, so a body's cost is bounded by its size and
+// MaxEvents, not by what it claims. An event that is not an event of the
+// batch's schema (no id or type, a bad time) is counted in
+// Delivery.Malformed and left out: one bad event does not refuse the
+// others, which Event Grid would never deliver again.
 func Parse(body []byte) (Delivery, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -88,8 +96,25 @@ func Parse(body []byte) (Delivery, error) {
 	var raw []wireEvent
 	switch body[0] {
 	case '[':
-		if err := json.Unmarshal(body, &raw); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if _, err := dec.Token(); err != nil {
 			return Delivery{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		for dec.More() {
+			if len(raw) == MaxEvents {
+				return Delivery{}, fmt.Errorf("%w: more than %d events", ErrMalformed, MaxEvents)
+			}
+			var w wireEvent
+			if err := dec.Decode(&w); err != nil {
+				return Delivery{}, fmt.Errorf("%w: event %d: %w", ErrMalformed, len(raw), err)
+			}
+			raw = append(raw, w)
+		}
+		if _, err := dec.Token(); err != nil {
+			return Delivery{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		if dec.More() {
+			return Delivery{}, fmt.Errorf("%w: data after the array", ErrMalformed)
 		}
 	case '{':
 		var one wireEvent
@@ -106,17 +131,20 @@ func Parse(body []byte) (Delivery, error) {
 	if len(raw) == 0 {
 		return Delivery{}, fmt.Errorf("%w: no events", ErrMalformed)
 	}
-	if len(raw) > MaxEvents {
-		return Delivery{}, fmt.Errorf("%w: %d events, at most %d", ErrMalformed, len(raw), MaxEvents)
-	}
 	d := Delivery{Schema: SchemaEventGrid}
 	if raw[0].SpecVersion != "" {
 		d.Schema = SchemaCloudEvents
 	}
-	for i, w := range raw {
+	for _, w := range raw {
+		if (w.SpecVersion != "") != (d.Schema == SchemaCloudEvents) {
+			return Delivery{}, fmt.Errorf("%w: a batch mixes schemas", ErrMalformed)
+		}
+	}
+	for _, w := range raw {
 		ev, err := w.event(d.Schema)
 		if err != nil {
-			return Delivery{}, fmt.Errorf("%w: event %d: %w", ErrMalformed, i, err)
+			d.Malformed++
+			continue
 		}
 		if ev.Type == ValidationEventType {
 			if len(raw) != 1 || d.Schema != SchemaEventGrid {
@@ -133,6 +161,9 @@ func Parse(body []byte) (Delivery, error) {
 			return d, nil
 		}
 		d.Events = append(d.Events, ev)
+	}
+	if len(d.Events) == 0 {
+		return Delivery{}, fmt.Errorf("%w: no event of the %s schema in %d", ErrMalformed, d.Schema, d.Malformed)
 	}
 	return d, nil
 }

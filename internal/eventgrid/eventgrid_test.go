@@ -99,6 +99,18 @@ func TestParse(t *testing.T) {
 			}
 		})
 	}
+	t.Run("leaves out a bad event of a batch, not the batch", func(t *testing.T) {
+		d, err := eventgrid.Parse([]byte(`[{"id":"1","eventType":"x","eventTime":"yesterday"},{"id":"2","eventType":"x"},{"eventType":"x"}]`))
+		if err != nil || len(d.Events) != 1 || d.Events[0].ID != "2" || d.Malformed != 2 {
+			t.Fatalf("delivery %+v, %v", d, err)
+		}
+	})
+	t.Run("refuses more than MaxEvents without decoding them all", func(t *testing.T) {
+		body := "[" + strings.Repeat(`{"id":"1","eventType":"x"},`, eventgrid.MaxEvents) + `{"id":"1","eventType":"x"}]`
+		if _, err := eventgrid.Parse([]byte(body)); !errors.Is(err, eventgrid.ErrMalformed) || !strings.Contains(err.Error(), "more than") {
+			t.Fatalf("err %v", err)
+		}
+	})
 	t.Run("refuses a key event whose data names another vault or a bad time", func(t *testing.T) {
 		for _, data := range []string{`{"VaultName":"other","ObjectName":"k"}`, `{"ObjectName":"k","EXP":"soon"}`} {
 			ev := eventgrid.Event{ID: "1", Type: "Microsoft.KeyVault.KeyExpired", Topic: topic, Data: []byte(data)}

@@ -22,8 +22,9 @@ const (
 	// from Event Grid; past it the webhook answers 429 with Retry-After,
 	// and Event Grid retries later.
 	DefaultRate = 200.0
-	// DefaultBurst is how many events may arrive at once above the rate.
-	DefaultBurst = 1000
+	// DefaultBurst is how many events may arrive at once above the rate:
+	// Event Grid's largest batch, so a full batch is charged in full.
+	DefaultBurst = MaxEvents
 	// SecretHeader is the delivery header that carries a shared secret
 	// (an Event Grid subscription's delivery property, marked secret).
 	SecretHeader = "X-Akvsync-Webhook-Secret" // #nosec G101 -- a header name, not a credential
@@ -178,7 +179,9 @@ func (w *Webhook) Allow(n int) (retryAfter time.Duration, ok bool) {
 	defer w.mu.Unlock()
 	now := time.Now()
 	if n > w.cfg.Burst {
-		n = w.cfg.Burst // a batch larger than the burst passes when the bucket is full
+		// A batch larger than the burst (configured below Event Grid's
+		// batch size) passes when the bucket is full.
+		n = w.cfg.Burst
 	}
 	res := w.limiter.ReserveN(now, n)
 	if !res.OK() {

@@ -44,81 +44,99 @@ const (
 	egDuplicate    = "duplicate"
 	egUnknownVault = "unknown_vault"
 	egIgnored      = "ignored_type"
+	egMalformed    = "malformed"
 )
 
+// eventGridHandshakeMaxBytes bounds the body of a delivery read without
+// credentials: only a validation event is answered then, and it is small.
+const eventGridHandshakeMaxBytes = 16 << 10
+
 // eventGridOptions answers the CloudEvents abuse-protection handshake
-// (OPTIONS with WebHook-Request-Origin) of an authenticated caller.
+// (OPTIONS with WebHook-Request-Origin). It needs no credentials: the
+// answer grants nothing and reads nothing (Event Grid may not send a
+// subscription's delivery headers on it).
 func (a *api) eventGridOptions(w http.ResponseWriter, r *http.Request) {
-	if !a.eventGridCaller(w, r) {
-		return
-	}
 	origin := r.Header.Get("WebHook-Request-Origin")
 	if origin == "" {
 		writeError(w, http.StatusBadRequest, "a CloudEvents validation request carries WebHook-Request-Origin")
 		return
 	}
+	rate := eventgrid.DefaultRate
+	if a.d.EventGridWebhook != nil {
+		rate = a.d.EventGridWebhook.Rate()
+	}
 	w.Header().Set("WebHook-Allowed-Origin", origin)
-	w.Header().Set("WebHook-Allowed-Rate", strconv.Itoa(max(1, int(a.d.EventGridWebhook.Rate()))))
+	w.Header().Set("WebHook-Allowed-Rate", strconv.Itoa(max(1, int(rate))))
 	w.Header().Set("Allow", "OPTIONS, POST")
 	w.WriteHeader(http.StatusOK)
 }
 
-// eventGridCaller authenticates a delivery; on failure it has answered
-// (401; without a webhook configured no delivery is authenticated, and
-// 503 when the refresh queue is not configured).
-func (a *api) eventGridCaller(w http.ResponseWriter, r *http.Request) bool {
-	var who string
-	err := eventgrid.ErrUnauthenticated
-	if a.d.EventGridWebhook != nil {
-		who, err = a.d.EventGridWebhook.Authenticate(r)
+// eventGridCaller authenticates a delivery: the caller, or an error
+// (without a webhook configured no delivery is authenticated).
+func (a *api) eventGridCaller(r *http.Request) (string, error) {
+	if a.d.EventGridWebhook == nil {
+		return "", eventgrid.ErrUnauthenticated
 	}
-	if err != nil {
-		if info := infoFrom(r.Context()); info != nil {
-			info.err = err
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="akvsync-event-grid"`)
-		writeError(w, http.StatusUnauthorized, "the delivery carries no valid webhook secret or Entra ID token")
-		return false
-	}
+	return a.d.EventGridWebhook.Authenticate(r)
+}
+
+// eventGridUnauthorized answers 401 for a delivery without credentials.
+func eventGridUnauthorized(w http.ResponseWriter, r *http.Request, err error) {
 	if info := infoFrom(r.Context()); info != nil {
-		info.user = who
+		info.err = err
 	}
-	if a.d.EventGrid == nil {
-		writeError(w, http.StatusServiceUnavailable, "the Event Grid webhook is not configured on this server")
-		return false
-	}
-	return true
+	w.Header().Set("WWW-Authenticate", `Bearer realm="akvsync-event-grid"`)
+	writeError(w, http.StatusUnauthorized, "the delivery carries no valid webhook secret or Entra ID token")
 }
 
 // eventGrid handles POST /cckm/azure/event-grid: an Event Grid delivery
 // of Key Vault events (Event Grid schema or CloudEvents 1.0). A
 // subscription validation event is answered with its code. Each key
 // event of a registered vault queues a refresh of that one key; events
-// of unknown vaults and of other types are counted and dropped. 200 means
-// every event was queued or dropped; 400 (malformed) and 401 are not
-// retried by Event Grid; 429 and 503 are, later.
+// of unknown vaults, of other types and malformed ones are counted and
+// dropped. 200 means every event was queued or dropped; 400 (no event of
+// the schema at all) and 401 are not retried by Event Grid; 429 and 503
+// are, later.
 func (a *api) eventGrid(w http.ResponseWriter, r *http.Request) {
-	if !a.eventGridCaller(w, r) {
-		return
+	who, authErr := a.eventGridCaller(r)
+	limit := int64(EventGridMaxBodyBytes)
+	if authErr != nil {
+		limit = eventGridHandshakeMaxBytes
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, EventGridMaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case authErr != nil:
+			eventGridUnauthorized(w, r, authErr)
+		case errors.As(err, &mbe):
 			writeError(w, http.StatusRequestEntityTooLarge, "the delivery exceeds "+strconv.Itoa(EventGridMaxBodyBytes)+" bytes")
-			return
+		default:
+			fail(w, r, control.ErrUnavailable)
 		}
-		fail(w, r, control.ErrUnavailable)
 		return
 	}
 	d, err := eventgrid.Parse(body)
-	if err != nil {
-		fail(w, r, invalid("%s", err.Error()))
+	if err == nil && d.Validation != nil {
+		// The handshake needs no credentials: echoing the code Event Grid
+		// sent proves nothing but that this endpoint answers.
+		a.d.Log.Info().Str("schema", string(d.Schema)).Bool("authenticated", authErr == nil).Msg("Event Grid subscription validated")
+		writeJSON(w, http.StatusOK, map[string]string{"validationResponse": d.Validation.Code})
 		return
 	}
-	if d.Validation != nil {
-		a.d.Log.Info().Str("schema", string(d.Schema)).Msg("Event Grid subscription validated")
-		writeJSON(w, http.StatusOK, map[string]string{"validationResponse": d.Validation.Code})
+	if authErr != nil {
+		eventGridUnauthorized(w, r, authErr)
+		return
+	}
+	if info := infoFrom(r.Context()); info != nil {
+		info.user = who
+	}
+	if a.d.EventGrid == nil {
+		writeError(w, http.StatusServiceUnavailable, "the Event Grid webhook is not configured on this server")
+		return
+	}
+	if err != nil {
+		fail(w, r, invalid("%s", err.Error()))
 		return
 	}
 	if wait, ok := a.d.EventGridWebhook.Allow(len(d.Events)); !ok {
@@ -127,7 +145,7 @@ func (a *api) eventGrid(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := a.d.Now().UTC()
-	outcomes := map[string]int{}
+	outcomes := map[string]int{egMalformed: d.Malformed}
 	type vaultRef struct{ subscription, name string }
 	type resolved struct {
 		v   events.Vault
@@ -142,11 +160,13 @@ func (a *api) eventGrid(w http.ResponseWriter, r *http.Request) {
 		}
 		ke, err := ev.KeyEvent()
 		if err == nil && !events.ValidKeyName(ke.KeyName) {
-			err = invalid("event %s: key name %q is not an Azure key name", ev.ID, ke.KeyName)
+			err = invalid("key name %q is not an Azure key name", ke.KeyName)
 		}
 		if err != nil {
-			fail(w, r, invalid("event %s: %s", ev.ID, err.Error()))
-			return
+			// Dropped alone: Event Grid would never redeliver the batch.
+			outcomes[egMalformed]++
+			a.d.Log.Debug().Str("event_id", ev.ID).Err(err).Msg("malformed Event Grid key event; dropped")
+			continue
 		}
 		// A batch usually names few vaults: each is resolved once.
 		ref := vaultRef{ke.SubscriptionID, strings.ToLower(ke.VaultName)}
@@ -183,7 +203,9 @@ func (a *api) eventGrid(w http.ResponseWriter, r *http.Request) {
 		outcomes[egQueued] += len(reqs) - dups
 	}
 	for o, n := range outcomes {
-		a.d.Metrics.ObserveEventGrid(o, n)
+		if n > 0 {
+			a.d.Metrics.ObserveEventGrid(o, n)
+		}
 	}
 	w.WriteHeader(http.StatusOK)
 }

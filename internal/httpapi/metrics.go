@@ -19,7 +19,8 @@ import (
 type Metrics interface {
 	ObserveRequest(route string, status int, d time.Duration)
 	// ObserveEventGrid counts n Event Grid events of a delivery by what
-	// became of them (queued, duplicate, unknown_vault, ignored_type).
+	// became of them (queued, duplicate, unknown_vault, ignored_type,
+	// malformed).
 	ObserveEventGrid(outcome string, n int)
 	http.Handler
 }
@@ -52,7 +53,7 @@ func NewMetrics(reg *prometheus.Registry) (*PromMetrics, error) {
 		}, []string{"route", "code"}),
 		egEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "akvsync", Subsystem: "eventgrid", Name: "events_total",
-			Help: "Event Grid events received by outcome: queued (a key refresh), duplicate (an event id already queued), unknown_vault and ignored_type (dropped).",
+			Help: "Event Grid events received by outcome: queued (a key refresh), duplicate (an event id already queued), unknown_vault, ignored_type and malformed (dropped).",
 		}, []string{"outcome"}),
 		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 	}

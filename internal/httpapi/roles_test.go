@@ -620,7 +620,7 @@ func TestPublicRoutesNeedNoToken(t *testing.T) {
 		{"anyone can read the OpenAPI document", "GET", OpenAPIPath, "", http.StatusOK},
 		{"anyone can load the dashboard's page (it holds no data)", "GET", UIPath, "", http.StatusOK},
 		{"Event Grid deliveries need the webhook's own credentials", "POST", EventGridPath, `[{"id":"1"}]`, http.StatusUnauthorized},
-		{"so does Event Grid's CloudEvents handshake", "OPTIONS", EventGridPath, "", http.StatusUnauthorized},
+		{"Event Grid's CloudEvents handshake needs none (it grants nothing)", "OPTIONS", EventGridPath, "", http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
