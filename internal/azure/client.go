@@ -234,9 +234,10 @@ func (f *Factory) KeysClient(conn Connection, vaultURI string, throttle akvsync.
 // built on first use and shared by every later call while conn's settings
 // stay the same: a shared client has done its authentication challenge
 // once (a new client's first request is answered 401 to learn the
-// tenant). Its requests are paced by the throttle in their context
-// (akvsync.WithThrottle), else by the throttle it was built with.
-func (f *Factory) SharedKeysClient(conn Connection, vaultURI string, throttle akvsync.Throttle) (*azkeys.Client, error) {
+// tenant). Its requests are paced and accounted by the throttle in their
+// context (akvsync.WithThrottle); a request without one is not paced (no
+// caller's throttle outlives that caller's use of the client).
+func (f *Factory) SharedKeysClient(conn Connection, vaultURI string) (*azkeys.Client, error) {
 	st, err := f.state(conn)
 	if err != nil {
 		return nil, err
@@ -247,7 +248,7 @@ func (f *Factory) SharedKeysClient(conn Connection, vaultURI string, throttle ak
 	if ok {
 		return c, nil
 	}
-	if c, err = f.KeysClient(conn, vaultURI, throttle); err != nil {
+	if c, err = f.KeysClient(conn, vaultURI, unpaced{}); err != nil {
 		return nil, err
 	}
 	st.mu.Lock()
@@ -258,6 +259,13 @@ func (f *Factory) SharedKeysClient(conn Connection, vaultURI string, throttle ak
 	st.clients[vaultURI] = c
 	return c, nil
 }
+
+// unpaced is the own throttle of a shared client: it paces nothing; each
+// request brings its caller's throttle in its context.
+type unpaced struct{}
+
+func (unpaced) Wait(context.Context) error { return nil }
+func (unpaced) Observe(int)                {}
 
 // Credential returns the (cached) token credential of conn.
 func (f *Factory) Credential(conn Connection) (azcore.TokenCredential, error) {

@@ -28,9 +28,10 @@ type KeySource struct {
 // KeysClient implements akvsync.KeySource with the factory's shared client
 // of the vault (Factory.SharedKeysClient): a vault's syncs and key
 // refreshes pay its authentication challenge once per process and
-// connection settings. A connection whose settings are invalid, and a
+// connection settings. The client is paced by the throttle its callers put
+// in each request's context (akvsync.WithThrottle), not by throttle. A connection whose settings are invalid, and a
 // client that cannot be built for it, fail the vault (akvsync.ErrPermanent).
-func (k KeySource) KeysClient(ctx context.Context, connection, vaultURI string, throttle akvsync.Throttle) (*azkeys.Client, error) {
+func (k KeySource) KeysClient(ctx context.Context, connection, vaultURI string, _ akvsync.Throttle) (*azkeys.Client, error) {
 	conn, err := k.Connections.Connection(ctx, connection)
 	if errors.Is(err, ErrInvalidConnection) {
 		return nil, fmt.Errorf("%w: %w", akvsync.ErrPermanent, err)
@@ -38,7 +39,7 @@ func (k KeySource) KeysClient(ctx context.Context, connection, vaultURI string, 
 	if err != nil {
 		return nil, err
 	}
-	c, err := k.Factory.SharedKeysClient(conn, vaultURI, throttle)
+	c, err := k.Factory.SharedKeysClient(conn, vaultURI)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", akvsync.ErrPermanent, err)
 	}

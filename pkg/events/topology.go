@@ -96,6 +96,10 @@ const (
 	// DefaultRefreshMaxPending bounds the pending key refresh requests;
 	// past it the API answers Event Grid 503 and Event Grid retries.
 	DefaultRefreshMaxPending = 100_000
+	// DefaultRefreshMaxAge bounds how long a key refresh request waits in
+	// its queue: an older one is dropped (the vault's next sync covers
+	// the key), so nothing stays queued for good.
+	DefaultRefreshMaxAge = time.Hour
 	// DefaultRefreshAckWait is how long one key refresh may run.
 	DefaultRefreshAckWait = 30 * time.Second
 	// DefaultRefreshMaxDeliver bounds the attempts of one key refresh;
@@ -270,6 +274,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			// retries).
 			MaxMsgsPerSubject: 1,
 			MaxMsgs:           t.RefreshMaxPending,
+			MaxAge:            DefaultRefreshMaxAge,
 			Discard:           jetstream.DiscardNew,
 			Duplicates:        t.DuplicateWindow,
 			Storage:           t.Storage,

@@ -21,6 +21,12 @@ import (
 // once.
 const DefaultRefreshParallelism = 32
 
+// RefreshTimeout bounds one key refresh (rate-limiter waits and the SDK's
+// retries included); it stays well under the refresh consumer's ack wait
+// (events.DefaultRefreshAckWait), so a request is never worked on by two
+// workers at once. A refresh that runs out of time is retried.
+const RefreshTimeout = events.DefaultRefreshAckWait * 2 / 3
+
 // maxRefreshConflicts bounds the re-reads of a refresh whose key record
 // another writer changed between the read and the publish.
 const maxRefreshConflicts = 3
@@ -67,13 +73,28 @@ func (s *Syncer) handleRefresh(ctx context.Context, msg jetstream.Msg) {
 		Str("event_id", req.EventID).Int("attempt", attempt).Logger()
 	res := events.KeyRefreshed{VaultID: req.VaultID, KeyName: req.KeyName, Version: req.Version, EventID: req.EventID,
 		EventType: req.EventType, EventTime: req.EventTime, Attempt: attempt}
-	err := s.refreshKey(ctx, req, &res, log)
+	// A message nacked on its last delivery would stay in the work queue
+	// (until the stream's max age) without being delivered again: the last
+	// delivery ends it either way.
+	last := attempt >= refreshMaxDeliver
+	retry := func(delay time.Duration) {
+		if last {
+			_ = msg.Term()
+			return
+		}
+		_ = msg.NakWithDelay(delay)
+	}
+	// Bounded well within the consumer's ack wait, so no other worker
+	// takes the request over while this one still works on it.
+	rctx, cancel := context.WithTimeout(ctx, RefreshTimeout)
+	err := s.refreshKey(rctx, req, &res, log)
+	cancel()
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		_ = msg.Nak() // this worker is stopping
+		retry(0) // this worker is stopping
 		return
-	case !errors.Is(err, ErrPermanent) && attempt < refreshMaxDeliver:
+	case !errors.Is(err, ErrPermanent) && !last:
 		delay := s.cfg.RetryDelay * time.Duration(attempt)
 		log.Warn().Err(err).Dur("retry_in", delay).Msg("key refresh failed transiently; will retry")
 		_ = msg.NakWithDelay(delay)
@@ -91,7 +112,7 @@ func (s *Syncer) handleRefresh(ctx context.Context, msg jetstream.Msg) {
 	})
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot publish key refreshed; will retry the refresh")
-		_ = msg.NakWithDelay(s.cfg.RetryDelay)
+		retry(s.cfg.RetryDelay)
 		return
 	}
 	log.Debug().Str("outcome", res.Outcome).Int64("azure_calls", res.AzureCalls).Msg("key refreshed")
