@@ -270,8 +270,9 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Subjects:    []string{subjRefreshKey + ".*.*"},
 			Retention:   jetstream.WorkQueuePolicy,
 			// A newer request for a key replaces the pending one; a full
-			// queue refuses new keys (the API answers 503, Event Grid
-			// retries).
+			// queue refuses new keys (on a cluster, whose pre-check counts
+			// no replacement, any request) and the API answers 503: Event
+			// Grid retries.
 			MaxMsgsPerSubject: 1,
 			MaxMsgs:           t.RefreshMaxPending,
 			MaxAge:            DefaultRefreshMaxAge,
