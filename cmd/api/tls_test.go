@@ -18,12 +18,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/akvsync/akvsync/internal/testbin"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 )
@@ -242,26 +242,8 @@ func TestTLSPolicy(t *testing.T) {
 // the admin password in the environment), logs in and reads over HTTPS
 // trusting <data-dir>/tls-cert.pem, and stops it with SIGTERM.
 func TestBinaryServesHTTPS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		if goTool, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go tool to build the binary")
-		}
-	}
+	bin := testbin.Path(t, testbin.API) // skipped under -short
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "akvsync-api")
-	// The build has its own budget: on a busy machine with a cold cache it
-	// is the slow part, and it says nothing about the API.
-	buildCtx, cancelBuild := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancelBuild()
-	buildStart := time.Now()
-	if b, err := exec.CommandContext(buildCtx, goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	t.Logf("built the binary in %s", time.Since(buildStart).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

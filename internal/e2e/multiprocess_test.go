@@ -138,9 +138,7 @@ type clusterOptions struct {
 
 func startCluster(t *testing.T, o clusterOptions) *cluster {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("multi-process test")
-	}
+	bin(t) // builds first (skipped under -short): the build is not the cluster's time
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	cl := &cluster{ctx: ctx, dir: t.TempDir(), workers: map[string]*proc{}}

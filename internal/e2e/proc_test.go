@@ -42,7 +42,7 @@ func (l *lockedBuffer) String() string {
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(filepath.Join(bin, binaryOf(name)), args...)
+	p.cmd = exec.Command(filepath.Join(bin(t), binaryOf(name)), args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
