@@ -32,6 +32,7 @@ import (
 // end: the API URL it prints and records is https, demo.json names the CA
 // file, and that file is a certificate for 127.0.0.1 and localhost.
 func TestDemoServesHTTPS(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	var out bytes.Buffer
 	err := run([]string{"--demo", "--demo-exit", "--tls-self-signed", "--data-dir", dir, "--listen", "127.0.0.1:0",
@@ -242,6 +243,7 @@ func TestTLSPolicy(t *testing.T) {
 // the admin password in the environment), logs in and reads over HTTPS
 // trusting <data-dir>/tls-cert.pem, and stops it with SIGTERM.
 func TestBinaryServesHTTPS(t *testing.T) {
+	t.Parallel()
 	bin := testbin.Path(t, testbin.API) // skipped under -short
 	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
