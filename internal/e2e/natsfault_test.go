@@ -300,6 +300,10 @@ func TestStartBeforeNATSCluster(t *testing.T) {
 	for _, n := range cl.natsNodes[1:] {
 		n.start(t)
 	}
+	// The nodes' own cleanups, registered after startCluster's, would
+	// stop them first, one by one, under running services: stop it all
+	// in order, together, first.
+	t.Cleanup(func() { cl.stopAll(t) })
 	cl.waitAPI(t)
 	job := cl.syncAll(t)
 	job = cl.pollJob(t, job.ID)
