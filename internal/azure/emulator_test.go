@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
@@ -414,7 +415,7 @@ func TestAPIVersionOverride(t *testing.T) {
 	// hasKeySize reads the raw answer: azkeys' JSONWebKey has no key_size.
 	hasKeySize := func(ctx context.Context) (bool, error) {
 		var resp *http.Response
-		if _, err := c.GetKey(runtime.WithCaptureResponse(ctx, &resp), "aes192", "", nil); err != nil {
+		if _, err := c.GetKey(policy.WithCaptureResponse(ctx, &resp), "aes192", "", nil); err != nil {
 			return false, err
 		}
 		body, err := runtime.Payload(resp)

@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -161,11 +160,11 @@ func outputDir() (string, error) {
 	return dir, nil
 }
 
-// goTool is the go command: PATH first, then GOROOT (empty in a
-// -trimpath build).
+// goTool is the go command on PATH (where go test found it), or "go",
+// whose failure to start then says so.
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return "go"
 }
