@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/akvsync/akvsync/internal/testbin"
 )
 
 // needTools fails (under CI, whose .ci/run installs them) or skips the
@@ -66,11 +68,13 @@ func TestLocalTopology(t *testing.T) {
 	}
 	needTools(t, "bash", "curl", "jq", "openssl")
 	t.Parallel()
+	bin := testbin.Dir(t, testbin.NATSServer, testbin.API, testbin.Worker, testbin.Emulator)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	env := append(os.Environ(),
 		"AKVSYNC_LOCAL_DIR="+dir,
+		"AKVSYNC_LOCAL_BIN="+bin,
 		fmt.Sprintf("AKVSYNC_LOCAL_NATS_PORT=%d", freePorts(t, 3)),
 		fmt.Sprintf("AKVSYNC_LOCAL_HTTP_PORT=%d", freePorts(t, 3)),
 		fmt.Sprintf("AKVSYNC_LOCAL_ROUTE_PORT=%d", freePorts(t, 3)),

@@ -7,21 +7,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/akvsync/akvsync/internal/testbin"
 )
 
-// TestSmallestRun runs the command end to end at its smallest size: it
-// builds the api and akv-emulator binaries, runs P2 (an embedded sync-all
-// beside the azkeys→bbolt loop) and storage (the same inventory's bbolt
-// file), and checks the JSON report holds every row with its baseline.
+// TestSmallestRun runs the command end to end at its smallest size: with
+// the api and akv-emulator binaries (built once by testbin), it runs P2
+// (an embedded sync-all beside the azkeys→bbolt loop) and storage (the
+// same inventory's bbolt file), and checks the JSON report holds every row with its baseline.
 // Goals are not asserted: they are what the benchmark measures.
 func TestSmallestRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binaries")
-	}
+	bin := testbin.Dir(t, testbin.API, testbin.Emulator) // skipped under -short
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, []string{"-p2", "-storage", "-json", "-work-dir", t.TempDir(),
+	code := run(ctx, []string{"-p2", "-storage", "-json", "-work-dir", t.TempDir(), "-bin", bin,
 		"-p2.vaults", "2", "-p2.keys", "30", "-big.vaults", "2", "-big.keys", "30"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())

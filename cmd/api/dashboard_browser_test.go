@@ -47,6 +47,7 @@ func chromiumPath() string {
 var azureCallsCell = regexp.MustCompile(`^[1-9][\d,]* / 0 · ≈\d+\.\d{4} [A-Z]{3}$`)
 
 func TestDashboardInBrowser(t *testing.T) {
+	t.Parallel()
 	chromium := chromiumPath()
 	if chromium == "" {
 		if os.Getenv("CI") != "" {

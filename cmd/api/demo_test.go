@@ -15,6 +15,7 @@ import (
 // end: embedded NATS, worker, emulator with its vaults and one Managed HSM
 // pool, and a completed sync-all job.
 func TestDemoCompletesASyncAll(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	var out bytes.Buffer
 	err := run([]string{"--demo", "--demo-exit", "--data-dir", dir, "--listen", "127.0.0.1:0",

@@ -20,6 +20,7 @@ import (
 // holds the embedded worker's metrics and passes promtool's lint, and the
 // first job's stats count exactly the requests the emulator counted.
 func TestMetricsTokenAndJobStats(t *testing.T) {
+	t.Parallel()
 	tokenFile := filepath.Join(t.TempDir(), "metrics-token")
 	const token = "scrape-0123456789abcdef0123456789abcdef"
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/akvsync/akvsync/internal/testbin"
 	"github.com/akvsync/akvsync/internal/tlsconfig"
 	"github.com/akvsync/akvsync/pkg/akvemu"
 )
@@ -31,6 +32,7 @@ import (
 // end: the API URL it prints and records is https, demo.json names the CA
 // file, and that file is a certificate for 127.0.0.1 and localhost.
 func TestDemoServesHTTPS(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	var out bytes.Buffer
 	err := run([]string{"--demo", "--demo-exit", "--tls-self-signed", "--data-dir", dir, "--listen", "127.0.0.1:0",
@@ -241,24 +243,9 @@ func TestTLSPolicy(t *testing.T) {
 // the admin password in the environment), logs in and reads over HTTPS
 // trusting <data-dir>/tls-cert.pem, and stops it with SIGTERM.
 func TestBinaryServesHTTPS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool to build the binary")
-	}
+	t.Parallel()
+	bin := testbin.Path(t, testbin.API) // skipped under -short
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "akvsync-api")
-	// The build has its own budget: on a busy machine with a cold cache it
-	// is the slow part, and it says nothing about the API.
-	buildCtx, cancelBuild := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancelBuild()
-	buildStart := time.Now()
-	if b, err := exec.CommandContext(buildCtx, goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	t.Logf("built the binary in %s", time.Since(buildStart).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

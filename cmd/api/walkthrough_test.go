@@ -35,6 +35,7 @@ const walkVaultKeys = 3
 // With AKVSYNC_WALKTHROUGH=<file> it writes the requests (as curl
 // commands) and the answers there: docs/walkthrough.md is made from it.
 func TestCCKMWalkthrough(t *testing.T) {
+	t.Parallel()
 	facts, m, _ := serveDemo(t, "--demo-vaults", "2", "--demo-keys", "6", "--log-level", "error")
 	if m.HostRouting == nil {
 		t.Fatal("the demo's emulator is not in host-routing mode")

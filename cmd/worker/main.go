@@ -141,16 +141,44 @@ func run(args []string) error {
 		return errors.New("no Azure connection: set the master key (AKVSYNC_MASTER_KEYS) to use the connection registry, or give --connections or --emulator-manifest")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	prices, err := events.LoadPrices(*azurePrices)
 	if err != nil {
 		return err
 	}
-	// The metrics server starts first: /readyz answers 503 while the
-	// worker waits for NATS and its topology.
+	var ring secrets.KeyRing
+	if haveKey {
+		if ring, err = secrets.MasterKeyRing(*masterKeys, *masterKeyFile, ""); err != nil {
+			return err
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	resolver := connections.Chain{Static: conns}
+	host, _ := os.Hostname()
+	cfg := worker.Config{
+		Topology:           events.Topology{Replicas: *replicas, TaskAckWait: *ackWait},
+		StorePath:          *storePath,
+		StoreResidentLimit: int64(*residentLimit) << 20,
+		InventoryBatch:     *inventoryBatch,
+		Sync: akvsync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(akvsync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
+			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log, Prices: prices},
+		Azure:       azure.Config{},
+		Janitor:     akvsync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
+		Connections: resolver,
+		Logger:      log,
+		BindOnly:    true,
+		Registry:    reg,
+	}
+	// Every setting is checked before anything starts: bad input is a
+	// clear error at once, not a wait for NATS followed by one.
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The metrics server starts first: /readyz answers 503 while the
+	// worker waits for NATS and its topology.
 	var running atomic.Pointer[worker.Worker]
 	if *metricsListen != "" {
 		ready := func(ctx context.Context) error {
@@ -173,16 +201,7 @@ func run(args []string) error {
 		return err
 	}
 	defer nc.Close()
-	topo := events.Topology{Replicas: *replicas, TaskAckWait: *ackWait}
-	if err := topo.Validate(); err != nil {
-		return err
-	}
-	resolver := connections.Chain{Static: conns}
 	if haveKey {
-		ring, err := secrets.MasterKeyRing(*masterKeys, *masterKeyFile, "")
-		if err != nil {
-			return err
-		}
 		sealer, err := secrets.NewSealer(ring)
 		if err != nil {
 			return err
@@ -199,22 +218,9 @@ func run(args []string) error {
 		if resolver.Registry, err = connections.New(ctx, js, sealer, connections.Config{Logger: log}); err != nil {
 			return err
 		}
+		cfg.Connections = resolver
 	}
-	host, _ := os.Hostname()
-	w, err := worker.Start(ctx, nc, worker.Config{
-		Topology:           topo,
-		StorePath:          *storePath,
-		StoreResidentLimit: int64(*residentLimit) << 20,
-		InventoryBatch:     *inventoryBatch,
-		Sync: akvsync.Config{Source: "akvsync/worker/" + host, Heartbeat: min(akvsync.DefaultHeartbeat, *ackWait/3), VaultParallelism: *vaultPar, GetConcurrency: *getConc, VaultRate: *vaultRate,
-			SubscriptionRate: *subRate, BudgetLinger: *budgetLinger, Logger: log, Prices: prices},
-		Azure:       azure.Config{},
-		Janitor:     akvsync.JanitorConfig{JobRetention: *retention, JobsKept: *jobsKept},
-		Connections: resolver,
-		Logger:      log,
-		BindOnly:    true,
-		Registry:    reg,
-	})
+	w, err := worker.Start(ctx, nc, cfg)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,8 @@ func unsetenv(t *testing.T, name string) {
 }
 
 func TestMetricsListenIsLoopbackUnlessPublic(t *testing.T) {
-	err := run([]string{"--master-keys", "k1:unused", "--memory-limit-mib", "0", "--metrics-listen", "0.0.0.0:0"})
+	key := masterKey(t)
+	err := run([]string{"--master-keys", key, "--memory-limit-mib", "0", "--metrics-listen", "0.0.0.0:0"})
 	if !errors.Is(err, telemetry.ErrNotLoopback) {
 		t.Fatalf("err = %v, want telemetry.ErrNotLoopback", err)
 	}
@@ -60,7 +61,7 @@ func TestMetricsListenIsLoopbackUnlessPublic(t *testing.T) {
 	if err := os.WriteFile(prices, []byte(`{"standard_per_10k": -1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := run([]string{"--master-keys", "k1:unused", "--memory-limit-mib", "0", "--azure-prices", prices}); !errors.Is(err, events.ErrInvalidPrices) {
+	if err := run([]string{"--master-keys", key, "--memory-limit-mib", "0", "--azure-prices", prices}); !errors.Is(err, events.ErrInvalidPrices) {
 		t.Fatalf("err = %v, want events.ErrInvalidPrices", err)
 	}
 }

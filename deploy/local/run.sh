@@ -11,6 +11,8 @@
 #
 # State (binaries, generated secrets, NATS stores, logs, pids) lives in
 # $AKVSYNC_LOCAL_DIR (default: data/local under the repository root).
+# With AKVSYNC_LOCAL_BIN set to a directory of prebuilt binaries
+# (nats-server, api, worker, akv-emulator), nothing is built.
 # Ports: NATS clients 4222-4224, NATS monitoring 8222-8224, routes
 # 6222-6224, API https://127.0.0.1:8443 (self-signed; its certificate is
 # $AKVSYNC_LOCAL_DIR/api/tls-cert.pem). Override the base ports with
@@ -21,7 +23,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=${AKVSYNC_LOCAL_DIR:-$ROOT/data/local}
-BIN=$DIR/bin
+BIN=${AKVSYNC_LOCAL_BIN:-$DIR/bin}
 NATS_PORT=${AKVSYNC_LOCAL_NATS_PORT:-4222}
 HTTP_PORT=${AKVSYNC_LOCAL_HTTP_PORT:-8222}
 ROUTE_PORT=${AKVSYNC_LOCAL_ROUTE_PORT:-6222}
@@ -47,6 +49,10 @@ wait_for() {
 }
 
 build() {
+  if [[ -n ${AKVSYNC_LOCAL_BIN:-} ]]; then
+    log "using the binaries in $BIN"
+    return
+  fi
   mkdir -p "$BIN"
   log "building nats-server (the version in go.mod), api, worker, akv-emulator"
   (cd "$ROOT" &&

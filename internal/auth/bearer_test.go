@@ -9,6 +9,7 @@ import (
 )
 
 func TestFromRequest(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		headers []string
@@ -47,6 +48,7 @@ func TestFromRequest(t *testing.T) {
 }
 
 func TestPrincipalContext(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	if _, ok := PrincipalFrom(ctx); ok {
 		t.Fatal("principal in empty context")

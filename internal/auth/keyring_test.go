@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseKeyRing(t *testing.T) {
+	t.Parallel()
 	k1, k2 := testKey(1), testKey(2)
 	std, url := base64.StdEncoding.EncodeToString(k1), base64.RawURLEncoding.EncodeToString(k2)
 	tests := []struct {
@@ -48,6 +49,7 @@ func TestParseKeyRing(t *testing.T) {
 }
 
 func TestKeyRingFileRoundTrip(t *testing.T) {
+	t.Parallel()
 	k, err := GenerateKey()
 	if err != nil {
 		t.Fatal(err)

@@ -54,6 +54,7 @@ func startKV(t *testing.T) jetstream.KeyValue {
 // TestRefreshStoreContract runs the same behaviours against every
 // RefreshStore implementation.
 func TestRefreshStoreContract(t *testing.T) {
+	t.Parallel()
 	stores := map[string]func(t *testing.T) RefreshStore{
 		"memory": func(*testing.T) RefreshStore { return NewMemoryRefreshStore(nil) },
 		"nats kv": func(t *testing.T) RefreshStore {
@@ -146,6 +147,7 @@ func TestRefreshStoreContract(t *testing.T) {
 }
 
 func TestServiceWithKVRefreshStore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kv := startKV(t)
 	// Two API processes sharing one bucket: a token refreshed on one can't

@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseTokenRequest(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		body    string
@@ -67,6 +68,7 @@ func TestParseTokenRequest(t *testing.T) {
 }
 
 func TestParseTokenRequestBehindMaxBytesReader(t *testing.T) {
+	t.Parallel()
 	body := `{"username":"a","password":"` + strings.Repeat("x", 200) + `"}`
 	rec := httptest.NewRecorder()
 	r := http.MaxBytesReader(rec, io.NopCloser(strings.NewReader(body)), 64)
@@ -77,6 +79,7 @@ func TestParseTokenRequestBehindMaxBytesReader(t *testing.T) {
 }
 
 func TestParseTokenRequestErrorsDoNotEchoSecrets(t *testing.T) {
+	t.Parallel()
 	_, err := ParseTokenRequest(strings.NewReader(`{"username":"a","password":"hunter2-secret","x":1}`), 1024)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("err = %v", err)

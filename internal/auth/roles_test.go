@@ -6,6 +6,7 @@ import (
 )
 
 func TestRolePermissions(t *testing.T) {
+	t.Parallel()
 	want := map[Role]map[Perm]bool{
 		RoleAdmin: {PermJobsRead: true, PermJobsWrite: true, PermVaultsRead: true, PermVaultsWrite: true,
 			PermKeysRead: true, PermConnectionsRead: true, PermConnectionsWrite: true, PermUsersAdmin: true,
@@ -30,6 +31,7 @@ func TestRolePermissions(t *testing.T) {
 }
 
 func TestForbiddenNamesRoleAndPermission(t *testing.T) {
+	t.Parallel()
 	err := Principal{Username: "v", Role: RoleViewer}.Require(PermJobsWrite)
 	if got, want := err.Error(), "forbidden: role viewer lacks permission jobs:write"; got != want {
 		t.Fatalf("%q, want %q", got, want)

@@ -57,6 +57,7 @@ func twoReplicaTicketStores(t *testing.T, now func() time.Time) (*TicketStore, *
 }
 
 func TestTicketStore(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	clock := time.Now()
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }

@@ -15,6 +15,7 @@ import (
 )
 
 func TestPasswordGrant(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	tests := []struct {
 		name      string
@@ -59,6 +60,7 @@ func TestPasswordGrant(t *testing.T) {
 }
 
 func TestTokenResponseJSONShape(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	resp := env.login(t, "alice", "alice-password-1")
 	b, err := json.Marshal(resp)
@@ -80,6 +82,7 @@ func TestTokenResponseJSONShape(t *testing.T) {
 }
 
 func TestJWTClaims(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	resp := env.login(t, "oscar", "oscar-password-1")
 	h, c := decodeParts(t, resp.JWT)
@@ -100,6 +103,7 @@ func TestJWTClaims(t *testing.T) {
 }
 
 func TestVerifyRejects(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	good := env.login(t, "victor", "victor-password-1").JWT
 	h, c := decodeParts(t, good)
@@ -164,6 +168,7 @@ func TestVerifyRejects(t *testing.T) {
 }
 
 func TestUnauthorizedMessageSaysWhy(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	tok := env.login(t, "victor", "victor-password-1").JWT
 	env.clock.Advance(time.Hour)
@@ -177,6 +182,7 @@ func TestUnauthorizedMessageSaysWhy(t *testing.T) {
 }
 
 func TestSigningKeyRotation(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	old := env.login(t, "alice", "alice-password-1").JWT
 
@@ -215,6 +221,7 @@ func TestSigningKeyRotation(t *testing.T) {
 }
 
 func TestRefreshGrant(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	refresh := func(env *testEnv, rt string) (TokenResponse, error) {
 		return env.svc.IssueToken(ctx, TokenRequest{GrantType: GrantRefreshToken, RefreshToken: rt}, "192.0.2.1:1")
@@ -358,6 +365,7 @@ func TestRefreshGrant(t *testing.T) {
 }
 
 func TestUserChanges(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	changed := func(users []testUser, name string, f func(*testUser) bool) []testUser {
 		var out []testUser
@@ -424,6 +432,7 @@ func TestUserChanges(t *testing.T) {
 }
 
 func TestReloadKeepsUsersOnError(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	if err := writeFile(env.users, "users: [{username: x, password_hash: nope, role: admin}]"); err != nil {
 		t.Fatal(err)
@@ -435,6 +444,7 @@ func TestReloadKeepsUsersOnError(t *testing.T) {
 }
 
 func TestRateLimiting(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	env := newTestEnv(t, nil, withRate(1, 3))
 	try := func(addr, pw string) error {
@@ -481,6 +491,7 @@ func TestRateLimiting(t *testing.T) {
 }
 
 func TestDummyHashMatchesUsersCost(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	// Three of four users use cheapArgon2: an unknown user must cost the same.
 	if got, want := costKey(env.svc.users.dummyHash()), costKey(mustAccount(t, env, "alice").hash); got != want {
@@ -489,6 +500,7 @@ func TestDummyHashMatchesUsersCost(t *testing.T) {
 }
 
 func TestLogsNeverContainSecrets(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, nil)
 	ctx := context.Background()
 	resp := env.login(t, "alice", "alice-password-1")
@@ -510,6 +522,7 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 }
 
 func TestBootstrapAdmin(t *testing.T) {
+	t.Parallel()
 	pw, err := GeneratePassword()
 	if err != nil {
 		t.Fatal(err)
@@ -538,6 +551,7 @@ func TestBootstrapAdmin(t *testing.T) {
 }
 
 func TestNewServiceRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	path := writeUsersFile(t, filepath.Join(t.TempDir(), "u.yaml"), defaultTestUsers[:1])
 	good := Config{SigningKeyID: "k1", Keys: map[string][]byte{"k1": testKey(1)}, UsersFile: path}
 	tests := []struct {
@@ -632,6 +646,7 @@ func mustAccount(t testing.TB, env *testEnv, name string) account {
 }
 
 func TestRefusedUnknownUsernameIsNotLogged(t *testing.T) {
+	t.Parallel()
 	e := newTestEnv(t, nil)
 	_, err := e.svc.IssueToken(context.Background(), TokenRequest{Username: "Tr0ub4dor&3-typed-as-username", Password: "x"}, "192.0.2.1")
 	if !errors.Is(err, ErrInvalidCredentials) {

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseUsers(t *testing.T) {
+	t.Parallel()
 	argon, err := HashPasswordWith("pw", cheapArgon2)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +56,7 @@ func TestParseUsers(t *testing.T) {
 }
 
 func TestPasswordHashes(t *testing.T) {
+	t.Parallel()
 	argonDefault, err := HashPassword("correct horse")
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +87,7 @@ func TestPasswordHashes(t *testing.T) {
 }
 
 func TestBootstrapAdminOverridesFileEntry(t *testing.T) {
+	t.Parallel()
 	s, err := NewUserStore([]User{{Username: "admin", PasswordHash: mustHash(t, "file-pw"), Role: RoleViewer}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 )
 
 func TestRegistryLookup(t *testing.T) {
+	t.Parallel()
 	base := setup(t)
 	key, err := secrets.GenerateKey()
 	if err != nil {
@@ -73,6 +74,7 @@ func TestRegistryLookup(t *testing.T) {
 // add-vaults for that connection at the same time, many times: whichever
 // wins, no vault may be left pointing at a connection that is gone.
 func TestDeletingAConnectionRacesAddingAVault(t *testing.T) {
+	t.Parallel()
 	base := setup(t)
 	ctx := testCtx(t)
 	key, err := secrets.GenerateKey()

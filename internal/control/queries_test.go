@@ -12,6 +12,7 @@ import (
 )
 
 func TestQueriesWithoutWorkersAreUnavailable(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	_, err := e.plane.Queries.Keys(testCtx(t), events.KeyQuery{})
 	wantErr(t, err, control.ErrUnavailable)
@@ -22,6 +23,7 @@ func TestQueriesWithoutWorkersAreUnavailable(t *testing.T) {
 }
 
 func TestQueriesTimeoutIsUnavailable(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *control.Config) { c.QueryTimeout = 100 * time.Millisecond })
 	// Something subscribes but never answers (a stuck worker).
 	sub, err := e.nc.Subscribe(events.QuerySubject(events.QueryKeysList), func(*nats.Msg) {})
@@ -36,6 +38,7 @@ func TestQueriesTimeoutIsUnavailable(t *testing.T) {
 // TestQueryReplyContract checks how the client decodes the reply shapes
 // of the query contract (pkg/events QueryReply and micro error headers).
 func TestQueryReplyContract(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		reply   func(m *nats.Msg)
@@ -82,6 +85,7 @@ func replyError(code string) func(*nats.Msg) {
 }
 
 func TestReady(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	if err := e.plane.Ready(testCtx(t)); err != nil {
 		t.Fatalf("Ready: %v", err)
@@ -94,6 +98,7 @@ func TestReady(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  control.Config

@@ -16,6 +16,7 @@ import (
 )
 
 func TestAddVaults(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	vs := e.addVaults(t, testSub, "vault-a", "vault-b")
 	if len(vs) != 2 {
@@ -36,6 +37,7 @@ func TestAddVaults(t *testing.T) {
 }
 
 func TestAddVaultsRejects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		mod     func(*control.AddVaultsRequest)
@@ -98,6 +100,7 @@ func TestAddVaultsRejects(t *testing.T) {
 }
 
 func TestAddVaultsIsAllOrNothing(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	existing := e.addVaults(t, testSub, "vault-b")[0]
 	_, err := e.plane.Vaults.AddVaults(testCtx(t), vaultReq(testSub, "vault-a", "Vault-B", "vault-c"))
@@ -114,12 +117,14 @@ func TestAddVaultsIsAllOrNothing(t *testing.T) {
 }
 
 func TestAddVaultsSameNameInOtherSubscription(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "vault-a")
 	e.addVaults(t, otherSub, "vault-a")
 }
 
 func TestAddVaultsConcurrentSameNameOneWins(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	planes := []*control.Plane{e.plane, e.newPlane(t)} // two API processes
 	const racers = 8
@@ -158,6 +163,7 @@ func TestAddVaultsConcurrentSameNameOneWins(t *testing.T) {
 }
 
 func TestAddVaultsRepairsStaleIndex(t *testing.T) {
+	t.Parallel()
 	later := func(c *control.Config) { c.Now = func() time.Time { return time.Now().Add(time.Hour) } }
 	e := setup(t, later)
 	kv, err := e.js.KeyValue(testCtx(t), events.BucketVaults)
@@ -182,6 +188,7 @@ func TestAddVaultsRepairsStaleIndex(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	a := e.addVaults(t, testSub, "vault-a", "shared")
 	b := e.addVaults(t, otherSub, "shared")
@@ -219,6 +226,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestListVaults(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "vault-a", "vault-b", "vault-c")
 	e.addVaults(t, otherSub, "vault-a")
@@ -255,6 +263,7 @@ func TestListVaults(t *testing.T) {
 }
 
 func TestListVaultsFiltersAndSorts(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *control.Config) { c.Connections = []string{testConn, "conn-b"} })
 	add := func(req control.AddVaultsRequest) events.Vault {
 		t.Helper()
@@ -325,6 +334,7 @@ func TestListVaultsFiltersAndSorts(t *testing.T) {
 }
 
 func TestRemoveVault(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := e.addVaults(t, testSub, "vault-a")[0]
 	got, err := e.plane.Vaults.Remove(testCtx(t), v.ID)
@@ -343,6 +353,7 @@ func TestRemoveVault(t *testing.T) {
 }
 
 func TestRemoveVaultLockedByJob(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := e.addVaults(t, testSub, "vault-a")[0]
 	job, err := e.plane.Jobs.Create(testCtx(t), control.CreateJobRequest{KeyVaults: []string{"vault-a"}}, "tester")
@@ -367,6 +378,7 @@ func TestRemoveVaultLockedByJob(t *testing.T) {
 }
 
 func TestRemoveFinishesARemovalCutShort(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	vs := e.addVaults(t, testSub, "vault-a", "vault-b")
 	// A removal that died after marking the vault: the mark is stored.
@@ -406,6 +418,7 @@ func TestRemoveFinishesARemovalCutShort(t *testing.T) {
 }
 
 func TestMalformedIDsAreNotFound(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for _, id := range []string{"", "x", "../../etc", "11111111-2222-3333-4444-55555555555z", "byname.x.y", "*", ">"} {
 		_, err := e.plane.Vaults.Get(testCtx(t), id)
@@ -421,6 +434,7 @@ func TestMalformedIDsAreNotFound(t *testing.T) {
 // unfiltered list is the same slice a full sort gives, while the list keeps
 // only skip+limit vaults at a time; limit -1 is capped.
 func TestListVaultsPagesWithoutHoldingTheRegistry(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	var all []events.Vault
 	for start := 0; start < 2500; start += 1000 {
@@ -462,6 +476,7 @@ func armID(sub, kind, name string) string {
 }
 
 func TestAddVaultsARMObjects(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	var req control.AddVaultsRequest
 	body := `{"connection":"` + testConn + `","subscription_id":"` + testSub + `","cloud_key_backup_limit":5,"vaults":[
@@ -539,6 +554,7 @@ func TestAddVaultsARMObjects(t *testing.T) {
 }
 
 func TestPatchVault(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *control.Config) {
 		c.LookupConnection = func(_ context.Context, name string) (control.ConnectionInfo, bool, error) {
 			switch strings.ToLower(name) {

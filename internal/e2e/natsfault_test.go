@@ -223,6 +223,7 @@ func (cl *cluster) vaultSyncFailures() (n int, lines []string) {
 // key in the inventory. Losing one node of three costs retries inside the
 // workers, never a failed vault sync.
 func TestNATSNodeKilledMidSync(t *testing.T) {
+	t.Parallel()
 	const vaults, keys = 12, 150
 	cl := startCluster(t, clusterOptions{vaults: vaults, keys: keys, natsNodes: 3, workers: []string{"worker-1", "worker-2"},
 		workerArgs: []string{"--vault-parallelism", "3", "--get-concurrency", "4"}})
@@ -269,6 +270,7 @@ func TestNATSNodeKilledMidSync(t *testing.T) {
 // server runs, then one node of three (no JetStream quorum), then the
 // rest: both processes wait, logging their attempts, and then work.
 func TestStartBeforeNATSCluster(t *testing.T) {
+	t.Parallel()
 	const vaults, keys = 4, 50
 	cl := startCluster(t, clusterOptions{vaults: vaults, keys: keys, natsNodes: 3, natsLater: true, workers: []string{"worker-1"}})
 	procs := map[string]*proc{"api": cl.api, "worker-1": cl.workers["worker-1"]}
@@ -298,6 +300,10 @@ func TestStartBeforeNATSCluster(t *testing.T) {
 	for _, n := range cl.natsNodes[1:] {
 		n.start(t)
 	}
+	// The nodes' own cleanups, registered after startCluster's, would
+	// stop them first, one by one, under running services: stop it all
+	// in order, together, first.
+	t.Cleanup(func() { cl.stopAll(t) })
 	cl.waitAPI(t)
 	job := cl.syncAll(t)
 	job = cl.pollJob(t, job.ID)

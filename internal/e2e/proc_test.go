@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -42,7 +43,7 @@ func (l *lockedBuffer) String() string {
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(filepath.Join(bin, binaryOf(name)), args...)
+	p.cmd = exec.Command(filepath.Join(bin(t), binaryOf(name)), args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -69,21 +70,49 @@ func binaryOf(name string) string {
 	}
 }
 
-// stop sends SIGTERM and waits for the exit (SIGKILL after 20 s).
-func (p *proc) stop(t *testing.T) error {
-	if p.cmd.ProcessState != nil {
-		return nil
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+// exited reports whether the process has exited, without waiting.
+func (p *proc) exited() bool {
 	select {
 	case err := <-p.done:
 		p.done <- err
-		return err
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		t.Errorf("%s did not stop on SIGTERM within 20s", p.name)
-		return <-p.done
+		return true
+	default:
+		return false
 	}
+}
+
+// stop sends SIGTERM and waits for the exit (SIGKILL after 20 s).
+func (p *proc) stop(t *testing.T) error {
+	return stopAll(t, p)[0]
+}
+
+// stopAll sends SIGTERM to every process at once, then waits for their
+// exits (SIGKILL to those still running after 20 s), and returns their
+// exit errors in order. Stopping processes together rather than one after
+// the other saves the sum of their shutdowns.
+func stopAll(t *testing.T, ps ...*proc) []error {
+	for _, p := range ps {
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			errs[i] = err
+		case <-ctx.Done():
+			_ = p.cmd.Process.Kill()
+			t.Errorf("%s did not stop on SIGTERM within 20s", p.name)
+			err := <-p.done
+			p.done <- err
+			errs[i] = err
+		}
+	}
+	return errs
 }
 
 func tail(s string, n int) string {

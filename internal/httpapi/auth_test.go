@@ -11,6 +11,7 @@ import (
 )
 
 func TestEndpointsNeedAToken(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	routes := []struct{ method, path string }{
 		{"POST", jobsPath}, {"GET", jobsPath}, {"GET", jobsPath + "/x"}, {"POST", jobsPath + "/x/cancel"},
@@ -53,6 +54,7 @@ func TestEndpointsNeedAToken(t *testing.T) {
 }
 
 func TestExpiredToken(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.clock.Advance(auth.DefaultTokenLifetime + auth.DefaultClockSkew + time.Second)
 	e.as(t, "alice", "GET", vaultsPath, "").
@@ -60,6 +62,7 @@ func TestExpiredToken(t *testing.T) {
 }
 
 func TestPermissions(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := e.addVaults(t, testSub, "vault-a")[0]
 	tests := []struct {
@@ -84,6 +87,7 @@ func TestPermissions(t *testing.T) {
 }
 
 func TestTokenEndpoint(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	tests := []struct {
 		name, path, body string
@@ -120,6 +124,7 @@ func TestTokenEndpoint(t *testing.T) {
 }
 
 func TestTokenEndpointRateLimited(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(o *options) {
 		o.noLogin = true
 		o.auth = func(c *auth.Config) { c.RateLimit, c.RateBurst = 0.01, 2 }
@@ -135,6 +140,7 @@ func TestTokenEndpointRateLimited(t *testing.T) {
 }
 
 func TestPublicEndpoints(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for _, path := range []string{"/healthz", "/readyz", "/healthz/"} {
 		r := e.do(t, "GET", path, "", "")
@@ -146,6 +152,7 @@ func TestPublicEndpoints(t *testing.T) {
 }
 
 func TestReadyzWithoutNATS(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(o *options) { o.http.ReadyTimeout = 500 * time.Millisecond })
 	e.ns.Shutdown()
 	e.ns.WaitForShutdown()
@@ -158,6 +165,7 @@ func TestReadyzWithoutNATS(t *testing.T) {
 }
 
 func TestRevokeRefreshToken(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	var tok struct {
 		JWT          string `json:"jwt"`

@@ -75,6 +75,7 @@ func noSecret(t *testing.T, r response) {
 }
 
 func TestPublicClientBodies(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(o *options) { o.realConnections = true })
 	conns := httpapi.ConnectionsPath
 	vars := map[string]string{}

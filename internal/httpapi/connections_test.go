@@ -12,6 +12,7 @@ import (
 const connectionSecret = "s3cr3t-value-that-must-never-come-back"
 
 func TestConnections(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	path := httpapi.ConnectionsPath
 	body := `{"name":"prod","tenant_id":"72f988bf-86f1-41af-91ab-2d7cd011db47","client_id":"0f1b2c3d-4e5f-6789-abcd-ef0123456789",` +

@@ -37,6 +37,7 @@ func (e *env) ticket(t *testing.T, user string) auth.Ticket {
 // instead of a bearer token; the ticket works once, expires, is accepted
 // by the stream only, and a new ticket resumes with ?last_event_id=.
 func TestEventStreamTicket(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "vault-a", "vault-b")
 	var job, jobB struct {
@@ -114,6 +115,7 @@ func TestEventStreamTicket(t *testing.T) {
 
 // TestSelf: a signed-in user learns their name, role and permissions.
 func TestSelf(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for _, u := range testUsers {
 		var me httpapi.SelfJSON
@@ -133,6 +135,7 @@ func TestSelf(t *testing.T) {
 // TestOpenAPIServed: GET /openapi.yaml, without a token, is the bytes of
 // docs/openapi.yaml.
 func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(o *options) { o.noLogin = true })
 	want, err := os.ReadFile("../../docs/openapi.yaml")
 	if err != nil {
@@ -152,6 +155,7 @@ func TestOpenAPIServed(t *testing.T) {
 // a strict Content-Security-Policy, and the page has no inline script or
 // style the policy would block.
 func TestDashboardFiles(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(o *options) { o.noLogin = true })
 	for path, ctype := range map[string]string{
 		"/ui/":           "text/html; charset=utf-8",
@@ -199,6 +203,7 @@ func TestDashboardFiles(t *testing.T) {
 }
 
 func TestEventName(t *testing.T) {
+	t.Parallel()
 	for subject, want := range map[string]string{
 		"akvsync.event.job.0b6f.finished":         "job.finished",
 		"akvsync.event.job.0b6f.abort_requested":  "job.abort_requested",
@@ -218,6 +223,7 @@ func TestEventName(t *testing.T) {
 // TestEventStreamMaxDuration: with SSEMaxDuration the server ends each
 // stream after that long, so clients reconnect.
 func TestEventStreamMaxDuration(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(o *options) { o.http.SSEMaxDuration = time.Second })
 	status, evs := openStream(t, e, "victor", "", "")
 	if status != http.StatusOK {

@@ -95,6 +95,7 @@ func next(t *testing.T, evs <-chan sseEvent) (sseEvent, events.Event) {
 }
 
 func TestEventStream(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	vaults := e.addVaults(t, testSub, "vault-a", "vault-b")
 

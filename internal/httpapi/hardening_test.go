@@ -58,6 +58,7 @@ func hardSetup(t *testing.T) *env {
 // TestHardening sends bad input of every kind to one server and then
 // checks that it still serves and that none of it created anything.
 func TestHardening(t *testing.T) {
+	t.Parallel()
 	e := hardSetup(t)
 	e.addVaults(t, testSub, "vault-a")
 	validJob := `{"key_vaults":["vault-a"]}`

@@ -16,6 +16,7 @@ import (
 var timeRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
 func TestCreateJob(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	vs := e.addVaults(t, testSub, "vault-a", "vault-b")
 	r := e.as(t, "oscar", "POST", jobsPath, fmt.Sprintf(`{"key_vaults":["vault-b",%q]}`, vs[0].ID))
@@ -71,6 +72,7 @@ func TestCreateJob(t *testing.T) {
 }
 
 func TestCreateJobSynchronizeAll(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.as(t, "oscar", "POST", jobsPath, `{"synchronize_all":true}`).
 		wantError(t, http.StatusUnprocessableEntity, "NCERRUnprocessableEntity", "no vaults are registered")
@@ -89,6 +91,7 @@ func TestCreateJobSynchronizeAll(t *testing.T) {
 }
 
 func TestCreateJobRejects(t *testing.T) {
+	t.Parallel()
 	const bad = "NCERRInvalidParamValue"
 	tests := []struct {
 		name     string
@@ -137,6 +140,7 @@ func TestCreateJobRejects(t *testing.T) {
 }
 
 func TestCreateJobOnLockedVaultConflicts(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "vault-a", "vault-b")
 	first := e.as(t, "oscar", "POST", jobsPath, `{"key_vaults":["vault-b"]}`)
@@ -158,6 +162,7 @@ func TestCreateJobOnLockedVaultConflicts(t *testing.T) {
 }
 
 func TestCancelJob(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "vault-a")
 	r := e.as(t, "oscar", "POST", jobsPath, `{"key_vaults":["vault-a"]}`)
@@ -194,6 +199,7 @@ func TestCancelJob(t *testing.T) {
 }
 
 func TestCancelJobNotInProgress(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "vault-a")
 	r := e.as(t, "oscar", "POST", jobsPath, `{"key_vaults":["vault-a"]}`)
@@ -236,6 +242,7 @@ func finishJob(t *testing.T, e *env, id string) {
 }
 
 func TestJobNotFound(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for _, id := range []string{events.NewID(), "not-a-uuid", "x.y", "%2A"} {
 		t.Run(id, func(t *testing.T) {
@@ -246,6 +253,7 @@ func TestJobNotFound(t *testing.T) {
 }
 
 func TestListJobsWithoutWorkersIsUnavailable(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	r := e.as(t, "victor", "GET", jobsPath+"?skip=0&limit=5&overall_status=in_progress", "")
 	r.wantError(t, http.StatusServiceUnavailable, "NCERRServiceUnavailable", "no worker is answering")

@@ -140,6 +140,7 @@ func (e *env) startInventory(t *testing.T, n int) map[string]bool {
 // the whole list, every key once, and no NATS message of the query
 // exceeds the chunk budget.
 func TestKeysExportStreamsEveryKeyInBoundedMessages(t *testing.T) {
+	t.Parallel()
 	const n = 2500 // ~3.5 MB of CCKM JSON: more than the 1 MiB max_payload
 	e := setup(t)
 	ids := e.startInventory(t, n)
@@ -232,6 +233,7 @@ func TestKeysExportStreamsEveryKeyInBoundedMessages(t *testing.T) {
 //
 //	AKVSYNC_EXPORT_KEYS=1000000 go test ./internal/httpapi -run TestKeysExportAtScale -v -timeout 30m
 func TestKeysExportAtScale(t *testing.T) {
+	t.Parallel()
 	n, _ := strconv.Atoi(os.Getenv("AKVSYNC_EXPORT_KEYS"))
 	if n <= 0 {
 		t.Skip("set AKVSYNC_EXPORT_KEYS to run")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestKeysWithoutWorkersAreUnavailable(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for _, path := range []string{
 		keysPath,
@@ -22,6 +23,7 @@ func TestKeysWithoutWorkersAreUnavailable(t *testing.T) {
 }
 
 func TestKeysBadFilters(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	tests := []struct{ query, param string }{
 		{"enabled=maybe", "enabled"},
@@ -44,6 +46,7 @@ func TestKeysBadFilters(t *testing.T) {
 }
 
 func TestKeyMalformedIDIsNotFound(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.as(t, "victor", "GET", keysPath+"/not-an-id", "").wantError(t, http.StatusNotFound, "NCERRResourceNotFound", "Resource not found")
 }

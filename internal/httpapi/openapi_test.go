@@ -15,6 +15,7 @@ import (
 // cannot drift from the server. Query parameters of the list routes are
 // checked against the parsers' allowed lists too.
 func TestRoutesMatchOpenAPI(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../../docs/openapi.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestParseCreateJob(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		body    string
 		want    control.CreateJobRequest
@@ -48,6 +49,7 @@ func TestParseCreateJob(t *testing.T) {
 }
 
 func TestParseKeyQuery(t *testing.T) {
+	t.Parallel()
 	yes, no := true, false
 	tests := []struct {
 		query   string
@@ -90,6 +92,7 @@ func TestParseKeyQuery(t *testing.T) {
 }
 
 func TestParseJobQuery(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		query   string
 		want    events.JobQuery

@@ -10,6 +10,7 @@ import (
 )
 
 func TestRenderKey(t *testing.T) {
+	t.Parallel()
 	seen := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
 	rec := events.KeyRecord{
 		ID: "k-id", VaultID: "v-id", VaultName: "vault1", SubscriptionID: "sub", Cloud: "AzureCloud", Region: "westeurope",
@@ -60,6 +61,7 @@ func TestRenderKey(t *testing.T) {
 }
 
 func TestRenderJobCompletedAt(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	j := events.JobDetail{Job: events.Job{ID: "j", CreatedAt: now, UpdatedAt: now, OverallStatus: events.JobInProgress, VaultTotal: 3},
 		Vaults: []events.JobVault{{Name: "v", SubscriptionID: "s", Status: events.VaultFailed, Error: "boom"}}, VaultsTruncated: true,

@@ -420,6 +420,7 @@ func rolesCtx(t *testing.T) context.Context {
 // without the route's permission gets 403 naming the permission and changes
 // nothing; a role with it gets past authorization (any status but 401/403).
 func TestRoleTable(t *testing.T) {
+	t.Parallel()
 	e := newRolesEnv(t)
 	f := e.fixtures(t)
 
@@ -529,6 +530,7 @@ func TestRoleTable(t *testing.T) {
 // actually did, so "allowed" is not just "not 403": the operator can start
 // and cancel a sync, only the admin can register and remove vaults.
 func TestRoleTableAllowedOutcomes(t *testing.T) {
+	t.Parallel()
 	e := newRolesEnv(t)
 	f := e.fixtures(t)
 	const azure = APIPrefix + "/cckm/azure"
@@ -607,6 +609,7 @@ func TestRoleTableAllowedOutcomes(t *testing.T) {
 // TestPublicRoutesNeedNoToken: health, readiness and the token endpoint
 // answer without a token.
 func TestPublicRoutesNeedNoToken(t *testing.T) {
+	t.Parallel()
 	e := newRolesEnv(t)
 	tests := []struct {
 		name, method, path, body string

@@ -20,6 +20,7 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 }
 
 func TestUnknownRouteIs404JSON(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	for _, path := range []string{"/", "/api/v1/nope", "/api/v1/cckm/azure/synchronization-jobs/x/y", "/api/v1/cckm/aws/keys"} {
 		e.as(t, "alice", "GET", path, "").wantError(t, http.StatusNotFound, "NCERRResourceNotFound", "Resource not found")
@@ -27,6 +28,7 @@ func TestUnknownRouteIs404JSON(t *testing.T) {
 }
 
 func TestWrongMethodIs405WithAllow(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	tests := []struct{ method, path, allow string }{
 		{"DELETE", jobsPath, "GET, HEAD, POST"},
@@ -49,6 +51,7 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 }
 
 func TestRequestIDAndLogs(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "bodymarker7")
 	req, _ := http.NewRequestWithContext(testCtx(t), "POST", e.srv.URL+jobsPath, strings.NewReader(`{"key_vaults":["bodymarker7"]}`))
@@ -80,6 +83,7 @@ func TestRequestIDAndLogs(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.as(t, "victor", "GET", vaultsPath, "").wantStatus(t, http.StatusOK)
 	r := e.as(t, "victor", "GET", "/metrics", "")
@@ -94,6 +98,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestNewNeedsDependencies(t *testing.T) {
+	t.Parallel()
 	h, err := httpapi.New(httpapi.Config{}, httpapi.Deps{})
 	if err == nil || h != nil {
 		t.Fatal("New without dependencies succeeded")
@@ -101,6 +106,7 @@ func TestNewNeedsDependencies(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  httpapi.Config

@@ -12,6 +12,7 @@ import (
 )
 
 func TestAddVaults(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	r := e.as(t, "alice", "POST", addPath, addBody(testSub, "vault-a", "vault-b"))
 	r.wantStatus(t, http.StatusCreated)
@@ -53,6 +54,7 @@ func TestAddVaults(t *testing.T) {
 }
 
 func TestAddVaultsRejects(t *testing.T) {
+	t.Parallel()
 	const bad = "NCERRInvalidParamValue"
 	tests := []struct {
 		name   string
@@ -88,6 +90,7 @@ func TestAddVaultsRejects(t *testing.T) {
 }
 
 func TestAddVaultsConcurrentSameName(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	const racers = 2
 	statuses := make([]int, racers)
@@ -120,6 +123,7 @@ func TestAddVaultsConcurrentSameName(t *testing.T) {
 }
 
 func TestListVaults(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.addVaults(t, testSub, "vault-a", "vault-b", "vault-c")
 	e.addVaults(t, otherSub, "vault-a")
@@ -178,6 +182,7 @@ func TestListVaults(t *testing.T) {
 }
 
 func TestRemoveVault(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := e.addVaults(t, testSub, "vault-a")[0]
 	r := e.as(t, "alice", "POST", vaultsPath+"/"+v.ID+"/remove-vault", "")
@@ -193,6 +198,7 @@ func TestRemoveVault(t *testing.T) {
 }
 
 func TestRemoveVaultInActiveJob(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := e.addVaults(t, testSub, "vault-a")[0]
 	r := e.as(t, "oscar", "POST", jobsPath, `{"key_vaults":["vault-a"]}`)

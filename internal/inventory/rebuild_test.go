@@ -17,6 +17,7 @@ import (
 // with another layout version opens, and the projector refills it from
 // the streams.
 func TestStoreOfAnotherSchemaIsRebuiltFromTheStreams(t *testing.T) {
+	t.Parallel()
 	f := setup(t)
 	vault := events.NewID()
 	f.publishKeys(t, vault, 0, 400, "one")
@@ -68,6 +69,7 @@ func TestStoreOfAnotherSchemaIsRebuiltFromTheStreams(t *testing.T) {
 // key of the vault published after the marker (by a sync that was running
 // when the vault was removed) is not applied either.
 func TestVaultRemovedMarkerDeletesTheVaultsKeys(t *testing.T) {
+	t.Parallel()
 	f := setup(t)
 	gone, kept := events.NewID(), events.NewID()
 	f.publishKeys(t, gone, 0, 300, "one")

@@ -191,6 +191,7 @@ func bigJob(t *testing.T, s *Store, id string, n int, created time.Time, records
 }
 
 func TestJobVaults(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := setup(t)
 	const n = 3000

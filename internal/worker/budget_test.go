@@ -54,6 +54,7 @@ func (e *env) startProcess(t testing.TB, name string, cfg akvsync.Config) *worke
 // and no more requests than the limit let through. When each process paced
 // the whole budget alone, four of them sent 4 × 200/s.
 func TestSubscriptionBudgetAcrossWorkers(t *testing.T) {
+	t.Parallel()
 	const (
 		rate    = 200 // requests/s, the subscription's limit and budget
 		burst   = 100 // the emulator's subscription bucket: half a second
@@ -108,6 +109,7 @@ func TestSubscriptionBudgetAcrossWorkers(t *testing.T) {
 // a quiet machine, 65 to 84 on a loaded one; the limiter's first version, which
 // did not re-pace queued requests after a cut, got 292); no vault fails.
 func TestBudgetAdaptsToALowerCeiling(t *testing.T) {
+	t.Parallel()
 	const (
 		limit  = 100 // requests/s the subscription really allows
 		budget = 300 // what the worker was told

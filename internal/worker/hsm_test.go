@@ -17,6 +17,7 @@ import (
 // KEYS stream and the inventory. Every key, AES keys included, has its real
 // size.
 func TestManagedHSMPoolSync(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{emulator: func(c *akvemu.Config) {
 		c.Vaults = append(c.Vaults, akvemu.VaultSpec{
 			Name: "hsm-pool", Kind: akvemu.KindManagedHSM, SubscriptionID: "sub-hsm", Keys: 40,
@@ -92,6 +93,7 @@ func TestManagedHSMPoolSync(t *testing.T) {
 // know the api-version with key_size (400) costs one extra request per vault
 // sync, and AES keys keep size 0 (unknown); the sync still completes.
 func TestSymmetricKeySizeUnknownWithoutTheAPIVersion(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{emulator: func(c *akvemu.Config) {
 		c.APIVersions = []string{akvemu.LatestAPIVersion}
 		c.Vaults = append(c.Vaults, akvemu.VaultSpec{

@@ -48,6 +48,7 @@ func vaultKeyCount(t *testing.T, w *worker.Worker, vaultID string) int {
 }
 
 func TestRemovingAVaultTakesItsKeysOutOfEveryInventory(t *testing.T) {
+	t.Parallel()
 	const vaults, keys = 3, 30
 	e := setup(t, envOptions{vaults: vaults, keys: keys})
 	w1 := e.startWorker(t, "w1", nil)
@@ -92,6 +93,7 @@ func TestRemovingAVaultTakesItsKeysOutOfEveryInventory(t *testing.T) {
 // bbolt has in use per key, indexes and everything else included, against
 // the size of the key's CCKM JSON as the API renders it.
 func TestInventoryStorageRatio(t *testing.T) {
+	t.Parallel()
 	const vaults, keys = 3, 1000
 	const maxRatio = 1.5
 	e := setup(t, envOptions{vaults: vaults, keys: keys, noThrottling: true})

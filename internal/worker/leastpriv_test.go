@@ -141,6 +141,7 @@ func subscribe(nc *nats.Conn, subject string) func(ctx context.Context) error {
 // as its own least-privilege NATS user (the API's control plane, two
 // workers), then proves each operation issue 12 found open is refused.
 func TestLeastPrivilegeUsers(t *testing.T) {
+	t.Parallel()
 	const vaults, keys = 3, 20
 	e := setup(t, envOptions{vaults: vaults, keys: keys, users: true, noThrottling: true})
 	e.startWorker(t, "w1", nil)

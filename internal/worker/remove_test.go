@@ -16,7 +16,9 @@ import (
 var removedText = string(events.VaultAborted) + ": " + akvsync.ErrVaultRemoved.Error()
 
 func TestRemovingAVaultDuringAJob(t *testing.T) {
+	t.Parallel()
 	t.Run("MidSyncTheVaultStopsAbortedAndKeepsNoKey", func(t *testing.T) {
+		t.Parallel()
 		const keys, getConc = 400, 4
 		e := setup(t, envOptions{vaults: 1, keys: keys})
 		name := e.vaultNames()[0]
@@ -83,6 +85,7 @@ func TestRemovingAVaultDuringAJob(t *testing.T) {
 	})
 
 	t.Run("AQueuedVaultIsSkippedWithoutAzureCalls", func(t *testing.T) {
+		t.Parallel()
 		e := setup(t, envOptions{vaults: 3, keys: 5})
 		names := e.vaultNames()
 		gone := e.vaults[names[1]]

@@ -112,6 +112,7 @@ func (e *env) emulatorTotals() (list, get, unbilled int64) {
 // worker --metrics-listen serves it, and checks the metrics and the
 // jobs' stats against the emulator's own request counters.
 func TestWorkerTelemetry(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{vaults: 2, keys: 25, emulator: func(c *akvemu.Config) {
 		c.Vaults = append(c.Vaults, akvemu.VaultSpec{Name: "pool-1", Kind: akvemu.KindManagedHSM, SubscriptionID: "sub-hsm", Keys: 10})
 	}})
@@ -249,6 +250,7 @@ func TestWorkerTelemetry(t *testing.T) {
 
 // TestReadyzNeedsNATS: a worker whose NATS connection is gone is not ready.
 func TestReadyzNeedsNATS(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{vaults: 1, keys: 1})
 	w := e.startWorker(t, "w1", nil)
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error { return w.Ready(e.ctx) })

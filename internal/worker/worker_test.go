@@ -72,7 +72,9 @@ func setup(t testing.TB, o envOptions) *env {
 	if o.maxDeliver == 0 {
 		o.maxDeliver = 2
 	}
-	topo := events.Topology{TaskAckWait: o.ackWait, TaskMaxDeliver: o.maxDeliver}
+	// Memory storage: no test here restarts the NATS server, so nothing
+	// needs the streams on disk.
+	topo := events.Topology{TaskAckWait: o.ackWait, TaskMaxDeliver: o.maxDeliver, Storage: jetstream.MemoryStorage}
 	var (
 		nc    *nats.Conn
 		js    jetstream.JetStream
@@ -311,6 +313,7 @@ func nonNil(m map[string]string) map[string]string {
 }
 
 func TestPipeline(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{vaults: 4, keys: 60})
 	e.startWorker(t, "w1", nil)
 	names := e.vaultNames()
@@ -440,6 +443,7 @@ func asConflict(err error, target **control.ConflictError) bool {
 }
 
 func TestPermanentlyFailingVaultFailsAlone(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{vaults: 3, keys: 30})
 	names := e.vaultNames()
 	bad, _ := e.emu.Vault(names[1])
@@ -472,6 +476,7 @@ func TestPermanentlyFailingVaultFailsAlone(t *testing.T) {
 }
 
 func TestVaultOfAnUnknownConnectionFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{vaults: 1, keys: 5})
 	m := e.emu.Manifest()
 	added, err := e.plane.Vaults.AddVaults(e.ctx, control.AddVaultsRequest{Connection: "ghost", SubscriptionID: m.Vaults[0].SubscriptionID,
@@ -492,7 +497,9 @@ func TestVaultOfAnUnknownConnectionFailsAtOnce(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	t.Run("BeforeTasksStartSkipsThemWithoutAzureCalls", func(t *testing.T) {
+		t.Parallel()
 		e := setup(t, envOptions{vaults: 3, keys: 10})
 		job := e.createJob(t, control.CreateJobRequest{SynchronizeAll: true})
 		cancelled, err := e.plane.Jobs.Cancel(e.ctx, job.ID)
@@ -519,6 +526,7 @@ func TestCancel(t *testing.T) {
 	})
 
 	t.Run("MidJobStopsAzureTrafficWithinOnePage", func(t *testing.T) {
+		t.Parallel()
 		const keys, getConc = 400, 4
 		e := setup(t, envOptions{vaults: 1, keys: keys})
 		name := e.vaultNames()[0]
@@ -565,6 +573,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestWorkersShareTheWorkAndBothHoldTheInventory(t *testing.T) {
+	t.Parallel()
 	e := setup(t, envOptions{vaults: 6, keys: 40})
 	w1 := e.startWorker(t, "w1", nil)
 	w2 := e.startWorker(t, "w2", nil)
@@ -583,7 +592,9 @@ func TestWorkersShareTheWorkAndBothHoldTheInventory(t *testing.T) {
 }
 
 func TestJanitor(t *testing.T) {
+	t.Parallel()
 	t.Run("RunsAJobWhoseSyncRequestWasNeverPublished", func(t *testing.T) {
+		t.Parallel()
 		e := setup(t, envOptions{vaults: 2, keys: 10})
 		// What an API process leaves behind when it dies between writing
 		// the job record and publishing its event: a record and locks.
@@ -618,6 +629,7 @@ func TestJanitor(t *testing.T) {
 	})
 
 	t.Run("ReleasesLocksWhoseHolderIsGoneOrFinished", func(t *testing.T) {
+		t.Parallel()
 		e := setup(t, envOptions{vaults: 3, keys: 5})
 		names := e.vaultNames()
 		locks, err := e.js.KeyValue(e.ctx, events.BucketLocks)
@@ -654,6 +666,7 @@ func TestJanitor(t *testing.T) {
 	})
 
 	t.Run("FailsAVaultWhoseTaskRanOutOfDeliveries", func(t *testing.T) {
+		t.Parallel()
 		e := setup(t, envOptions{vaults: 2, keys: 10, maxDeliver: 1, ackWait: 3 * time.Second})
 		names := e.vaultNames()
 		victim := e.vaults[names[0]]
@@ -692,6 +705,7 @@ func TestJanitor(t *testing.T) {
 	})
 
 	t.Run("DeletesFinishedJobsPastRetentionWithTheirRecords", func(t *testing.T) {
+		t.Parallel()
 		e := setup(t, envOptions{vaults: 3, keys: 5})
 		names := e.vaultNames()
 		e.startWorker(t, "w1", nil, func(c *worker.Config) {

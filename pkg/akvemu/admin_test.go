@@ -38,6 +38,7 @@ func adminCall(t *testing.T, e *akvemu.Emulator, method, path, body string, want
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 
 	t.Run("add a vault and read its keys", func(t *testing.T) {
@@ -120,6 +121,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestSpecFiles(t *testing.T) {
+	t.Parallel()
 	yamlSpec := `
 tenant_id: 11111111-2222-3333-4444-555555555555
 token_lifetime: 10m
@@ -180,6 +182,7 @@ principals:
 }
 
 func TestSeedingIsDeterministicAndFast(t *testing.T) {
+	t.Parallel()
 	cfg := func(c *akvemu.Config) { c.Seed = akvemu.SeedSpec{Vaults: 100, KeysPerVault: 1000, Seed: 42} }
 	start := time.Now()
 	a := setup(t, cfg)

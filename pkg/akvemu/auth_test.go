@@ -20,6 +20,7 @@ import (
 )
 
 func TestChallenge(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "challenge", Keys: 5})
 	wantHeader := `Bearer authorization="` + strings.TrimSuffix(e.AuthorityHost(), "/") + "/" + e.TenantID() + `", resource="https://vault.azure.net"`
@@ -101,6 +102,7 @@ func TestChallenge(t *testing.T) {
 }
 
 func TestTokenExpiryAndRefresh(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *akvemu.Config) { c.TokenLifetime = 2 * time.Second })
 	v := addVault(t, e, akvemu.VaultSpec{Name: "expiry", Keys: 3})
 	cred, err := e.Credential()
@@ -139,6 +141,7 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 }
 
 func TestAccessControl(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "guarded", Keys: 3})
 	rbac := addVault(t, e, akvemu.VaultSpec{Name: "guarded-rbac", Keys: 3, RBAC: true})
@@ -194,6 +197,7 @@ func TestAccessControl(t *testing.T) {
 }
 
 func TestClientCertificateCredential(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "certauth", Keys: 2})
 	ctx := context.Background()
@@ -239,6 +243,7 @@ func TestClientCertificateCredential(t *testing.T) {
 }
 
 func TestHostRouting(t *testing.T) {
+	t.Parallel()
 	e := setup(t, func(c *akvemu.Config) { c.HostRouting = true })
 	v := addVault(t, e, akvemu.VaultSpec{Name: "Routed", Keys: 40})
 	cred, err := e.Credential()

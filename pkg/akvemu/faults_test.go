@@ -16,6 +16,7 @@ import (
 )
 
 func TestThrottling(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "throttled", Keys: 5})
 	cred, err := e.Credential()
@@ -102,6 +103,7 @@ func TestThrottling(t *testing.T) {
 }
 
 func TestServerErrors(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "flaky", Keys: 40})
 	retry := policy.RetryOptions{MaxRetries: 12, RetryDelay: time.Millisecond, MaxRetryDelay: 2 * time.Millisecond}
@@ -152,6 +154,7 @@ func TestServerErrors(t *testing.T) {
 }
 
 func TestDroppedConnections(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "droppy", Keys: 30})
 	ctx := context.Background()
@@ -185,6 +188,7 @@ func TestDroppedConnections(t *testing.T) {
 }
 
 func TestUnreachableVault(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "gone", Keys: 3})
 	c := newClient(t, e, v, nil)

@@ -23,6 +23,7 @@ import (
 var versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestKeysCRUD(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "crud", SKU: akvemu.SKUPremium})
 	c := newClient(t, e, v, nil)
@@ -211,6 +212,7 @@ func TestKeysCRUD(t *testing.T) {
 }
 
 func TestWireShapes(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "shapes", Keys: 30})
 	cred, err := e.Credential()
@@ -299,6 +301,7 @@ func TestWireShapes(t *testing.T) {
 }
 
 func TestSoftDelete(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "softdel", RecoverableDays: 7})
 	c := newClient(t, e, v, nil)
@@ -390,6 +393,7 @@ func TestSoftDelete(t *testing.T) {
 }
 
 func TestMutationsBetweenListings(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	v := addVault(t, e, akvemu.VaultSpec{Name: "mutate", Keys: 60})
 	c := newClient(t, e, v, nil)

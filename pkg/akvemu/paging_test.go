@@ -10,6 +10,7 @@ import (
 )
 
 func TestPaging(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 
 	t.Run("regular pages hold 25 keys", func(t *testing.T) {
