@@ -3,10 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -132,11 +135,30 @@ var handedOut = struct {
 }{ports: map[int]bool{}}
 
 // freePort returns a loopback port that was free a moment ago and that no
-// earlier call returned.
+// earlier call returned. It is below the kernel's ephemeral range when it
+// can be: a port from that range (what listening on :0 gives) may be
+// taken by any process's outgoing connection before the node that was
+// given it starts (seen: a NATS node started ten seconds after its ports
+// were chosen died with "address already in use").
 func freePort(t *testing.T) int {
 	t.Helper()
 	handedOut.Lock()
 	defer handedOut.Unlock()
+	if low := ephemeralLow(); low > minFixedPort+1000 {
+		for range 200 {
+			port := minFixedPort + rand.IntN(low-minFixedPort)
+			if handedOut.ports[port] {
+				continue
+			}
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				continue
+			}
+			_ = l.Close()
+			handedOut.ports[port] = true
+			return port
+		}
+	}
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -151,4 +173,26 @@ func freePort(t *testing.T) int {
 	}
 	t.Fatal("no fresh loopback port after 100 tries")
 	return 0
+}
+
+// minFixedPort is the lowest port freePort picks outside the ephemeral
+// range.
+const minFixedPort = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or 0
+// when it is not known (not Linux).
+func ephemeralLow() int {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(raw))
+	if len(fields) != 2 {
+		return 0
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 0
+	}
+	return low
 }
