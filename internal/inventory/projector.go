@@ -261,7 +261,7 @@ func (p *Projector) followFrom(ctx context.Context, source string, next *uint64,
 			// Messages pending at one check may have been published an
 			// instant before it: only a consumer that still has not
 			// delivered them a whole period later is stalled.
-			if !consumerStalled(ctx, cons) {
+			if !p.consumerStalled(ctx, cons, source, cur) {
 				suspect = false
 				continue
 			}
@@ -304,12 +304,19 @@ func (p *Projector) followFrom(ctx context.Context, source string, next *uint64,
 }
 
 // consumerStalled reports a consumer that cannot be read (its server is
-// gone) or that has messages pending it did not deliver.
-func consumerStalled(ctx context.Context, cons jetstream.Consumer) bool {
+// gone), that has messages pending it did not deliver, or whose stream
+// holds messages at or after next, the follower's position: after a node
+// of a cluster died, an ordered consumer can be left on a replica that
+// counts nothing pending while the stream's leader has more.
+func (p *Projector) consumerStalled(ctx context.Context, cons jetstream.Consumer, source string, next uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	info, err := cons.Info(ctx)
-	return err != nil || info.NumPending > 0
+	if err != nil || info.NumPending > 0 {
+		return true
+	}
+	st, err := p.js.Stream(ctx, source) // answered by the stream's leader
+	return err != nil || st.CachedInfo().State.LastSeq >= next
 }
 
 // apply commits one batch and its positions in one transaction.
