@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,17 @@ func TestCommandLine(t *testing.T) {
 		}
 		if out.Len() != 0 {
 			t.Errorf("printed %q; the caller prints the error once", out.String())
+		}
+	})
+	t.Run("bad Event Grid settings are refused before anything starts", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--embedded", "--event-grid-rate", "-5"},
+			{"--embedded", "--event-grid-burst", "-1"},
+			{"--embedded", "--event-grid-audience", "api://x"},
+		} {
+			if _, err := parse(args, io.Discard); err == nil || !strings.Contains(err.Error(), "--event-grid") {
+				t.Errorf("%v: err = %v, want one naming the --event-grid flag", args, err)
+			}
 		}
 	})
 }

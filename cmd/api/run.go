@@ -169,6 +169,9 @@ func parse(args []string, usage io.Writer) (options, error) {
 	case (o.egDiscovery == "") != (o.egAudience == ""):
 		return o, errors.New("--event-grid-discovery-url and --event-grid-audience go together")
 	}
+	if err := (eventgrid.Config{Rate: o.egRate, Burst: o.egBurst}).Validate(); err != nil {
+		return o, fmt.Errorf("--event-grid-rate, --event-grid-burst: %w", err)
+	}
 	tlsOn := o.tlsCert != "" || o.tlsSelfSigned
 	if err := tlsconfig.CheckListen(o.listen, tlsOn, o.insecureHTTP); err != nil {
 		return o, err

@@ -170,13 +170,12 @@ func (a *api) eventGrid(w http.ResponseWriter, r *http.Request) {
 		}
 		// A batch usually names few vaults: each is resolved once.
 		ref := vaultRef{ke.SubscriptionID, strings.ToLower(ke.VaultName)}
-		v, err := events.Vault{}, error(nil)
-		if got, ok := vaults[ref]; ok {
-			v, err = got.v, got.err
-		} else {
-			v, err = a.d.EventGrid.Vault(r.Context(), ke.SubscriptionID, ke.VaultName)
-			vaults[ref] = resolved{v, err}
+		got, ok := vaults[ref]
+		if !ok {
+			got.v, got.err = a.d.EventGrid.Vault(r.Context(), ke.SubscriptionID, ke.VaultName)
+			vaults[ref] = got
 		}
+		v, err := got.v, got.err
 		if errors.Is(err, control.ErrNotFound) {
 			outcomes[egUnknownVault]++
 			a.d.Log.Debug().Str("event_id", ev.ID).Str("vault", ke.VaultName).Msg("Event Grid event of an unregistered vault; dropped")

@@ -68,15 +68,7 @@ func (r KeyRefresh) Validate() error {
 // ValidKeyName reports whether s is an Azure key name
 // (^[0-9a-zA-Z-]{1,127}$), which is also a valid subject token.
 func ValidKeyName(s string) bool {
-	if s == "" || len(s) > 127 {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
+	return len(s) <= 127 && ValidToken(s) && !strings.Contains(s, "_")
 }
 
 // KeyRefreshSubject is the subject of a refresh request of one key. Key

@@ -165,7 +165,9 @@ func (s *Syncer) refreshKey(ctx context.Context, req events.KeyRefresh, res *eve
 		res.Outcome = events.RefreshUpdated
 		if had {
 			rec.FirstSeenAt = prev.FirstSeenAt
-			if !prev.Gone && sameKey(prev, rec) {
+			// Delta sync's rule: a key whose version and updated time
+			// are as recorded has not changed.
+			if !prev.Gone && prev.Version == rec.Version && prev.Updated == rec.Updated {
 				rec.ChangedAt, rec.JobID = prev.ChangedAt, prev.JobID
 				res.Outcome = events.RefreshUnchanged
 			}
@@ -260,16 +262,6 @@ func (s *Syncer) readKey(ctx context.Context, v events.Vault, name string, res *
 		usage.hsmKeyRead()
 	}
 	return rec, true, nil
-}
-
-// sameKey reports whether a fresh read of a key left its record as it
-// was, but for the sync bookkeeping.
-func sameKey(a, b events.KeyRecord) bool {
-	a.JobID, a.FirstSeenAt, a.ChangedAt, a.SyncedAt = "", time.Time{}, time.Time{}, time.Time{}
-	b.JobID, b.FirstSeenAt, b.ChangedAt, b.SyncedAt = "", time.Time{}, time.Time{}, time.Time{}
-	ra, _ := json.Marshal(a)
-	rb, _ := json.Marshal(b)
-	return string(ra) == string(rb)
 }
 
 // wrongLastSequence reports a publish refused because the subject's last
